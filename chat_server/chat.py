@@ -1,0 +1,384 @@
+"""The chat domain: identities, rooms, permissions and messages. No sockets here.
+
+Every action validates its payload, checks who may do it, changes the store, and says
+what should be sent to whom as a list of effects (see `effects.py`). Choosing recipients
+happens only here, in one place, because it is a security decision. The transport layer
+applies the effects to Socket.IO; tests can read them directly.
+"""
+
+import logging
+import time
+
+from . import security, validation
+from .effects import Close, Emit, Enter, Exit, lobby, room_target, targets_of, user_target
+from .errors import (BadPassword, BadToken, Forbidden, InvalidName, NameTaken, NotFound,
+                     RateLimited, ServerFull)
+from .models import NewMessage
+from .presence import Connection, Presence
+from .ratelimit import RateLimiter
+from .validation import fold
+
+logger = logging.getLogger(__name__)
+
+
+def _direct(fn, *args, **kwargs):
+    return fn(*args, **kwargs)
+
+
+class Chat:
+    """One node's chat service.
+
+    `store_call(fn, *args)` runs a store method (off the event loop in the server);
+    `offload(fn, *args)` runs CPU-heavy work such as password hashing; `publish(effects)`
+    hands effects to the transport. Tests pass plain callables for all three.
+    """
+
+    def __init__(self, store, config, publish, store_call=_direct, offload=_direct,
+                 clock=time.time, monotonic=time.monotonic):
+        self.store = store
+        self.config = config
+        self.publish = publish
+        self.store_call = store_call
+        self.offload = offload
+        self.clock = clock
+        self.presence = Presence()
+        self.limiter = RateLimiter(config.rate_limit, monotonic)
+        # Highest message id this node has handed to the transport; see `go_live`.
+        self.delivered_mark = 0
+        self.submit = self._submit_now
+
+    def _now_ms(self):
+        return int(self.clock() * 1000)
+
+    def start(self):
+        """Prepare the store; guests of an earlier run have no connection, so they are gone."""
+        self.store_call(self.store.create_schema)
+        retired = self.store_call(self.store.retire_all_guests)
+        if retired:
+            logger.info("retired %d guests left over from the last run", retired)
+        self.delivered_mark = self.store_call(self.store.newest_id) or 0
+
+    # -- connecting --------------------------------------------------------------------
+
+    def connect(self, sid, auth, transport="", address=""):
+        """Identify a new connection; raises a ChatError that refuses it."""
+        parsed = validation.parse_auth(auth)
+        if len(self.presence) >= self.config.max_connections:
+            raise ServerFull()
+        user, token = self._identify(parsed)
+        if user.guest and user.key in self.presence.gone_guests:
+            raise BadToken()
+        conn = Connection(sid, user, token, time.monotonic(), transport, address,
+                          {"last_id": parsed.last_id})
+        self.presence.add(conn)
+        return conn
+
+    def _identify(self, auth):
+        if auth.token is not None:
+            user = self.store_call(self.store.user_by_token, security.hash_token(auth.token))
+            if user is None or (auth.name is not None and fold(auth.name) != user.key):
+                raise BadToken()
+            return user, auth.token
+        if auth.name is None:
+            return self._new_guest()
+        validation.check_new_user_name(auth.name)
+        key = fold(auth.name)
+        user = self.store_call(self.store.user_by_key, key)
+        token = security.new_token()
+        if user is None:
+            password_hash = None
+            if auth.password is not None:
+                password_hash = self.offload(security.hash_password, auth.password)
+            user = self.store_call(self.store.create_user, auth.name, key, False,
+                                   security.hash_token(token), password_hash)
+            logger.info("registered name %s", user.name)
+            return user, token
+        if auth.password is None or user.password_hash is None:
+            raise NameTaken()
+        if not self.offload(security.verify_password, user.password_hash, auth.password):
+            raise BadPassword()
+        self.store_call(self.store.add_session, user.id, security.hash_token(token))
+        return user, token
+
+    def _new_guest(self):
+        token = security.new_token()
+        for _ in range(5):
+            name = validation.GUEST_PREFIX + security.guest_suffix()
+            try:
+                user = self.store_call(self.store.create_user, name, name, True,
+                                       security.hash_token(token))
+                return user, token
+            except NameTaken:
+                continue
+        raise InvalidName("Could not pick a guest name; try again.")
+
+    def go_live(self, sid):
+        """Send `welcome` (and replay) and start delivering live events to `sid`.
+
+        Messages are committed in a batch and then delivered, so a snapshot read from the
+        store may hold messages not yet delivered. Replay keeps only what was delivered
+        when the snapshot was read; the rest reaches the client live, because nothing
+        yields between the check and entering the rooms. No gap and no duplicate.
+        """
+        conn = self.presence.get(sid)
+        if conn is None:
+            return
+        last_id = conn.extra.get("last_id")
+        limit = self.config.replay_limit
+        for _ in range(10):
+            mark = self.delivered_mark
+            snap = self.store_call(self.store.snapshot, conn.user.id, last_id, limit)
+            if mark == self.delivered_mark:
+                break
+        if self.presence.get(sid) is None:  # gone while we read
+            return
+        replay = [m for m in snap.replay if m.id <= mark]
+        welcome = {
+            "sid": sid, "name": conn.user.name, "token": conn.token,
+            "rooms": [room.to_wire() for room in snap.rooms],
+            "users": self.presence.users(),
+            "conversations": [{"conversation": name, "lastId": newest}
+                              for name, newest in snap.conversations],
+        }
+        if last_id is not None:
+            welcome["replayTruncated"] = len(snap.replay) >= limit
+        effects = [Enter([sid], lobby()), Enter([sid], user_target(conn.user.key))]
+        effects += [Enter([sid], room_target(room.key)) for room in snap.rooms]
+        effects.append(Emit("welcome", welcome, [sid]))
+        effects += [Emit("reply", m.to_wire(), [sid]) for m in replay]
+        effects.append(Emit("addChat", {"sid": sid, "name": conn.user.name}, [lobby()],
+                            skip=[sid]))
+        self.publish(effects)
+
+    def disconnect(self, sid):
+        conn, last = self.presence.remove(sid)
+        if conn is None:
+            return
+        user = conn.user
+        self.limiter.forget(("sid", sid))
+        if not last:
+            return
+        self.limiter.forget(("user", user.key))
+        effects = [Emit("userLeft", {"sid": sid, "name": user.name}, [lobby()])]
+        if user.guest:
+            changes = self.store_call(self.store.retire_guest, user.id)
+            for change in changes:
+                if not change.deleted:
+                    effects.append(self._room_event(change.room, "left", user.name))
+        self.publish(effects)
+
+    # -- sending -----------------------------------------------------------------------
+
+    def _conn(self, sid):
+        conn = self.presence.get(sid)
+        if conn is None:  # the transport only calls us for live sids
+            raise Forbidden("This connection is not signed in.")
+        return conn
+
+    def send_lobby(self, sid, payload):
+        """`message`: to everyone. Returns the stored MESSAGE (the original, for a retry)."""
+        conn = self._conn(sid)
+        send = validation.parse_message(payload, self.config.max_text_length)
+        return self._retry_or_limit(conn, send) or \
+            self._commit(conn, send, "lobby", "lobby", "broadcast", None, None)
+
+    def send_message(self, sid, payload):
+        """`sendMessage`: to a room the sender is in, or directly to a user."""
+        conn = self._conn(sid)
+        send = validation.parse_send_message(payload, self.config.max_text_length)
+        original = self._retry_or_limit(conn, send)
+        if original is not None:
+            return original
+        dest = send.dest
+        if dest.startswith("#"):
+            room = self._member_room(conn.user, dest)
+            return self._commit(conn, send, room.key, room.name, "room", room.name, None)
+        peer = self._peer(dest)
+        conv = validation.dm_key(conn.user.key, peer.key)
+        return self._commit(conn, send, conv, conv, "direct", peer.name, peer.id)
+
+    def _retry_or_limit(self, conn, send):
+        """Take a rate-limit token; over the limit, a retry still gets its original back.
+
+        Returns None to go on with the send, or the MESSAGE a retry already created.
+        """
+        if self.limiter.acquire(("sid", conn.sid), ("user", conn.user.key)):
+            return None
+        if send.client_id is not None:
+            original = self.store_call(self.store.message_by_client_id, conn.user.id,
+                                       send.client_id)
+            if original is not None:
+                return original
+        raise RateLimited()
+
+    def _peer(self, dest):
+        """The user a direct message goes to: an online sid, or a user name."""
+        other = self.presence.get(dest)
+        if other is not None:
+            return other.user
+        return self._peer_by_name(dest)
+
+    def _commit(self, conn, send, conv_key, conversation, kind, to, to_user_id):
+        item = NewMessage(
+            conv_key=conv_key, conversation=conversation, kind=kind, from_user_id=conn.user.id,
+            from_name=conn.user.name, from_sid=conn.sid, to=to, to_user_id=to_user_id,
+            text=send.text, ts=self._now_ms(), client_id=send.client_id)
+        message, duplicate = self.submit(item)
+        if duplicate:
+            self.limiter.refund(("sid", conn.sid), ("user", conn.user.key))
+        return message
+
+    def _submit_now(self, item):
+        return self.commit_batch([item])[0]
+
+    def commit_batch(self, items):
+        """Store a batch in one transaction, then deliver each new message in id order."""
+        results = self.store_call(self.store.insert_messages, items)
+        effects = []
+        for message, duplicate in results:
+            if not duplicate:
+                effects.append(Emit("reply", message.to_wire(), targets_of(message.conv_key)))
+                self.delivered_mark = max(self.delivered_mark, message.id)
+        if effects:
+            self.publish(effects)
+        return results
+
+    # -- rooms -------------------------------------------------------------------------
+
+    def _room(self, name):
+        room = self.store_call(self.store.room_by_key, fold(validation.check_room_name(name)))
+        if room is None:
+            raise NotFound("No such room.")
+        return room
+
+    def _member_room(self, user, name):
+        room = self._room(name)
+        if not self.store_call(self.store.is_member, room.id, user.id):
+            raise Forbidden("You are not a member of that room.")
+        return room
+
+    def _room_event(self, room, what, name):
+        return Emit("roomEvent", {"room": room.name, "event": what, "name": name},
+                    [room_target(room.key)])
+
+    def join_room(self, sid, payload):
+        conn = self._conn(sid)
+        request = validation.parse_join_room(payload)
+        user, key = conn.user, fold(request.room)
+        room = self.store_call(self.store.room_by_key, key)
+        joined = True
+        if room is None:
+            password_hash = None
+            if request.password is not None:
+                password_hash = self.offload(security.hash_password, request.password)
+            room = self.store_call(self.store.create_room, request.room, key, user.id,
+                                   password_hash)
+            if room is None:  # someone created it meanwhile: join it instead
+                room = self.store_call(self.store.room_by_key, key)
+                if room is None:
+                    raise NotFound("The room was closed meanwhile.")
+            else:
+                logger.info("room %s created by %s", room.name, user.name)
+                return self._after_join(conn, room, created=True)
+        if self.store_call(self.store.is_member, room.id, user.id):
+            joined = False
+        else:
+            if room.private and not (request.password is not None and self.offload(
+                    security.verify_password, room.password_hash, request.password)):
+                raise BadPassword("Wrong or missing password for this private room.")
+            joined = self.store_call(self.store.add_member, room.id, user.id)
+        return self._after_join(conn, room, created=joined)
+
+    def _after_join(self, conn, room, created):
+        room = self.store_call(self.store.room_by_key, room.key) or room
+        names = self.store_call(self.store.member_names, room.id)
+        history = self.store_call(self.store.history, room.key, None, None, 50)
+        if created:
+            self.publish([Enter(self.presence.sids_of(conn.user.key), room_target(room.key)),
+                          self._room_event(room, "joined", conn.user.name)])
+        return {"room": room.to_wire(), "members": names,
+                "history": [m.to_wire() for m in history]}
+
+    def leave_room(self, sid, payload):
+        conn = self._conn(sid)
+        room = self._member_room(conn.user, validation.parse_room(payload))
+        change = self.store_call(self.store.remove_member, room.id, conn.user.id)
+        target = room_target(room.key)
+        effects = [self._room_event(room, "left", conn.user.name),
+                   Exit(self.presence.sids_of(conn.user.key), target)]
+        if change.deleted:
+            effects.append(Close(target))
+        self.publish(effects)
+
+    def close_room(self, sid, payload):
+        conn = self._conn(sid)
+        room = self._room(validation.parse_room(payload))
+        if room.owner is None or fold(room.owner) != conn.user.key:
+            raise Forbidden("Only the room's owner may close it.")
+        self.store_call(self.store.delete_room, room.id)
+        logger.info("room %s closed by %s", room.name, conn.user.name)
+        self.publish([self._room_event(room, "closed", conn.user.name),
+                      Close(room_target(room.key))])
+
+    def list_rooms(self, sid):
+        conn = self._conn(sid)
+        return [room.to_wire() for room in self.store_call(self.store.visible_rooms,
+                                                           conn.user.id)]
+
+    def list_users(self, sid):
+        self._conn(sid)
+        return self.presence.users()
+
+    # -- reading -----------------------------------------------------------------------
+
+    def history(self, sid, payload):
+        conn = self._conn(sid)
+        query = validation.parse_history(payload)
+        conv_key = self._readable(conn.user, query.conversation)
+        found = self.store_call(self.store.history, conv_key, query.before, query.after,
+                                query.limit)
+        return [m.to_wire() for m in found]
+
+    def _readable(self, user, conversation):
+        """The key of a conversation the user may read, or the reason it may not."""
+        if conversation == "lobby":
+            return "lobby"
+        if conversation.startswith("#"):
+            return self._member_room(user, conversation).key
+        if conversation.startswith("dm:"):
+            parts = conversation.split(":")
+            if len(parts) != 3 or user.key not in parts[1:] or \
+                    validation.dm_key(parts[1], parts[2]) != conversation:
+                raise Forbidden("You may read only your own direct conversations.")
+            return conversation
+        if not validation.valid_user_name(conversation):
+            raise NotFound("No such conversation.")
+        key = fold(conversation)
+        peer = self.store_call(self.store.user_by_key, key, True)
+        if peer is None:
+            raise NotFound("No such user.")
+        return validation.dm_key(user.key, peer.key)
+
+    def typing(self, sid, payload):
+        conn = self._conn(sid)
+        request = validation.parse_typing(payload)
+        skip = self.presence.sids_of(conn.user.key)
+        if request.to.startswith("#"):
+            room = self._member_room(conn.user, request.to)
+            self.publish([Emit("typing", {"from": conn.user.name, "to": room.name,
+                                          "typing": request.typing},
+                               [room_target(room.key)], skip=skip)])
+            return
+        peer = self._peer_by_name(request.to)
+        self.publish([Emit("typing", {"from": conn.user.name, "to": peer.name,
+                                      "typing": request.typing},
+                           [user_target(peer.key)], skip=skip)])
+
+    def _peer_by_name(self, name):
+        if not validation.valid_user_name(name):
+            raise NotFound("No such user.")
+        key = fold(name)
+        user = self.presence.online_user(key) or self.store_call(self.store.user_by_key, key)
+        if user is None:
+            raise NotFound("No such user.")
+        return user

@@ -1,0 +1,146 @@
+"""Settings, read in one place: command-line flags win over environment variables."""
+
+import argparse
+import logging
+from dataclasses import dataclass, field
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the entry point prints it as one line and exits."""
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """`count` sends allowed per `seconds`, as a token bucket that starts full."""
+
+    count: int
+    seconds: float
+
+    @property
+    def per_second(self):
+        return self.count / self.seconds
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = "0.0.0.0"
+    port: int = 8000
+    database_url: str = "sqlite:///chat.db"
+    log_level: str = "INFO"
+    rate_limit: RateLimit | None = field(default_factory=lambda: RateLimit(20, 10.0))
+    max_connections: int = 10000
+    connect_timeout: float = 45.0
+    max_text_length: int = 2000
+    max_http_buffer_size: int = 64 * 1024
+    cors_origins: tuple = ()
+    replay_limit: int = 1000
+
+
+# (flag, environment variable, Config field, parser, help)
+def _port(text):
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError("must be 0-65535")
+    return value
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _positive_float(text):
+    value = float(text)
+    if not value > 0:
+        raise ValueError("must be a positive number")
+    return value
+
+
+def _log_level(text):
+    level = text.strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    return level
+
+
+def _rate_limit(text):
+    text = text.strip().lower()
+    if text in ("off", "none", "0"):
+        return None
+    count, sep, seconds = text.partition("/")
+    if not sep:
+        raise ValueError("must look like 20/10 (sends per seconds) or off")
+    return RateLimit(_positive_int(count), _positive_float(seconds))
+
+
+def _database_url(text):
+    if not (text.startswith("sqlite:///") or text.startswith("postgresql")):
+        raise ValueError("must be sqlite:///PATH or postgresql://...")
+    return text
+
+
+def _origins(text):
+    text = text.strip()
+    if text == "*":
+        return ("*",)
+    return tuple(o.strip() for o in text.split(",") if o.strip())
+
+
+SETTINGS = [
+    ("--host", "HOST", "host", str, "address to listen on (default 0.0.0.0)"),
+    ("--port", "PORT", "port", _port, "port to listen on, 0 for any free port (default 8000)"),
+    ("--database-url", "DATABASE_URL", "database_url", _database_url,
+     "store: sqlite:///PATH (default sqlite:///chat.db) or postgresql://..."),
+    ("--log-level", "LOG_LEVEL", "log_level", _log_level, "DEBUG, INFO (default), WARNING, ERROR"),
+    ("--rate-limit", "RATE_LIMIT", "rate_limit", _rate_limit,
+     "sends allowed per connection and per user, as COUNT/SECONDS (default 20/10) or off"),
+    ("--max-connections", "MAX_CONNECTIONS", "max_connections", _positive_int,
+     "connections served at once before refusing with server_full (default 10000)"),
+    ("--connect-timeout", "CONNECT_TIMEOUT", "connect_timeout", _positive_float,
+     "seconds an Engine.IO session may wait before its Socket.IO CONNECT (default 45)"),
+    ("--max-text-length", "MAX_TEXT_LENGTH", "max_text_length", _positive_int,
+     "longest message text in code points, after trimming (default 2000)"),
+    ("--max-http-buffer-size", "MAX_HTTP_BUFFER_SIZE", "max_http_buffer_size", _positive_int,
+     "largest Engine.IO packet in bytes (default 65536)"),
+    ("--cors-origins", "CORS_ORIGINS", "cors_origins", _origins,
+     "extra origins allowed to connect, comma separated, or * (default: same origin only)"),
+]
+
+
+def load(argv=None, environ=None):
+    """Build the Config from flags and environment; raise ConfigError on a bad value."""
+    import os
+
+    environ = os.environ if environ is None else environ
+    parser = argparse.ArgumentParser(
+        prog="python -m chat_server",
+        description="Socket.IO chat server. Every flag can also be set by the environment "
+                    "variable named in brackets; flags win.",
+    )
+    for flag, env, _name, _parse, help_text in SETTINGS:
+        parser.add_argument(flag, metavar=env, help=f"{help_text} [{env}]")
+    args = parser.parse_args(argv)
+
+    values = {}
+    for flag, env, name, parse, _help in SETTINGS:
+        raw = getattr(args, name)
+        source = flag
+        if raw is None:
+            raw = environ.get(env)
+            source = env
+        if raw is None or raw == "":
+            continue
+        try:
+            values[name] = parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{source}={raw!r}: {exc}") from None
+    return Config(**values)
+
+
+def setup_logging(level):
+    logging.basicConfig(
+        level=getattr(logging, level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )

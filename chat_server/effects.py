@@ -1,0 +1,55 @@
+"""What the domain asks the transport to do, and the names of the audiences it sends to.
+
+Audiences map one-to-one onto Socket.IO rooms: every live connection is in `lobby`, in
+its user's room (all tabs of one identity) and in the rooms of the chat rooms it is in.
+"""
+
+from dataclasses import dataclass, field
+
+
+def lobby():
+    return "lobby"
+
+
+def user_target(user_key):
+    return "user:" + user_key
+
+
+def room_target(room_key):
+    return "room:" + room_key
+
+
+def targets_of(conv_key):
+    """Who reads a conversation: everyone, a room's members, or both sides of a DM."""
+    if conv_key == "lobby":
+        return [lobby()]
+    if conv_key.startswith("#"):
+        return [room_target(conv_key)]
+    _, first, second = conv_key.split(":")
+    return [user_target(first)] if first == second else [user_target(first),
+                                                         user_target(second)]
+
+
+@dataclass(frozen=True)
+class Emit:
+    event: str
+    data: object
+    to: list  # audiences or sids
+    skip: list = field(default_factory=list)  # sids that must not receive it
+
+
+@dataclass(frozen=True)
+class Enter:
+    sids: list
+    audience: str
+
+
+@dataclass(frozen=True)
+class Exit:
+    sids: list
+    audience: str
+
+
+@dataclass(frozen=True)
+class Close:
+    audience: str

@@ -1,0 +1,69 @@
+"""Domain errors. Each carries the protocol error code the transport sends back."""
+
+
+class ChatError(Exception):
+    """A request the chat refuses; `code` is one of PROTOCOL.md's error codes."""
+
+    code = "invalid_payload"
+    default_message = "The request is not valid."
+
+    def __init__(self, message=None):
+        super().__init__(message or self.default_message)
+        self.message = message or self.default_message
+
+    def as_dict(self):
+        return {"code": self.code, "message": self.message}
+
+
+class InvalidPayload(ChatError):
+    code = "invalid_payload"
+
+
+class TooLarge(ChatError):
+    code = "too_large"
+    default_message = "The message is too long."
+
+
+class NotFound(ChatError):
+    code = "not_found"
+    default_message = "No such room or user."
+
+
+class Forbidden(ChatError):
+    code = "forbidden"
+    default_message = "You are not allowed to do that."
+
+
+class BadPassword(ChatError):
+    code = "bad_password"
+    default_message = "Wrong or missing password."
+
+
+class RateLimited(ChatError):
+    code = "rate_limited"
+    default_message = "You are sending too fast; wait a moment."
+
+
+class Unavailable(ChatError):
+    code = "unavailable"
+    default_message = "The message store is unavailable; try again shortly."
+
+
+class InvalidName(ChatError):
+    code = "invalid_name"
+    default_message = "That name is not allowed."
+
+
+class NameTaken(ChatError):
+    code = "name_taken"
+    default_message = "That name is already taken."
+
+
+class BadToken(ChatError):
+    code = "bad_token"
+    default_message = "That session is no longer valid; sign in again."
+
+
+class ServerFull(ChatError):
+    code = "server_full"
+    default_message = "The server is full; try again later."

@@ -1,0 +1,142 @@
+"""The async layer. Everything that knows about eventlet is here, so it can be swapped.
+
+eventlet is in bug-fix-only maintenance upstream; the rest of the package only sees
+`Lane`, `Batcher`, `offload`, `spawn`, `sleep` and `Event`.
+"""
+
+import logging
+import socket
+import warnings
+
+# eventlet warns on import that it is deprecated; we know, and say so in the README.
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+
+import eventlet  # noqa: E402
+import eventlet.corolocal  # noqa: E402
+import eventlet.event  # noqa: E402
+import eventlet.queue  # noqa: E402
+import eventlet.semaphore  # noqa: E402
+import eventlet.wsgi  # noqa: E402
+from eventlet import tpool  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+spawn = eventlet.spawn
+sleep = eventlet.sleep
+local = eventlet.corolocal.local  # per-greenlet attributes
+
+
+def offload(fn, *args):
+    """Run a blocking C call (password hashing) on an OS thread; the hub keeps serving."""
+    return tpool.execute(fn, *args)
+
+
+class Lane:
+    """Runs blocking calls on an OS thread, one at a time.
+
+    sqlite3 is not green: called on the hub it would stall every connection. One call at a
+    time also means SQLAlchemy's internals never see two OS threads at once, so the green
+    locks that monkey-patching gave them are never contended from a foreign thread.
+    """
+
+    def __init__(self, name, threaded=True):
+        self.name = name
+        self.threaded = threaded
+        self._turn = eventlet.semaphore.Semaphore(1)
+
+    def run(self, fn, *args, **kwargs):
+        with self._turn:
+            if self.threaded:
+                return tpool.execute(fn, *args, **kwargs)
+            return fn(*args, **kwargs)
+
+
+class Event:
+    """A one-shot event several greenlets can wait on."""
+
+    def __init__(self):
+        self._event = eventlet.event.Event()
+
+    def set(self):
+        if not self._event.ready():
+            self._event.send(True)
+
+    def is_set(self):
+        return self._event.ready()
+
+    def wait(self, timeout=None):
+        if self._event.ready():
+            return True
+        with eventlet.Timeout(timeout, False):
+            self._event.wait()
+            return True
+        return False
+
+
+class Batcher:
+    """Group commit: items submitted while a batch is being processed form the next batch.
+
+    `process(items)` returns one result per item, in order; each submitter gets its own
+    result (or the batch's exception). One batch at a time, so results come in order.
+    """
+
+    def __init__(self, process, max_batch=500):
+        self.process = process
+        self.max_batch = max_batch
+        self._queue = eventlet.queue.LightQueue()
+        self._worker = eventlet.spawn(self._run)
+
+    def submit(self, item):
+        done = eventlet.event.Event()
+        self._queue.put((item, done))
+        ok, value = done.wait()
+        if ok:
+            return value
+        raise value
+
+    def _run(self):
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except eventlet.queue.Empty:
+                    break
+            try:
+                results = self.process([item for item, _ in batch])
+            except Exception as error:  # every submitter learns of the failure
+                for _, done in batch:
+                    done.send((False, error))
+                continue
+            for (_, done), result in zip(batch, results):
+                done.send((True, result))
+
+    def stop(self):
+        self._worker.kill()
+
+
+TimeoutError = eventlet.Timeout
+
+
+def timeout(seconds):
+    """`with timeout(s):` raises TimeoutError in the block after `s` seconds."""
+    return eventlet.Timeout(seconds)
+
+
+def monkey_patch():
+    """Make the standard library cooperative. Only the entry point calls this."""
+    eventlet.monkey_patch()
+
+
+def listen(host, port):
+    listener = eventlet.listen((host, port), backlog=1024, reuse_addr=True)
+    # Accepted sockets inherit TCP_NODELAY on Linux: small chat frames go out at once
+    # instead of waiting for the peer's delayed ACK (Nagle's algorithm).
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return listener
+
+
+def serve(listener, wsgi_app, max_connections):
+    """eventlet's WSGI server; its pool must outsize the connection cap (default 1,024)."""
+    eventlet.wsgi.server(listener, wsgi_app, max_size=max_connections + 100,
+                         log_output=False, keepalive=True)

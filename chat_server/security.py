@@ -1,0 +1,42 @@
+"""Secrets: resume tokens (stored only as hashes) and argon2 password hashes."""
+
+import hashlib
+import hmac
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+_hasher = PasswordHasher()
+
+
+def new_token():
+    """A long random secret; 256 bits, so a fast hash is enough to store it."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_token(token):
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def hash_password(password):
+    """Slow on purpose (tens of ms): call it through `runtime.offload`, never on the hub."""
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash, password):
+    """Constant-time through argon2; False for a wrong password or a damaged hash."""
+    if not password_hash:
+        return False
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def same_secret(a, b):
+    return hmac.compare_digest(a, b)
+
+
+def guest_suffix():
+    return secrets.token_hex(5)

@@ -1,0 +1,434 @@
+"""Durable storage behind a narrow interface: SQLAlchemy Core, one code path for SQLite and
+PostgreSQL.
+
+Every method is blocking and must run off the event loop (see `runtime.Lane`). Each
+method is one transaction, so a caller never sees half of a change.
+"""
+
+import logging
+import time
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+
+from .errors import NameTaken, Unavailable
+from .models import Message, Room, User
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+metadata = sa.MetaData()
+
+meta = sa.Table(
+    "meta", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(255), nullable=False),
+)
+
+users = sa.Table(
+    "users", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("key", sa.String(128), nullable=False, unique=True),
+    sa.Column("guest", sa.Boolean, nullable=False),
+    # Guests are never deleted, so their names are never handed out again.
+    sa.Column("gone", sa.Boolean, nullable=False, default=False),
+    sa.Column("password_hash", sa.String(255)),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+sessions = sa.Table(
+    "sessions", metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+rooms = sa.Table(
+    "rooms", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("key", sa.String(128), nullable=False, unique=True),
+    sa.Column("owner_id", sa.Integer, sa.ForeignKey("users.id")),
+    sa.Column("password_hash", sa.String(255)),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+# `id` orders members by seniority: an owner who leaves hands over to the lowest id.
+memberships = sa.Table(
+    "memberships", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("room_id", sa.Integer, sa.ForeignKey("rooms.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.UniqueConstraint("room_id", "user_id"),
+)
+
+# The direct conversations each user takes part in, for welcome and replay.
+dm_members = sa.Table(
+    "dm_members", metadata,
+    sa.Column("conv_key", sa.String(300), primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), primary_key=True, index=True),
+)
+
+messages = sa.Table(
+    "messages", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("conv_key", sa.String(300), nullable=False),
+    sa.Column("conversation", sa.String(300), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("from_user_id", sa.Integer, nullable=False),
+    sa.Column("from_name", sa.String(64), nullable=False),
+    sa.Column("from_sid", sa.String(64), nullable=False),
+    sa.Column("to_name", sa.String(64)),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("ts", sa.BigInteger, nullable=False),
+    sa.Column("client_id", sa.String(64)),
+    sa.Index("ix_messages_conv_id", "conv_key", "id"),
+    sa.UniqueConstraint("from_user_id", "client_id", name="uq_messages_client_id"),
+    # AUTOINCREMENT: ids of deleted rooms' messages are never reused, so ids only grow.
+    sqlite_autoincrement=True,
+)
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def _message(row):
+    return Message(id=row.id, conv_key=row.conv_key, conversation=row.conversation,
+                   kind=row.kind, from_name=row.from_name, from_sid=row.from_sid,
+                   to=row.to_name, text=row.text, ts=row.ts)
+
+
+def _user(row):
+    if row is None:
+        return None
+    return User(id=row.id, name=row.name, key=row.key, guest=row.guest,
+                password_hash=row.password_hash)
+
+
+class Store:
+    """The chat's durable state. Errors of the database surface as `Unavailable`."""
+
+    def __init__(self, url):
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            # One connection, used by one OS thread at a time (the lane serialises calls).
+            self.engine = sa.create_engine(
+                url, poolclass=sa.pool.StaticPool,
+                connect_args={"check_same_thread": False, "timeout": 5},
+            )
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            self.engine = sa.create_engine(url, pool_pre_ping=True)
+
+    # -- life-cycle -------------------------------------------------------------------
+
+    def create_schema(self):
+        with self._tx() as conn:
+            metadata.create_all(conn)
+            version = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema")).scalar()
+            if version is None:
+                conn.execute(meta.insert().values(key="schema", value=str(SCHEMA_VERSION)))
+            elif int(version) > SCHEMA_VERSION:
+                raise RuntimeError(f"database schema {version} is newer than this server")
+
+    def ping(self):
+        with self._tx() as conn:
+            conn.execute(sa.select(1))
+        return True
+
+    def close(self):
+        self.engine.dispose()
+
+    @contextmanager
+    def _tx(self):
+        """`engine.begin()` that turns database failures into the domain's `Unavailable`.
+
+        Integrity errors pass through: they are answers (a name or room already exists).
+        """
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except exc.IntegrityError:
+            raise
+        except exc.SQLAlchemyError as error:
+            logger.error("store unavailable: %s", str(error).splitlines()[0])
+            raise Unavailable() from error
+
+    # -- users and sessions ----------------------------------------------------------
+
+    def user_by_key(self, key, include_gone=False):
+        query = sa.select(users).where(users.c.key == key)
+        if not include_gone:
+            query = query.where(users.c.gone.is_(False))
+        with self._tx() as conn:
+            return _user(conn.execute(query).first())
+
+    def user_by_token(self, token_hash):
+        with self._tx() as conn:
+            return _user(conn.execute(
+                sa.select(users).join(sessions, sessions.c.user_id == users.c.id)
+                .where(sessions.c.token_hash == token_hash, users.c.gone.is_(False))).first())
+
+    def create_user(self, name, key, guest, token_hash, password_hash=None):
+        """Register a name with its first session; `NameTaken` if the key exists."""
+        try:
+            with self._tx() as conn:
+                user_id = conn.execute(users.insert().values(
+                    name=name, key=key, guest=guest, gone=False, password_hash=password_hash,
+                    created_at=now_ms())).inserted_primary_key[0]
+                conn.execute(sessions.insert().values(
+                    token_hash=token_hash, user_id=user_id, created_at=now_ms()))
+        except _IntegrityError:
+            raise NameTaken() from None
+        return User(id=user_id, name=name, key=key, guest=guest, password_hash=password_hash)
+
+    def add_session(self, user_id, token_hash):
+        with self._tx() as conn:
+            conn.execute(sessions.insert().values(
+                token_hash=token_hash, user_id=user_id, created_at=now_ms()))
+
+    def retire_guest(self, user_id):
+        """A guest's last connection closed: end its sessions and memberships for good.
+
+        Returns what happened to each of its rooms, as `remove_member` does.
+        """
+        with self._tx() as conn:
+            conn.execute(sessions.delete().where(sessions.c.user_id == user_id))
+            conn.execute(users.update().where(users.c.id == user_id).values(gone=True))
+            room_ids = conn.execute(sa.select(memberships.c.room_id)
+                                    .where(memberships.c.user_id == user_id)).scalars().all()
+            return [self._remove_member(conn, room_id, user_id) for room_id in room_ids]
+
+    def retire_all_guests(self):
+        """At start no guest is connected, so every guest still on record is gone."""
+        with self._tx() as conn:
+            ids = conn.execute(sa.select(users.c.id).where(
+                users.c.guest.is_(True), users.c.gone.is_(False))).scalars().all()
+        for user_id in ids:
+            self.retire_guest(user_id)
+        return len(ids)
+
+    # -- rooms -------------------------------------------------------------------------
+
+    def _room_query(self):
+        count = (sa.select(sa.func.count()).where(memberships.c.room_id == rooms.c.id)
+                 .scalar_subquery())
+        return (sa.select(rooms, users.c.name.label("owner_name"), count.label("member_count"))
+                .outerjoin(users, users.c.id == rooms.c.owner_id))
+
+    @staticmethod
+    def _room(row):
+        if row is None:
+            return None
+        return Room(id=row.id, name=row.name, key=row.key, owner=row.owner_name,
+                    private=row.password_hash is not None, members=row.member_count,
+                    password_hash=row.password_hash)
+
+    def room_by_key(self, key):
+        with self._tx() as conn:
+            return self._room(conn.execute(self._room_query().where(rooms.c.key == key)).first())
+
+    def create_room(self, name, key, owner_id, password_hash):
+        """Create a room with its owner as first member; None if the key already exists."""
+        try:
+            with self._tx() as conn:
+                room_id = conn.execute(rooms.insert().values(
+                    name=name, key=key, owner_id=owner_id, password_hash=password_hash,
+                    created_at=now_ms())).inserted_primary_key[0]
+                conn.execute(memberships.insert().values(room_id=room_id, user_id=owner_id))
+        except _IntegrityError:
+            return None
+        return self.room_by_key(key)
+
+    def add_member(self, room_id, user_id):
+        """True if the user became a member, False if it already was one."""
+        try:
+            with self._tx() as conn:
+                conn.execute(memberships.insert().values(room_id=room_id, user_id=user_id))
+        except _IntegrityError:
+            return False
+        return True
+
+    def is_member(self, room_id, user_id):
+        with self._tx() as conn:
+            return conn.execute(sa.select(memberships.c.id).where(
+                memberships.c.room_id == room_id, memberships.c.user_id == user_id)
+            ).first() is not None
+
+    def remove_member(self, room_id, user_id):
+        with self._tx() as conn:
+            return self._remove_member(conn, room_id, user_id)
+
+    def _remove_member(self, conn, room_id, user_id):
+        """Returns a RoomChange: the room, whether it was deleted, and its new owner."""
+        room = self._room(conn.execute(self._room_query().where(rooms.c.id == room_id)).first())
+        owner_id = conn.execute(sa.select(rooms.c.owner_id).where(rooms.c.id == room_id)).scalar()
+        conn.execute(memberships.delete().where(
+            memberships.c.room_id == room_id, memberships.c.user_id == user_id))
+        heir = conn.execute(
+            sa.select(users.c.id, users.c.name).join(memberships, memberships.c.user_id == users.c.id)
+            .where(memberships.c.room_id == room_id).order_by(memberships.c.id).limit(1)).first()
+        if heir is None:
+            self._delete_room(conn, room)
+            return RoomChange(room, deleted=True, new_owner=None)
+        new_owner = None
+        if owner_id is None or owner_id == user_id:
+            conn.execute(rooms.update().where(rooms.c.id == room_id).values(owner_id=heir.id))
+            new_owner = heir.name
+        return RoomChange(room, deleted=False, new_owner=new_owner)
+
+    def delete_room(self, room_id):
+        with self._tx() as conn:
+            room = self._room(conn.execute(self._room_query().where(rooms.c.id == room_id)).first())
+            if room is not None:
+                self._delete_room(conn, room)
+
+    @staticmethod
+    def _delete_room(conn, room):
+        conn.execute(memberships.delete().where(memberships.c.room_id == room.id))
+        conn.execute(messages.delete().where(messages.c.conv_key == room.key))
+        conn.execute(rooms.delete().where(rooms.c.id == room.id))
+
+    def rooms_of(self, user_id):
+        with self._tx() as conn:
+            member = sa.select(memberships.c.room_id).where(memberships.c.user_id == user_id)
+            rows = conn.execute(self._room_query().where(rooms.c.id.in_(member))
+                                .order_by(rooms.c.key)).all()
+        return [self._room(r) for r in rows]
+
+    def visible_rooms(self, user_id):
+        with self._tx() as conn:
+            member = sa.select(memberships.c.room_id).where(memberships.c.user_id == user_id)
+            rows = conn.execute(self._room_query().where(sa.or_(
+                rooms.c.password_hash.is_(None), rooms.c.id.in_(member))).order_by(rooms.c.key)).all()
+        return [self._room(r) for r in rows]
+
+    def member_names(self, room_id):
+        with self._tx() as conn:
+            return conn.execute(
+                sa.select(users.c.name).join(memberships, memberships.c.user_id == users.c.id)
+                .where(memberships.c.room_id == room_id).order_by(memberships.c.id)).scalars().all()
+
+    # -- messages ------------------------------------------------------------------------
+
+    def insert_messages(self, batch):
+        """Commit a batch of NewMessages in one transaction, in order.
+
+        Returns `(Message, duplicate)` per item: a clientId the same user already used
+        yields the stored original and `duplicate=True`, and nothing is inserted for it.
+        """
+        results = []
+        with self._tx() as conn:
+            for item in batch:
+                if item.client_id is not None:
+                    row = conn.execute(sa.select(messages).where(
+                        messages.c.from_user_id == item.from_user_id,
+                        messages.c.client_id == item.client_id)).first()
+                    if row is not None:
+                        results.append((_message(row), True))
+                        continue
+                values = dict(
+                    conv_key=item.conv_key, conversation=item.conversation, kind=item.kind,
+                    from_user_id=item.from_user_id, from_name=item.from_name,
+                    from_sid=item.from_sid, to_name=item.to, text=item.text, ts=item.ts,
+                    client_id=item.client_id)
+                new_id = conn.execute(messages.insert().values(**values)).inserted_primary_key[0]
+                if item.kind == "direct":
+                    self._note_dm(conn, item.conv_key, item.from_user_id, item.to_user_id)
+                results.append((Message(
+                    id=new_id, conv_key=item.conv_key, conversation=item.conversation,
+                    kind=item.kind, from_name=item.from_name, from_sid=item.from_sid,
+                    to=item.to, text=item.text, ts=item.ts), False))
+        return results
+
+    @staticmethod
+    def _note_dm(conn, conv_key, *user_ids):
+        for user_id in set(user_ids):
+            exists = conn.execute(sa.select(dm_members.c.user_id).where(
+                dm_members.c.conv_key == conv_key, dm_members.c.user_id == user_id)).first()
+            if exists is None:
+                conn.execute(dm_members.insert().values(conv_key=conv_key, user_id=user_id))
+
+    def message_by_client_id(self, user_id, client_id):
+        with self._tx() as conn:
+            row = conn.execute(sa.select(messages).where(
+                messages.c.from_user_id == user_id, messages.c.client_id == client_id)).first()
+        return _message(row) if row is not None else None
+
+    def history(self, conv_key, before=None, after=None, limit=50):
+        """Messages of one conversation, oldest first (see PROTOCOL.md `history`)."""
+        query = sa.select(messages).where(messages.c.conv_key == conv_key)
+        if before is not None:
+            query = query.where(messages.c.id < before)
+        if after is not None:
+            query = query.where(messages.c.id > after).order_by(messages.c.id.asc())
+        else:
+            query = query.order_by(messages.c.id.desc())
+        with self._tx() as conn:
+            rows = conn.execute(query.limit(limit)).all()
+        found = [_message(r) for r in rows]
+        return found if after is not None else found[::-1]
+
+    def snapshot(self, user_id, after, limit):
+        """What a connecting client is told, read in one transaction: its rooms, its
+        conversations with their newest ids, and (with `after`) the messages to replay."""
+        member = sa.select(memberships.c.room_id).where(memberships.c.user_id == user_id)
+        dms = sa.select(dm_members.c.conv_key).where(dm_members.c.user_id == user_id)
+        with self._tx() as conn:
+            room_rows = conn.execute(self._room_query().where(rooms.c.id.in_(member))
+                                     .order_by(rooms.c.key)).all()
+            member_rooms = [self._room(r) for r in room_rows]
+            dm_keys = sorted(conn.execute(dms).scalars().all())
+            keys = ["lobby", *(r.key for r in member_rooms), *dm_keys]
+            newest = dict(conn.execute(
+                sa.select(messages.c.conv_key, sa.func.max(messages.c.id))
+                .where(messages.c.conv_key.in_(keys)).group_by(messages.c.conv_key)).all())
+            replay = []
+            if after is not None:
+                replay = [_message(r) for r in conn.execute(
+                    sa.select(messages).where(messages.c.id > after, sa.or_(
+                        messages.c.conv_key == "lobby",
+                        messages.c.conv_key.in_([r.key for r in member_rooms]),
+                        messages.c.conv_key.in_(dms)))
+                    .order_by(messages.c.id).limit(limit)).all()]
+        names = {"lobby": "lobby", **{r.key: r.name for r in member_rooms}}
+        conversations = [(names.get(key, key), newest.get(key)) for key in keys]
+        return Snapshot(member_rooms, conversations, replay)
+
+    def newest_id(self):
+        with self._tx() as conn:
+            return conn.execute(sa.select(sa.func.max(messages.c.id))).scalar()
+
+
+class Snapshot:
+    __slots__ = ("rooms", "conversations", "replay")
+
+    def __init__(self, rooms, conversations, replay):
+        self.rooms, self.conversations, self.replay = rooms, conversations, replay
+
+
+class RoomChange:
+    """What removing a member did to a room."""
+
+    __slots__ = ("room", "deleted", "new_owner")
+
+    def __init__(self, room, deleted, new_owner):
+        self.room, self.deleted, self.new_owner = room, deleted, new_owner
+
+
+_IntegrityError = exc.IntegrityError
+
+
+def _sqlite_pragmas(dbapi_conn, _record):
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()

@@ -1,0 +1,186 @@
+"""Socket.IO handlers: parse, call the domain, answer, and apply the domain's effects.
+
+Nothing here decides who may read what; `chat.Chat` does. This layer only turns domain
+errors into protocol errors and effects into Socket.IO emits and room changes.
+"""
+
+import logging
+import time
+
+import socketio
+
+from . import runtime
+from .effects import Close, Emit, Enter, Exit
+from .errors import ChatError, InvalidPayload, Unavailable
+
+logger = logging.getLogger(__name__)
+
+NAMESPACE = "/"
+_call = runtime.local()  # _call.wants_ack: whether the event being handled asked for an ack
+
+
+class ChatSocketServer(socketio.Server):
+    """python-socketio's Server, plus what a handler needs to follow PROTOCOL.md.
+
+    The protocol sends a failure as an `error` event when the client gave no ack
+    callback, so handlers must know whether one was given; python-socketio does not say.
+    Event names that are not strings are renamed so they reach the catch-all handler
+    instead of failing inside the library.
+    """
+
+    def _handle_event_internal(self, server, sid, eio_sid, data, namespace, id):
+        _call.wants_ack = id is not None
+        if not data or not isinstance(data[0], str):
+            data = ["<not a string>", *(data[1:] if data else [])]
+        return super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
+
+
+class Transport:
+    def __init__(self, sio, config):
+        self.sio = sio
+        self.config = config
+        self.chat = None
+        self.ready = {}  # self.ready[sid] = runtime.Event, set once `welcome` was sent
+        self.routes = {}
+
+    def attach(self, chat):
+        """Register handlers for `chat`'s actions on the server."""
+        self.chat = chat
+        self.routes = {
+            "message": lambda sid, p: {"message": chat.send_lobby(sid, p).to_wire()},
+            "sendMessage": lambda sid, p: {"message": chat.send_message(sid, p).to_wire()},
+            "joinRoom": lambda sid, p: chat.join_room(sid, p),
+            "leaveRoom": lambda sid, p: chat.leave_room(sid, p),
+            "closeRoom": lambda sid, p: chat.close_room(sid, p),
+            "listRooms": lambda sid, p: {"rooms": chat.list_rooms(sid)},
+            "listUsers": lambda sid, p: {"users": chat.list_users(sid)},
+            "history": lambda sid, p: {"messages": chat.history(sid, p)},
+            "typing": lambda sid, p: chat.typing(sid, p),
+        }
+        self.sio.on("connect", self.on_connect)
+        self.sio.on("disconnect", self.on_disconnect)
+        self.sio.on("*", self.on_event)
+
+    # -- life-cycle of a connection -----------------------------------------------------
+
+    def on_connect(self, sid, *args):
+        if self.chat.presence.get(sid) is not None or not args or not isinstance(args[0], dict):
+            # A client emitted an event named "connect": not a real connection.
+            return self._answer(sid, "connect", InvalidPayload("Unknown event."))
+        environ, auth = args[0], (args[1] if len(args) > 1 else None)
+        address = environ.get("REMOTE_ADDR", "")
+        transport = self.sio.transport(sid)
+        try:
+            conn = self.chat.connect(sid, auth, transport=transport, address=address)
+        except ChatError as error:
+            logger.info("refused connection from %s: %s", address, error.code)
+            raise socketio.exceptions.ConnectionRefusedError(error.message, error.as_dict())
+        except Exception:
+            logger.exception("connect failed")
+            error = Unavailable("The server could not accept the connection; try again.")
+            raise socketio.exceptions.ConnectionRefusedError(error.message, error.as_dict())
+        self.ready[sid] = runtime.Event()
+        logger.info("connect sid=%s user=%s transport=%s address=%s",
+                    sid, conn.user.name, transport, address)
+        # The CONNECT packet goes out when this handler returns; welcome must follow it.
+        runtime.spawn(self._go_live, sid)
+
+    def _go_live(self, sid):
+        try:
+            self.chat.go_live(sid)
+        except Exception:
+            logger.exception("could not send welcome to %s", sid)
+            self.sio.disconnect(sid)
+        finally:
+            ready = self.ready.get(sid)
+            if ready is not None:
+                ready.set()
+
+    def on_disconnect(self, sid, *args):
+        if self.sio.manager.is_connected(sid, NAMESPACE):
+            # A client emitted an event named "disconnect"; it is still connected.
+            return self._answer(sid, "disconnect", InvalidPayload("Unknown event."))
+        self.ready.pop(sid, None)
+        conn = self.chat.presence.get(sid)
+        try:
+            self.chat.disconnect(sid)
+        except Exception:
+            logger.exception("disconnect of %s failed", sid)
+        if conn is not None:
+            logger.info("disconnect sid=%s user=%s reason=%s duration=%.1fs", sid,
+                        conn.user.name, args[0] if args else "",
+                        time.monotonic() - conn.connected_at)
+
+    # -- events -------------------------------------------------------------------------
+
+    def on_event(self, event, sid, *args):
+        ready = self.ready.get(sid)
+        if ready is not None:
+            ready.wait(30)
+        route = self.routes.get(event)
+        try:
+            if route is None:
+                raise InvalidPayload("Unknown event.")
+            if len(args) > 1:
+                raise InvalidPayload("Send one payload per event.")
+            result = route(sid, args[0] if args else None)
+        except ChatError as error:
+            return self._answer(sid, event, error)
+        except Exception:
+            logger.exception("%s from %s failed", event, sid)
+            return self._answer(sid, event, Unavailable("The server failed; try again."))
+        answer = {"ok": True}
+        if result:
+            answer.update(result)
+        return answer
+
+    def _answer(self, sid, event, error):
+        """A failure: the ack if the client asked for one, else an `error` event."""
+        if getattr(_call, "wants_ack", False):
+            return {"ok": False, "error": error.as_dict()}
+        self.sio.emit("error", {**error.as_dict(), "event": event}, to=sid)
+        return None
+
+    # -- effects ------------------------------------------------------------------------
+
+    def apply(self, effects):
+        """Carry out the domain's effects, in order, without yielding in between."""
+        for effect in effects:
+            if isinstance(effect, Emit):
+                self.sio.emit(effect.event, effect.data, to=effect.to,
+                              skip_sid=effect.skip or None)
+            elif isinstance(effect, Enter):
+                for sid in effect.sids:
+                    self.sio.enter_room(sid, effect.audience)
+            elif isinstance(effect, Exit):
+                for sid in effect.sids:
+                    self.sio.leave_room(sid, effect.audience)
+            elif isinstance(effect, Close):
+                self.sio.close_room(effect.audience)
+
+    # -- sessions that never connect ----------------------------------------------------
+
+    def watch_handshakes(self):
+        """Close Engine.IO sessions that have not sent a Socket.IO CONNECT in time."""
+        timeout = self.config.connect_timeout
+        first_seen = {}  # first_seen[eio_sid] = monotonic time it was first seen
+        while True:
+            runtime.sleep(min(1.0, timeout / 4))
+            now = time.monotonic()
+            live = set(self.sio.eio.sockets)
+            for eio_sid in list(first_seen):
+                if eio_sid not in live:
+                    del first_seen[eio_sid]
+            for eio_sid in live:
+                if self.sio.manager.sid_from_eio_sid(eio_sid, NAMESPACE) is not None:
+                    first_seen.pop(eio_sid, None)
+                    continue
+                since = first_seen.setdefault(eio_sid, now)
+                if now - since >= timeout:
+                    logger.info("closing Engine.IO session %s: no CONNECT in %.0fs",
+                                eio_sid, timeout)
+                    first_seen.pop(eio_sid, None)
+                    try:
+                        self.sio.eio.disconnect(eio_sid)
+                    except Exception:
+                        logger.exception("could not close session %s", eio_sid)

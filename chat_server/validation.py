@@ -1,0 +1,241 @@
+"""Payload and name rules of PROTOCOL.md, as pure functions that raise domain errors."""
+
+import unicodedata
+from dataclasses import dataclass
+
+from .errors import BadPassword, BadToken, InvalidName, InvalidPayload, TooLarge
+
+NAME_MAX = 32
+ROOM_MAX = 32
+CLIENT_ID_MAX = 64
+HISTORY_DEFAULT = 50
+HISTORY_MAX = 100
+ID_MAX = 2**63 - 1
+PASSWORD_MAX = 1024
+GUEST_PREFIX = "guest-"
+NAME_RULE = "Names are 1-32 letters, digits, '_', '-' or '.', and may not start with 'guest-'."
+
+
+def _is_word_char(ch, extra):
+    category = unicodedata.category(ch)
+    return category[0] == "L" or category == "Nd" or category in ("Mn", "Mc") or ch in extra
+
+
+def _check_word(text, extra, max_len):
+    """Letters of any script, digits and `extra`; marks only after a base character."""
+    if not isinstance(text, str) or not 1 <= len(text) <= max_len:
+        return False
+    if unicodedata.category(text[0]) in ("Mn", "Mc"):
+        return False
+    return all(_is_word_char(ch, extra) for ch in text)
+
+
+def fold(text):
+    """The key under which names and rooms compare case-insensitively."""
+    return unicodedata.normalize("NFC", text).casefold()
+
+
+def valid_user_name(name):
+    return _check_word(name, "_-.", NAME_MAX)
+
+
+def check_new_user_name(name):
+    """A name a client may ask for: valid and not in the guest namespace."""
+    if not valid_user_name(name) or fold(name).startswith(GUEST_PREFIX):
+        raise InvalidName(NAME_RULE)
+    return name
+
+
+def is_room_name(text):
+    return isinstance(text, str) and text.startswith("#") and _check_word(text[1:], "_-", ROOM_MAX)
+
+
+def check_room_name(text):
+    if not is_room_name(text):
+        raise InvalidPayload("Room names are '#' and 1-32 letters, digits, '_' or '-'.")
+    return text
+
+
+def dm_key(a_key, b_key):
+    """Direct conversations are named by both users, sorted and lower-case."""
+    first, second = sorted((a_key, b_key))
+    return f"dm:{first}:{second}"
+
+
+def check_text(text, max_length, field="text"):
+    if not isinstance(text, str):
+        raise InvalidPayload(f"'{field}' must be a string.")
+    if "\x00" in text:
+        raise InvalidPayload(f"'{field}' may not contain NUL characters.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidPayload(f"'{field}' is not valid Unicode.") from None
+    length = len(text.strip())
+    if length == 0:
+        raise InvalidPayload(f"'{field}' is empty.")
+    if length > max_length:
+        raise TooLarge(f"'{field}' is longer than {max_length} characters.")
+    return text
+
+
+def _check_client_id(value):
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= CLIENT_ID_MAX:
+        raise InvalidPayload("'clientId' must be a string of 1-64 characters.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidPayload("'clientId' is not valid Unicode.") from None
+    if "\x00" in value:
+        raise InvalidPayload("'clientId' may not contain NUL characters.")
+    return value
+
+
+def _check_id(value, field):
+    if value is None:
+        return None
+    if type(value) is not int or not 0 <= value <= ID_MAX:
+        raise InvalidPayload(f"'{field}' must be a non-negative integer.")
+    return value
+
+
+def _require_dict(payload):
+    if not isinstance(payload, dict):
+        raise InvalidPayload("The payload must be an object.")
+    return payload
+
+
+def _optional_password(value):
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= PASSWORD_MAX:
+        raise InvalidPayload("'password' must be a string of 1-1024 characters.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidPayload("'password' is not valid Unicode.") from None
+    return value
+
+
+@dataclass(frozen=True)
+class Send:
+    text: str
+    client_id: str | None
+    dest: str | None = None  # None for the lobby
+
+
+def parse_message(payload, max_length):
+    if isinstance(payload, str):
+        return Send(check_text(payload, max_length), None)
+    payload = _require_dict(payload)
+    return Send(check_text(payload.get("text"), max_length),
+                _check_client_id(payload.get("clientId")))
+
+
+def parse_send_message(payload, max_length):
+    payload = _require_dict(payload)
+    dest = payload.get("destId")
+    if not isinstance(dest, str) or not 1 <= len(dest) <= 64:
+        raise InvalidPayload("'destId' must be a room, a sid or a user name.")
+    return Send(check_text(payload.get("content"), max_length, "content"),
+                _check_client_id(payload.get("clientId")), dest)
+
+
+def peek_client_id(payload):
+    """The clientId of a send, if it has a well-formed one, before any other check."""
+    if isinstance(payload, dict):
+        try:
+            return _check_client_id(payload.get("clientId"))
+        except InvalidPayload:
+            return None
+    return None
+
+
+@dataclass(frozen=True)
+class JoinRoom:
+    room: str
+    password: str | None
+
+
+def parse_join_room(payload):
+    payload = _require_dict(payload)
+    return JoinRoom(check_room_name(payload.get("room")), _optional_password(payload.get("password")))
+
+
+def parse_room(payload):
+    payload = _require_dict(payload)
+    return check_room_name(payload.get("room"))
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    conversation: str
+    before: int | None
+    after: int | None
+    limit: int
+
+
+def parse_history(payload):
+    payload = _require_dict(payload)
+    conversation = payload.get("conversation")
+    if not isinstance(conversation, str) or not 1 <= len(conversation) <= 100:
+        raise InvalidPayload("'conversation' must be 'lobby', a '#room' or a user name.")
+    limit = payload.get("limit", HISTORY_DEFAULT)
+    if limit is None:
+        limit = HISTORY_DEFAULT
+    if type(limit) is not int or not 1 <= limit <= HISTORY_MAX:
+        raise InvalidPayload("'limit' must be an integer from 1 to 100.")
+    return HistoryQuery(conversation, _check_id(payload.get("before"), "before"),
+                        _check_id(payload.get("after"), "after"), limit)
+
+
+@dataclass(frozen=True)
+class Typing:
+    to: str
+    typing: bool
+
+
+def parse_typing(payload):
+    payload = _require_dict(payload)
+    to = payload.get("to")
+    if not isinstance(to, str) or not 1 <= len(to) <= 64:
+        raise InvalidPayload("'to' must be a '#room' or a user name.")
+    typing = payload.get("typing")
+    if not isinstance(typing, bool):
+        raise InvalidPayload("'typing' must be true or false.")
+    return Typing(to, typing)
+
+
+@dataclass(frozen=True)
+class Auth:
+    name: str | None
+    token: str | None
+    password: str | None
+    last_id: int | None
+
+
+def parse_auth(auth):
+    """Connect-time auth. Names are checked by the domain; shapes are checked here.
+
+    PROTOCOL.md has no connect code for a malformed `lastId` or auth object, so those are
+    refused with `invalid_payload`, the general code for a malformed payload.
+    """
+    if auth is None:
+        return Auth(None, None, None, None)
+    if not isinstance(auth, dict):
+        raise InvalidPayload("The connection's auth must be an object.")
+    name = auth.get("name")
+    if name is not None and not valid_user_name(name):
+        raise InvalidName(NAME_RULE)
+    token = auth.get("token")
+    if token is not None and (not isinstance(token, str) or not 1 <= len(token) <= 200):
+        raise BadToken()
+    password = auth.get("password")
+    if password is not None:
+        try:
+            password = _optional_password(password)
+        except InvalidPayload:
+            raise BadPassword("The password must be a string of 1-1024 characters.") from None
+    return Auth(name, token, password, _check_id(auth.get("lastId"), "lastId"))

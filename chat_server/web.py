@@ -1,0 +1,79 @@
+"""Plain HTTP: the browser page, its static files, the Socket.IO client, and /healthz."""
+
+import json
+import logging
+import mimetypes
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+STATIC_DIR = ROOT / "static"
+CLIENT_DIR = ROOT / "node_modules" / "socket.io-client" / "dist"
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = [
+    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+]
+
+
+class WebApp:
+    """The WSGI app behind `socketio.WSGIApp` for every path that is not Socket.IO."""
+
+    def __init__(self, health, static_dir=STATIC_DIR, client_dir=CLIENT_DIR):
+        self.health = health  # callable -> dict with "store": "ok" or "unavailable"
+        self.static_dir = Path(static_dir).resolve()
+        self.client_dir = Path(client_dir).resolve()
+
+    def __call__(self, environ, start_response):
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("PATH_INFO", "/")
+        if method not in ("GET", "HEAD"):
+            return self._respond(start_response, "405 Method Not Allowed", b"method not allowed\n",
+                                "text/plain; charset=utf-8", [("Allow", "GET, HEAD")])
+        if path == "/healthz":
+            body = json.dumps(self.health()).encode()
+            return self._respond(start_response, "200 OK", body, "application/json",
+                                 [("Cache-Control", "no-store")])
+        if path in ("/", "/index.html"):
+            return self._file(start_response, self.static_dir / "index.html")
+        if path.startswith("/static/"):
+            return self._file(start_response, self._inside(self.static_dir, path[8:]))
+        if path.startswith("/vendor/socket.io"):
+            name = path[len("/vendor/"):]
+            if name in ("socket.io.min.js", "socket.io.min.js.map", "socket.io.js",
+                        "socket.io.js.map"):
+                return self._file(start_response, self.client_dir / name)
+        return self._not_found(start_response)
+
+    @staticmethod
+    def _inside(base, relative):
+        """The file under `base`, or None for paths that try to leave it."""
+        candidate = (base / relative).resolve()
+        return candidate if candidate.is_relative_to(base) else None
+
+    def _file(self, start_response, path):
+        if path is None or not path.is_file():
+            return self._not_found(start_response)
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        if content_type.startswith("text/") or content_type.endswith("javascript"):
+            content_type += "; charset=utf-8"
+        return self._respond(start_response, "200 OK", path.read_bytes(), content_type,
+                             [("Cache-Control", "no-cache")])
+
+    def _not_found(self, start_response):
+        return self._respond(start_response, "404 Not Found", b"not found\n",
+                             "text/plain; charset=utf-8")
+
+    @staticmethod
+    def _respond(start_response, status, body, content_type, extra=()):
+        headers = [("Content-Type", content_type), ("Content-Length", str(len(body))),
+                   *SECURITY_HEADERS, *extra]
+        start_response(status, headers)
+        return [body]

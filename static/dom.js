@@ -1,0 +1,95 @@
+// Small DOM helpers. Everything that may come from a user (names, room names, message
+// text) goes into the page through text nodes only; nothing here parses HTML.
+
+/**
+ * Build an element. `props` keys:
+ *   class / text / dataset / on (event map) / any other key becomes an attribute
+ *   (boolean true -> empty attribute, false/null/undefined -> omitted).
+ * `children` may be nodes or strings (strings become text nodes).
+ */
+export function h(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === 'class') node.className = value;
+    else if (key === 'text') node.textContent = String(value);
+    else if (key === 'dataset') Object.assign(node.dataset, value);
+    else if (key === 'on') {
+      for (const [type, fn] of Object.entries(value)) node.addEventListener(type, fn);
+    } else node.setAttribute(key, value === true ? '' : String(value));
+  }
+  append(node, children);
+  return node;
+}
+
+function append(node, children) {
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    if (Array.isArray(child)) append(node, child);
+    else if (child instanceof Node) node.appendChild(child);
+    else node.appendChild(document.createTextNode(String(child)));
+  }
+}
+
+export function clear(node) {
+  while (node.firstChild) node.removeChild(node.firstChild);
+}
+
+export function setText(node, text) {
+  node.textContent = text == null ? '' : String(text);
+}
+
+// A URL candidate: http(s):// followed by anything up to whitespace or an angle bracket.
+const URL_CANDIDATE = /\bhttps?:\/\/[^\s<>"']+/gi;
+// Punctuation that usually ends a sentence rather than a link.
+const TRAILING = /[.,;:!?)\]}'"]+$/;
+
+/**
+ * Turn message text into a fragment of text nodes and, for http(s) URLs only, anchors.
+ * The anchor's href is the URL as parsed by the browser; its visible text is a text node.
+ */
+export function linkify(text) {
+  const frag = document.createDocumentFragment();
+  let last = 0;
+  for (const match of text.matchAll(URL_CANDIDATE)) {
+    let raw = match[0];
+    const trail = raw.match(TRAILING);
+    if (trail) raw = raw.slice(0, raw.length - trail[0].length);
+    const start = match.index;
+    let url = null;
+    try {
+      url = new URL(raw);
+    } catch {
+      url = null;
+    }
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) continue;
+    if (start > last) frag.appendChild(document.createTextNode(text.slice(last, start)));
+    const a = document.createElement('a');
+    a.href = url.href;
+    a.target = '_blank';
+    a.rel = 'noopener noreferrer nofollow';
+    a.textContent = raw;
+    frag.appendChild(a);
+    last = start + raw.length;
+  }
+  if (last < text.length) frag.appendChild(document.createTextNode(text.slice(last)));
+  return frag;
+}
+
+/** Length in Unicode code points, as the server counts it. */
+export function codePoints(text) {
+  let n = 0;
+  // eslint-disable-next-line no-unused-vars
+  for (const _ of text) n += 1;
+  return n;
+}
+
+export function formatTime(ms) {
+  const d = new Date(ms);
+  if (Number.isNaN(d.getTime())) return '';
+  const now = new Date();
+  const sameDay = d.toDateString() === now.toDateString();
+  const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  if (sameDay) return time;
+  return `${d.toLocaleDateString([], { month: 'short', day: 'numeric' })} ${time}`;
+}

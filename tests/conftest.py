@@ -1,0 +1,130 @@
+"""Shared fixtures: the real server as a child process on an ephemeral port.
+
+Tests never import eventlet or monkey-patch themselves: the server runs exactly as users
+run it (`python -m chat_server`), and tests talk to it over real sockets.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVING = re.compile(r"Serving on http://([\d.]+):(\d+)")
+
+
+class ServerProcess:
+    """One `python -m chat_server` child; restartable on the same port and database."""
+
+    def __init__(self, tmp_path, env=None, args=()):
+        self.tmp_path = Path(tmp_path)
+        self.db_path = self.tmp_path / "chat.db"
+        self.database_url = f"sqlite:///{self.db_path}"
+        self.extra_env = dict(env or {})
+        self.args = list(args)
+        self.port = 0
+        self.proc = None
+        self.log_lines = []
+        self._log_lock = threading.Lock()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout=20):
+        env = dict(os.environ)
+        env.setdefault("LOG_LEVEL", "INFO")
+        env.update(self.extra_env)
+        cmd = [
+            sys.executable, "-m", "chat_server",
+            "--host", "127.0.0.1", "--port", str(self.port),
+            "--database-url", self.extra_env.get("DATABASE_URL", self.database_url),
+            *self.args,
+        ]
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, bufsize=1,
+        )
+        ready = threading.Event()
+
+        def pump(proc=self.proc):
+            for line in proc.stdout:
+                with self._log_lock:
+                    self.log_lines.append(line.rstrip("\n"))
+                m = SERVING.search(line)
+                if m and not ready.is_set():
+                    self.port = int(m.group(2))
+                    ready.set()
+
+        threading.Thread(target=pump, daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while not ready.wait(0.05):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("server did not start:\n" + "\n".join(self.log_lines))
+        return self
+
+    def log_text(self):
+        with self._log_lock:
+            return "\n".join(self.log_lines)
+
+    def kill(self):
+        """SIGKILL: no shutdown code runs, as in a crash."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def restart(self):
+        self.kill()
+        return self.start()
+
+    def get(self, path, **kw):
+        return requests.get(self.url + path, timeout=10, **kw)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """A server shared by the tests that only need one; use unique names in each test."""
+    srv = ServerProcess(tmp_path_factory.mktemp("server"), env={"RATE_LIMIT": "off"}).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def limited_server(tmp_path_factory):
+    """A shared server with the default rate limit on (20 sends per 10 s)."""
+    srv = ServerProcess(tmp_path_factory.mktemp("limited")).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def server_factory(tmp_path):
+    """Start private servers (own database, own settings) that the test may kill."""
+    started = []
+
+    def make(env=None, args=()):
+        srv = ServerProcess(tmp_path / f"s{len(started)}", env=env, args=args)
+        srv.tmp_path.mkdir(parents=True, exist_ok=True)
+        started.append(srv)
+        return srv.start()
+
+    yield make
+    for srv in started:
+        srv.stop()

@@ -1,8 +1,10 @@
 """`create_app(config)` builds the whole server; nothing happens at import time."""
 
 import logging
+import urllib.parse
 from dataclasses import dataclass
 
+import engineio.payload
 import socketio
 
 from . import runtime
@@ -38,7 +40,14 @@ def _origin_check(config):
     return allowed
 
 
+# A long-polling client sends everything it queued in one POST: a browser retrying its
+# pending messages after a reconnect easily sends more than python-engineio's default of
+# 16 packets. The POST stays bounded by `max_http_buffer_size`.
+MAX_PACKETS_PER_POLL = 512
+
+
 def create_app(config):
+    engineio.payload.Payload.max_decode_packets = MAX_PACKETS_PER_POLL
     store = Store(config.database_url)
     lane = runtime.Lane("store", threaded=store.is_sqlite)
     sio = ChatSocketServer(
@@ -65,5 +74,35 @@ def create_app(config):
             state = "unavailable"
         return {"status": "ok", "store": state, "connections": len(chat.presence)}
 
-    wsgi = socketio.WSGIApp(sio, WebApp(health))
+    wsgi = _refuse_oversize_posts(socketio.WSGIApp(sio, WebApp(health)), sio,
+                                  config.max_http_buffer_size)
     return App(wsgi, sio, chat, store, transport)
+
+
+def _refuse_oversize_posts(app, sio, limit):
+    """Close a long-polling session whose POST is over the buffer size, without reading it.
+
+    python-engineio refuses such a POST too, but then waits for the client's next poll
+    before it answers; a client that never polls again would hold that request forever.
+    """
+
+    def guarded(environ, start_response):
+        if environ.get("REQUEST_METHOD") == "POST" and \
+                environ.get("PATH_INFO", "").startswith("/socket.io"):
+            try:
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = limit + 1
+            if length > limit:
+                query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+                socket = sio.eio.sockets.get((query.get("sid") or [""])[0])
+                if socket is not None:
+                    logger.info("closing %s: POST of %d bytes is over the limit",
+                                socket.sid, length)
+                    socket.close(wait=False)
+                start_response("413 Payload Too Large", [("Content-Type", "text/plain"),
+                                                          ("Connection", "close")])
+                return [b"payload too large\n"]
+        return app(environ, start_response)
+
+    return guarded

@@ -132,7 +132,7 @@ class Chat:
                 break
         if self.presence.get(sid) is None:  # gone while we read
             return
-        replay = [m for m in snap.replay if m.id <= mark]
+        replay = [m for m in snap.replay[:limit] if m.id <= mark]
         welcome = {
             "sid": sid, "name": conn.user.name, "token": conn.token,
             "rooms": [room.to_wire() for room in snap.rooms],
@@ -141,7 +141,7 @@ class Chat:
                               for name, newest in snap.conversations],
         }
         if last_id is not None:
-            welcome["replayTruncated"] = len(snap.replay) >= limit
+            welcome["replayTruncated"] = len(snap.replay) > limit
         effects = [Enter([sid], lobby()), Enter([sid], user_target(conn.user.key))]
         effects += [Enter([sid], room_target(room.key)) for room in snap.rooms]
         effects.append(Emit("welcome", welcome, [sid]))

@@ -129,7 +129,7 @@ def monkey_patch():
 
 
 def listen(host, port):
-    listener = eventlet.listen((host, port), backlog=1024, reuse_addr=True)
+    listener = eventlet.listen((host, port), backlog=1024, reuse_addr=True, reuse_port=False)
     # Accepted sockets inherit TCP_NODELAY on Linux: small chat frames go out at once
     # instead of waiting for the peer's delayed ACK (Nagle's algorithm).
     listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -377,7 +377,8 @@ class Store:
 
     def snapshot(self, user_id, after, limit):
         """What a connecting client is told, read in one transaction: its rooms, its
-        conversations with their newest ids, and (with `after`) the messages to replay."""
+        conversations with their newest ids, and (with `after`) the messages to replay:
+        up to `limit + 1` of them, so the caller can tell whether more remain."""
         member = sa.select(memberships.c.room_id).where(memberships.c.user_id == user_id)
         dms = sa.select(dm_members.c.conv_key).where(dm_members.c.user_id == user_id)
         with self._tx() as conn:
@@ -396,7 +397,7 @@ class Store:
                         messages.c.conv_key == "lobby",
                         messages.c.conv_key.in_([r.key for r in member_rooms]),
                         messages.c.conv_key.in_(dms)))
-                    .order_by(messages.c.id).limit(limit)).all()]
+                    .order_by(messages.c.id).limit(limit + 1)).all()]
         names = {"lobby": "lobby", **{r.key: r.name for r in member_rooms}}
         conversations = [(names.get(key, key), newest.get(key)) for key in keys]
         return Snapshot(member_rooms, conversations, replay)

@@ -7,6 +7,7 @@ errors into protocol errors and effects into Socket.IO emits and room changes.
 import logging
 import time
 
+import engineio.exceptions
 import socketio
 
 from . import runtime
@@ -20,19 +21,54 @@ _call = runtime.local()  # _call.wants_ack: whether the event being handled aske
 
 
 class ChatSocketServer(socketio.Server):
-    """python-socketio's Server, plus what a handler needs to follow PROTOCOL.md.
+    """python-socketio's Server, plus what PROTOCOL.md asks of it that the library leaves
+    open. These overrides use the library's internal hooks, so they are kept few and small.
 
-    The protocol sends a failure as an `error` event when the client gave no ack
-    callback, so handlers must know whether one was given; python-socketio does not say.
-    Event names that are not strings are renamed so they reach the catch-all handler
-    instead of failing inside the library.
+    - A failure goes back as an `error` event when the client gave no ack callback, so
+      handlers must know whether one was given.
+    - Event names that are not strings are renamed so they reach the catch-all handler.
+    - An undecodable packet closes that one connection (the library logs and goes on).
     """
+
+    def _handle_eio_connect(self, eio_sid, environ):
+        super()._handle_eio_connect(eio_sid, environ)
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is not None:
+            socket.receive = _closing_on_unknown_packets(socket)
+
+    def _handle_eio_message(self, eio_sid, data):
+        try:
+            if isinstance(data, bytes) and eio_sid not in self._binary_packet:
+                raise ValueError("binary frame where none was expected")
+            super()._handle_eio_message(eio_sid, data)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
+            logger.info("closing %s: undecodable packet (%s)", eio_sid, error)
+            socket = self.eio.sockets.get(eio_sid)
+            if socket is not None:
+                # Not eio.disconnect(): over long-polling it waits for the client's next
+                # poll, and this runs inside the client's POST.
+                socket.close(wait=False)
 
     def _handle_event_internal(self, server, sid, eio_sid, data, namespace, id):
         _call.wants_ack = id is not None
         if not data or not isinstance(data[0], str):
             data = ["<not a string>", *(data[1:] if data else [])]
         return super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
+
+
+def _closing_on_unknown_packets(socket):
+    """Engine.IO ignores unknown packet types over websocket; we close the connection."""
+    receive = socket.receive
+
+    def checked(pkt):
+        try:
+            return receive(pkt)
+        except engineio.exceptions.UnknownPacketError:
+            logger.info("closing %s: unknown Engine.IO packet type", socket.sid)
+            socket.close(wait=False, abort=True)
+            raise engineio.exceptions.SocketIsClosedError() from None
+
+    return checked
 
 
 class Transport:

@@ -363,9 +363,12 @@ class RawEngineIO:
                     self.ws.send(p)
             return None
         body = "\x1e".join(packets) if all(isinstance(p, str) for p in packets) else packets[0]
-        r = self.http.post(self.base + "&sid=" + self.sid, data=body,
-                           headers={"Content-Type": "text/plain;charset=UTF-8"},
-                           timeout=self.timeout)
+        try:
+            r = self.http.post(self.base + "&sid=" + self.sid, data=body,
+                               headers={"Content-Type": "text/plain;charset=UTF-8"},
+                               timeout=self.timeout)
+        except requests.exceptions.ConnectionError:
+            return -1  # the server dropped the HTTP connection
         return r.status_code
 
     def receive(self, timeout=2.0):
@@ -463,9 +466,10 @@ def client_factory():
 def connect(client_factory, transport):
     """connect(url, auth=None, **kw) -> a connected ChatClient over the test's transport."""
 
-    def _connect(url, auth=None, transport=transport, headers=None, **client_kwargs):
+    def _connect(url, auth=None, transport=transport, headers=None, timeout=CALL_TIMEOUT,
+                 **client_kwargs):
         c = client_factory(**client_kwargs)
-        c.connect(url, auth=auth, transport=transport, headers=headers)
+        c.connect(url, auth=auth, transport=transport, headers=headers, timeout=timeout)
         return c
 
     return _connect

@@ -13,10 +13,15 @@ import threading
 import time
 from pathlib import Path
 
+import engineio.payload
 import pytest
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# The server answers a long-poll with every packet queued for the client; python-engineio's
+# client refuses more than 16 per response unless told otherwise (its documented knob).
+engineio.payload.Payload.max_decode_packets = 4096
 SERVING = re.compile(r"Serving on http://([\d.]+):(\d+)")
 
 
@@ -31,6 +36,7 @@ class ServerProcess:
         self.args = list(args)
         self.port = 0
         self.proc = None
+        self._pump = None
         self.log_lines = []
         self._log_lock = threading.Lock()
 
@@ -63,7 +69,8 @@ class ServerProcess:
                     self.port = int(m.group(2))
                     ready.set()
 
-        threading.Thread(target=pump, daemon=True).start()
+        self._pump = threading.Thread(target=pump, daemon=True)
+        self._pump.start()
         deadline = time.monotonic() + timeout
         while not ready.wait(0.05):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -79,7 +86,7 @@ class ServerProcess:
         """SIGKILL: no shutdown code runs, as in a crash."""
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
+        self._reap()
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -88,7 +95,14 @@ class ServerProcess:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.proc.wait(10)
+        self._reap()
+
+    def _reap(self):
+        if self.proc is None:
+            return
+        self.proc.wait(10)
+        self._pump.join(5)
+        self.proc.stdout.close()
 
     def restart(self):
         self.kill()

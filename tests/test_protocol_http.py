@@ -1,0 +1,132 @@
+"""HTTP promises: /healthz, the page's security headers, and the same-origin default."""
+
+from html.parser import HTMLParser
+
+import pytest
+import requests
+
+from chat_client import (  # noqa: F401 - fixtures are used by name
+    ConnectRefused, client_factory, ok, transport,
+)
+
+EVIL = "http://evil.example"
+
+
+def test_healthz_answers_json(server):
+    """GET /healthz answers 200 with a JSON object."""
+    r = server.get("/healthz")
+    assert r.status_code == 200
+    assert "json" in r.headers.get("Content-Type", "")
+    body = r.json()
+    assert isinstance(body, dict) and body, body
+
+
+def csp_directives(header):
+    out = {}
+    for part in header.split(";"):
+        words = part.split()
+        if words:
+            out[words[0].lower()] = [w.lower() for w in words[1:]]
+    return out
+
+
+def test_page_has_csp_without_inline_scripts_and_nosniff(server):
+    """GET / serves HTML with a CSP forbidding inline scripts and X-Content-Type-Options nosniff."""
+    r = server.get("/")
+    assert r.status_code == 200
+    assert r.headers.get("Content-Type", "").startswith("text/html")
+    assert r.headers.get("X-Content-Type-Options", "").lower() == "nosniff"
+    csp = r.headers.get("Content-Security-Policy")
+    assert csp, "no Content-Security-Policy header"
+    directives = csp_directives(csp)
+    scripts = directives.get("script-src", directives.get("default-src"))
+    assert scripts is not None, f"CSP does not restrict scripts: {csp}"
+    assert "'unsafe-inline'" not in scripts, f"CSP allows inline scripts: {csp}"
+    assert "*" not in scripts, f"CSP allows scripts from anywhere: {csp}"
+    elem = directives.get("script-src-elem")
+    assert elem is None or "'unsafe-inline'" not in elem, csp
+    attr = directives.get("script-src-attr")
+    assert attr is None or "'unsafe-inline'" not in attr, csp
+
+
+class InlineScriptFinder(HTMLParser):
+    """Collects inline script bodies and inline event-handler attributes."""
+
+    def __init__(self):
+        super().__init__()
+        self.problems = []
+        self._in_script = False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for name in attrs:
+            if name.lower().startswith("on"):
+                self.problems.append(f"<{tag} {name}=...>")
+        if tag == "script":
+            kind = (attrs.get("type") or "text/javascript").lower()
+            self._in_script = "src" not in attrs and (
+                "javascript" in kind or kind == "module")
+
+    def handle_endtag(self, tag):
+        if tag == "script":
+            self._in_script = False
+
+    def handle_data(self, data):
+        if self._in_script and data.strip():
+            self.problems.append("inline <script>: " + data.strip()[:60])
+
+
+def test_page_works_under_its_own_csp(server):
+    """The page has no inline scripts or inline event handlers (its CSP would block them)."""
+    finder = InlineScriptFinder()
+    finder.feed(server.get("/").text)
+    assert not finder.problems, finder.problems
+
+
+def test_foreign_origin_handshake_is_refused(server):
+    """An Engine.IO handshake with a foreign Origin header is refused by default."""
+    url = server.url + "/socket.io/?EIO=4&transport=polling"
+    assert requests.get(url, timeout=5).status_code == 200
+    assert requests.get(url, headers={"Origin": server.url}, timeout=5).status_code == 200
+    assert requests.get(url, headers={"Origin": EVIL}, timeout=5).status_code >= 400
+
+
+def origin_client(client_factory, transport):
+    if transport == "websocket":
+        return client_factory(websocket_extra_options={"suppress_origin": True})
+    return client_factory()
+
+
+def test_foreign_origin_cannot_connect(server, client_factory, transport):
+    """A Socket.IO client sending a foreign Origin is refused over either transport."""
+    c = origin_client(client_factory, transport)
+    with pytest.raises(ConnectRefused):
+        c.connect(server.url, transport=transport, headers={"Origin": EVIL})
+    assert c.welcome is None
+
+
+def test_same_origin_can_connect(server, client_factory, transport):
+    """A client sending the page's own origin connects."""
+    c = origin_client(client_factory, transport)
+    c.connect(server.url, transport=transport, headers={"Origin": server.url})
+    ok(c.call("listUsers"))
+
+
+def test_cors_origins_widens_the_allowed_origins(server_factory, client_factory, transport):
+    """CORS_ORIGINS admits the listed origin, and still refuses others."""
+    good = "http://good.example"
+    srv = server_factory(env={"CORS_ORIGINS": good, "RATE_LIMIT": "off"})
+    c = origin_client(client_factory, transport)
+    c.connect(srv.url, transport=transport, headers={"Origin": good})
+    ok(c.call("listRooms"))
+    other = origin_client(client_factory, transport)
+    with pytest.raises(ConnectRefused):
+        other.connect(srv.url, transport=transport, headers={"Origin": EVIL})
+
+
+def test_cors_origins_keeps_the_page_origin(server_factory, client_factory, transport):
+    """CORS_ORIGINS widens the default: the page's own origin still connects."""
+    srv = server_factory(env={"CORS_ORIGINS": "http://good.example", "RATE_LIMIT": "off"})
+    c = origin_client(client_factory, transport)
+    c.connect(srv.url, transport=transport, headers={"Origin": srv.url})
+    ok(c.call("listUsers"))

@@ -182,9 +182,19 @@ def test_server_killed_and_restarted_while_sending_delivers_exactly_once(server_
     srv.start()
     a.wait_online(timeout=20_000)
     b.wait_online(timeout=20_000)
-    for page in (a, b):
-        page.expect_once(first)
-        page.expect_once(second)
+    try:
+        for page in (a, b):
+            page.expect_once(first)
+            page.expect_once(second)
+    except AssertionError:
+        for nm, page in (("A", a), ("B", b)):
+            print(nm, "messages:", page.messages().get_by_test_id("message-text").all_text_contents())
+            print(nm, "ids:", page.messages().evaluate_all("els => els.map(e => e.dataset.id)"))
+            print(nm, "pending:", page.tid("pending-list").all_text_contents())
+            print(nm, "storage:", page.page.evaluate("JSON.stringify(localStorage)"))
+        print("FIRST", first)
+        print(srv.log_text()[-6000:])
+        raise
     expect(a.pending()).to_have_count(0)
     texts = b.messages().get_by_test_id("message-text").all_text_contents()
     assert texts.index(first) < texts.index(second)

@@ -5,8 +5,6 @@ from . import runtime  # first: filters eventlet's deprecation warning, then imp
 runtime.monkey_patch()
 
 import logging  # noqa: E402
-import signal  # noqa: E402
-import socket  # noqa: E402
 import sys  # noqa: E402
 
 from .app import create_app  # noqa: E402
@@ -35,7 +33,6 @@ def main(argv=None):
                          f"{error.strerror or error}\n")
         return 1
     host, port = listener.getsockname()[:2]
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     logger.info("Serving on http://%s:%d", host, port)
     try:
         runtime.serve(listener, app.wsgi, max_connections=config.max_connections)

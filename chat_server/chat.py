@@ -66,8 +66,9 @@ class Chat:
         if len(self.presence) >= self.config.max_connections:
             raise ServerFull()
         user, token = self._identify(parsed)
-        if user.guest and user.key in self.presence.gone_guests:
-            raise BadToken()
+        if user.guest and parsed.token is not None and \
+                self.presence.online_user(user.key) is None:
+            raise BadToken()  # a guest's token lives only while one of its tabs does
         conn = Connection(sid, user, token, time.monotonic(), transport, address,
                           {"last_id": parsed.last_id})
         self.presence.add(conn)

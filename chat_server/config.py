@@ -2,6 +2,7 @@
 
 import argparse
 import logging
+import os
 from dataclasses import dataclass, field
 
 
@@ -36,7 +37,6 @@ class Config:
     replay_limit: int = 1000
 
 
-# (flag, environment variable, Config field, parser, help)
 def _port(text):
     value = int(text)
     if not 0 <= value <= 65535:
@@ -88,6 +88,12 @@ def _origins(text):
     return tuple(o.strip() for o in text.split(",") if o.strip())
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise ConfigError(message)
+
+
+# (flag, environment variable, Config field, parser, help)
 SETTINGS = [
     ("--host", "HOST", "host", str, "address to listen on (default 0.0.0.0)"),
     ("--port", "PORT", "port", _port, "port to listen on, 0 for any free port (default 8000)"),
@@ -111,10 +117,8 @@ SETTINGS = [
 
 def load(argv=None, environ=None):
     """Build the Config from flags and environment; raise ConfigError on a bad value."""
-    import os
-
     environ = os.environ if environ is None else environ
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m chat_server",
         description="Socket.IO chat server. Every flag can also be set by the environment "
                     "variable named in brackets; flags win.",

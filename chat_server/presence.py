@@ -18,7 +18,6 @@ class Presence:
     def __init__(self):
         self.by_sid = {}  # self.by_sid[sid] = Connection
         self.by_user = {}  # self.by_user[user_key][sid] = Connection, oldest first
-        self.gone_guests = set()  # keys of guests whose last tab closed
 
     def add(self, conn):
         """Returns True when this is the user's first connection."""
@@ -37,8 +36,6 @@ class Presence:
         if tabs:
             return conn, False
         self.by_user.pop(conn.user.key, None)
-        if conn.user.guest:
-            self.gone_guests.add(conn.user.key)
         return conn, True
 
     def get(self, sid):

@@ -32,23 +32,38 @@ def offload(fn, *args):
 
 
 class Lane:
-    """Runs blocking calls on an OS thread, one at a time.
+    """Runs blocking calls on an OS thread, strictly one after another.
 
     sqlite3 is not green: called on the hub it would stall every connection. One call at a
     time also means SQLAlchemy's internals never see two OS threads at once, so the green
-    locks that monkey-patching gave them are never contended from a foreign thread.
+    locks that monkey-patching gave them are never contended from a foreign thread. A
+    worker greenlet owns the turn, so a caller that gives up waiting (a timeout) cannot
+    let the next call start while its own is still running.
     """
 
     def __init__(self, name, threaded=True):
         self.name = name
         self.threaded = threaded
-        self._turn = eventlet.semaphore.Semaphore(1)
+        self._jobs = eventlet.queue.LightQueue()
+        self._worker = eventlet.spawn(self._run)
 
-    def run(self, fn, *args, **kwargs):
-        with self._turn:
-            if self.threaded:
-                return tpool.execute(fn, *args, **kwargs)
-            return fn(*args, **kwargs)
+    def run(self, fn, *args):
+        done = eventlet.event.Event()
+        self._jobs.put((fn, args, done))
+        ok, value = done.wait()
+        if ok:
+            return value
+        raise value
+
+    def _run(self):
+        while True:
+            fn, args, done = self._jobs.get()
+            try:
+                result = tpool.execute(fn, *args) if self.threaded else fn(*args)
+            except Exception as error:
+                done.send((False, error))
+            else:
+                done.send((True, result))
 
 
 class Event:

@@ -11,6 +11,7 @@ const LIMIT = 2000;               // code points per message (server default)
 const COUNTER_FROM = 1800;        // show the character counter from here on
 const PAGE = 50;                  // history page size when scrolling back
 const CATCHUP_PAGE = 100;         // history page size when filling a replay gap
+const CATCHUP_MAX_PAGES = 10;     // beyond this backlog, reload a conversation from its newest
 const ACK_TIMEOUT_MS = 10000;
 const RATE_RETRY_MS = 1000;
 const TYPING_REPEAT_MS = 3000;    // re-announce "typing" at most this often
@@ -118,7 +119,8 @@ const state = {
   sid: null,
   ready: false,          // welcomed on the current connection
   gen: 0,                // bumped on every welcome and disconnect
-  lastSeen: 0,           // highest message id seen
+  lastSeen: 0,           // highest message id seen (or known to be covered by history)
+  synced: false,         // lastSeen is a real baseline: always send it when reconnecting
   lastIdSent: null,      // lastId given in the current connection's auth
   convs: new Map(),      // key -> conversation ('lobby', '#room', '@peer', all lower-case)
   active: 'lobby',
@@ -186,6 +188,7 @@ function resetConversations() {
   for (const map of state.typingIn.values()) for (const t of map.values()) clearTimeout(t.timer);
   state.typingIn = new Map();
   state.lastSeen = 0;
+  state.synced = false;
   state.active = 'lobby';
 }
 
@@ -901,14 +904,31 @@ async function catchUp(after) {
   const gen = state.gen;
   for (const conv of [...state.convs.values()]) {
     let cursor = after;
-    for (;;) {
+    for (let page = 1; ; page += 1) {
       if (gen !== state.gen) return; // reconnected meanwhile: that welcome decides again
+      if (page > CATCHUP_MAX_PAGES) {
+        // Too much to hold: keep the unread count, drop the partial backlog, and load
+        // the conversation from its newest messages (older ones on scrolling up).
+        dropLoadedMessages(conv);
+        break;
+      }
       const res = await call('history', { conversation: historyParam(conv), after: cursor, limit: CATCHUP_PAGE });
       if (!res.ok || !Array.isArray(res.messages)) break;
       ingestBatch(res.messages, 'missed', 'keep');
       if (res.messages.length < CATCHUP_PAGE) break;
       cursor = res.messages[res.messages.length - 1].id;
     }
+  }
+}
+
+function dropLoadedMessages(conv) {
+  conv.entries = [];
+  conv.ids = new Set();
+  conv.loaded = false;
+  conv.hasMore = true;
+  if (conv.key === state.active && !ui.chatView.hidden) {
+    renderMessages('bottom');
+    ensureLoaded(conv);
   }
 }
 
@@ -970,8 +990,10 @@ function setBanner(kind, text) {
 function auth(cb) {
   if (state.me && state.me.token) {
     const data = { token: state.me.token };
-    const last = Math.max(state.lastSeen, store.loadLastId(state.me.name) || 0);
-    if (last > 0) data.lastId = last;
+    const stored = store.loadLastId(state.me.name);
+    // Once there is a baseline (even 0: "nothing existed yet"), always send it, so that a
+    // message stored just before a disconnection but never delivered is replayed.
+    if (state.synced || stored !== null) data.lastId = Math.max(state.lastSeen, stored || 0);
     state.lastIdSent = data.lastId ?? null;
     cb(data);
     return;
@@ -981,7 +1003,7 @@ function auth(cb) {
     const data = { name: state.signIn.name };
     if (state.signIn.password) data.password = state.signIn.password;
     const last = store.loadLastId(state.signIn.name);
-    if (last) {
+    if (last !== null) {
       data.lastId = last;
       state.lastIdSent = last;
     }
@@ -1088,10 +1110,20 @@ function onWelcome(w) {
       removeConv(conv.key, `You are no longer in ${conv.title}.`);
     }
   }
+  let newest = 0;
   for (const c of Array.isArray(w.conversations) ? w.conversations : []) {
-    const conv = c && convForServerKey(c.conversation, false);
-    if (conv && Number.isSafeInteger(c.lastId) && c.lastId > conv.maxId) conv.maxId = c.lastId;
+    if (!c || !Number.isSafeInteger(c.lastId)) continue;
+    newest = Math.max(newest, c.lastId);
+    const conv = convForServerKey(c.conversation, false);
+    if (conv && c.lastId > conv.maxId) conv.maxId = c.lastId;
   }
+  if (state.lastIdSent === null) {
+    // No replay was asked for: everything up to now is reachable through `history`, and
+    // everything newer arrives live or by replay. That is the baseline for reconnecting.
+    state.lastSeen = Math.max(state.lastSeen, newest);
+    store.saveLastId(w.name, state.lastSeen);
+  }
+  state.synced = true;
 
   loadOutbox();
   showChat();
@@ -1123,7 +1155,8 @@ function onConnectError(err) {
   const text = known ? known.text : (data && data.message) || 'The server refused the connection.';
   if (state.me && !state.signIn) {
     // Resuming a saved identity.
-    if (code === 'server_full' || code === 'unavailable') {
+    if (code !== 'bad_token') {
+      // Not about who we are (server full, store down, ...): keep the identity, retry.
       setBanner('reconnecting', `${text} Retrying…`);
       scheduleReconnect(4000);
       return;

@@ -180,19 +180,28 @@ class Transport:
     # -- effects ------------------------------------------------------------------------
 
     def apply(self, effects):
-        """Carry out the domain's effects, in order, without yielding in between."""
+        """Carry out the domain's effects, in order, without yielding in between.
+
+        A failing effect is logged and skipped: by now the change is stored, so the
+        sender's ack must still say so.
+        """
         for effect in effects:
-            if isinstance(effect, Emit):
-                self.sio.emit(effect.event, effect.data, to=effect.to,
-                              skip_sid=effect.skip or None)
-            elif isinstance(effect, Enter):
-                for sid in effect.sids:
-                    self.sio.enter_room(sid, effect.audience)
-            elif isinstance(effect, Exit):
-                for sid in effect.sids:
-                    self.sio.leave_room(sid, effect.audience)
-            elif isinstance(effect, Close):
-                self.sio.close_room(effect.audience)
+            try:
+                self._apply(effect)
+            except Exception:
+                logger.exception("could not apply %r", effect)
+
+    def _apply(self, effect):
+        if isinstance(effect, Emit):
+            self.sio.emit(effect.event, effect.data, to=effect.to, skip_sid=effect.skip or None)
+        elif isinstance(effect, Enter):
+            for sid in effect.sids:
+                self.sio.enter_room(sid, effect.audience)
+        elif isinstance(effect, Exit):
+            for sid in effect.sids:
+                self.sio.leave_room(sid, effect.audience)
+        elif isinstance(effect, Close):
+            self.sio.close_room(effect.audience)
 
     # -- sessions that never connect ----------------------------------------------------
 

@@ -11,7 +11,7 @@ const LIMIT = 2000;               // code points per message (server default)
 const COUNTER_FROM = 1800;        // show the character counter from here on
 const PAGE = 50;                  // history page size when scrolling back
 const CATCHUP_PAGE = 100;         // history page size when filling a replay gap
-const CATCHUP_MAX_PAGES = 10;     // beyond this backlog, reload a conversation from its newest
+const CATCHUP_MAX_PAGES = 30;     // beyond this backlog (per conversation), reload it from its newest
 const ACK_TIMEOUT_MS = 10000;
 const RATE_RETRY_MS = 1000;
 const TYPING_REPEAT_MS = 3000;    // re-announce "typing" at most this often
@@ -291,7 +291,7 @@ function insertEntry(conv, entry) {
 function bumpLastId(id) {
   if (id > state.lastSeen) {
     state.lastSeen = id;
-    if (state.me) store.saveLastId(state.me.name, id);
+    if (state.me) store.saveLastId(state.me.name, id); // keeps the highest of all tabs
   }
 }
 
@@ -990,10 +990,12 @@ function setBanner(kind, text) {
 function auth(cb) {
   if (state.me && state.me.token) {
     const data = { token: state.me.token };
+    // A tab already in sync sends what *it* has seen (even 0: "nothing existed yet"), so
+    // a message stored just before a disconnection but never delivered is replayed. The
+    // stored value, which other tabs of this identity also advance, is only for a fresh page.
     const stored = store.loadLastId(state.me.name);
-    // Once there is a baseline (even 0: "nothing existed yet"), always send it, so that a
-    // message stored just before a disconnection but never delivered is replayed.
-    if (state.synced || stored !== null) data.lastId = Math.max(state.lastSeen, stored || 0);
+    if (state.synced) data.lastId = state.lastSeen;
+    else if (stored !== null) data.lastId = stored;
     state.lastIdSent = data.lastId ?? null;
     cb(data);
     return;
@@ -1092,7 +1094,7 @@ function onWelcome(w) {
   state.inflight = null;
   clearTimeout(state.pumpTimer);
   state.pumpTimer = null;
-  state.lastSeen = Math.max(state.lastSeen, store.loadLastId(w.name) || 0);
+  if (!state.synced && state.lastIdSent !== null) state.lastSeen = Math.max(state.lastSeen, state.lastIdSent);
 
   state.users = new Map();
   for (const u of Array.isArray(w.users) ? w.users : []) {
@@ -1596,7 +1598,6 @@ function boot() {
     return;
   }
   state.me = identity;
-  state.lastSeen = store.loadLastId(identity.name) || 0;
   state.active = store.loadActive() || 'lobby';
   loadOutbox();
   if (!state.convs.has(state.active)) {

@@ -345,13 +345,14 @@ class RawEngineIO:
         self.inbox = []
 
     def close(self):
-        try:
-            if self.ws is not None:
-                self.ws.close()
-            if self.http is not None:
-                self.http.close()
-        except Exception:  # noqa: BLE001
-            pass
+        if self.ws is not None:
+            try:
+                self.ws.close(timeout=0.5)
+            except Exception:  # noqa: BLE001 - the server may have closed it already
+                pass
+            self.ws.shutdown()  # always release the socket
+        if self.http is not None:
+            self.http.close()
 
     def send(self, *packets):
         """Send packets; for polling return the POST's HTTP status."""

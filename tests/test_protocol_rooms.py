@@ -31,7 +31,7 @@ def test_join_existing_room_any_case_announces_joiner(server, connect):
     ack = join(b, room.lower())
     assert ack["room"] == {"room": room, "owner": a.name, "private": False, "members": 2}
     assert sorted(ack["members"]) == sorted([a.name, b.name])
-    ev = a.wait_for("roomEvent", lambda p: p.get("event") == "joined")
+    ev = a.wait_for("roomEvent", lambda p: p.get("name") == b.name)
     assert ev == {"room": room, "event": "joined", "name": b.name}
 
 

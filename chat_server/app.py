@@ -1,6 +1,9 @@
 """`create_app(config)` builds the whole server; nothing happens at import time."""
 
 import logging
+import os
+import secrets
+import socket
 import urllib.parse
 from dataclasses import dataclass
 
@@ -49,34 +52,113 @@ MAX_PACKETS_PER_POLL = 512
 def create_app(config):
     engineio.payload.Payload.max_decode_packets = MAX_PACKETS_PER_POLL
     store = Store(config.database_url)
-    lane = runtime.Lane("store", threaded=store.is_sqlite)
+    if store.is_sqlite:
+        store_call = runtime.Lane("store").run  # sqlite3 blocks: OS thread, one at a time
+    else:
+        store_call = _call  # psycopg2 is made green by eventlet's monkey-patching
+    scale = _Scale(config) if config.redis_url else None
     sio = ChatSocketServer(
         async_mode="eventlet",
+        client_manager=scale.manager if scale else None,
         cors_allowed_origins=_origin_check(config),
         max_http_buffer_size=config.max_http_buffer_size,
         logger=False,
         engineio_logger=False,
     )
     transport = Transport(sio, config)
-    chat = Chat(store, config, publish=transport.apply, store_call=lane.run,
-                offload=runtime.offload)
+    chat = Chat(store, config, publish=transport.apply, store_call=store_call,
+                offload=runtime.offload, presence=scale.presence if scale else None,
+                later=runtime.spawn_after)
     chat.submit = runtime.Batcher(chat.commit_batch).submit
     transport.attach(chat)
     chat.start()
     sio.start_background_task(transport.watch_handshakes)
+    if scale:
+        sio.start_background_task(scale.beat, chat)
 
     def health():
+        report = {"status": "ok", "store": "ok", "connections": len(chat.presence)}
         try:
             with runtime.timeout(3):
-                lane.run(store.ping)
-            state = "ok"
+                store_call(store.ping)
         except (Unavailable, runtime.TimeoutError):
-            state = "unavailable"
-        return {"status": "ok", "store": state, "connections": len(chat.presence)}
+            report["store"] = "unavailable"
+        if scale:
+            report["redis"] = "ok" if scale.ping() else "unavailable"
+            report["node"] = scale.node
+        return report
 
     wsgi = _refuse_oversize_posts(socketio.WSGIApp(sio, WebApp(health)), sio,
                                   config.max_http_buffer_size)
+    if scale:
+        wsgi = scale.mark_node(wsgi)
     return App(wsgi, sio, chat, store, transport)
+
+
+def _call(fn, *args):
+    return fn(*args)
+
+
+class _Scale:
+    """What running several nodes adds: python-socketio's Redis manager carries every
+    emit between nodes, and presence lives in Redis with per-node heartbeats."""
+
+    def __init__(self, config):
+        import redis
+
+        from .models import User
+        from .presence import RedisPresence
+
+        self.node = config.node_name or f"{socket.gethostname()}-{os.getpid()}-" \
+                                        f"{secrets.token_hex(3)}"
+        self.manager = socketio.RedisManager(config.redis_url, channel="chat_server")
+        self.redis = redis.Redis.from_url(config.redis_url, socket_timeout=5,
+                                          socket_connect_timeout=5, health_check_interval=10)
+        self.presence = RedisPresence(self.redis, self.node, lambda d: User(**d),
+                                      ttl=config.presence_ttl)
+        logger.info("scaled mode: node %s, Redis at %s", self.node,
+                    _without_password(config.redis_url))
+
+    def mark_node(self, app):
+        """Name this node in a cookie, so a proxy can keep a long-polling session on it
+        (deploy/nginx.conf routes on it)."""
+        cookie = ("Set-Cookie", f"chat_node={self.node}; Path=/; HttpOnly; SameSite=Lax")
+
+        def marked(environ, start_response):
+            if not environ.get("PATH_INFO", "").startswith("/socket.io"):
+                return app(environ, start_response)
+
+            def start(status, headers, exc_info=None):
+                return start_response(status, [*headers, cookie], exc_info)
+
+            return app(environ, start)
+
+        return marked
+
+    def ping(self):
+        try:
+            with runtime.timeout(2):
+                return bool(self.redis.ping())
+        except Exception:
+            return False
+
+    def beat(self, chat):
+        """Heartbeat this node and reap dead ones, for as long as the server runs."""
+        while True:
+            try:
+                self.presence.heartbeat()
+                chat.reap()
+            except Exception as error:
+                logger.warning("presence heartbeat failed: %s", error)
+            runtime.sleep(self.presence.beat_every)
+
+
+def _without_password(url):
+    parts = urllib.parse.urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    return url
 
 
 def _refuse_oversize_posts(app, sio, limit):

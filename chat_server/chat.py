@@ -34,14 +34,17 @@ class Chat:
     """
 
     def __init__(self, store, config, publish, store_call=_direct, offload=_direct,
-                 clock=time.time, monotonic=time.monotonic):
+                 clock=time.time, monotonic=time.monotonic, presence=None, later=None):
         self.store = store
         self.config = config
         self.publish = publish
         self.store_call = store_call
         self.offload = offload
         self.clock = clock
-        self.presence = Presence()
+        # Several nodes share presence (and deliver through Redis) when `presence` is given.
+        self.scaled = presence is not None
+        self.presence = presence if presence is not None else Presence()
+        self.later = later  # later(seconds, fn, *args): run fn after a delay (scaled mode)
         self.limiter = RateLimiter(config.rate_limit, monotonic)
         # Highest message id this node has handed to the transport; see `go_live`.
         self.delivered_mark = 0
@@ -53,9 +56,10 @@ class Chat:
     def start(self):
         """Prepare the store; guests of an earlier run have no connection, so they are gone."""
         self.store_call(self.store.create_schema)
-        retired = self.store_call(self.store.retire_all_guests)
-        if retired:
-            logger.info("retired %d guests left over from the last run", retired)
+        if not self.scaled:  # with several nodes, guests elsewhere are alive: see reap()
+            retired = self.store_call(self.store.retire_all_guests)
+            if retired:
+                logger.info("retired %d guests left over from the last run", retired)
         self.delivered_mark = self.store_call(self.store.newest_id) or 0
 
     # -- connecting --------------------------------------------------------------------
@@ -126,6 +130,7 @@ class Chat:
             return
         last_id = conn.extra.get("last_id")
         limit = self.config.replay_limit
+        users = self.presence.users()
         for _ in range(10):
             mark = self.delivered_mark
             snap = self.store_call(self.store.snapshot, conn.user.id, last_id, limit)
@@ -133,11 +138,13 @@ class Chat:
                 break
         if self.presence.get(sid) is None:  # gone while we read
             return
-        replay = [m for m in snap.replay[:limit] if m.id <= mark]
+        replay = snap.replay[:limit]
+        if not self.scaled:
+            replay = [m for m in replay if m.id <= mark]
         welcome = {
             "sid": sid, "name": conn.user.name, "token": conn.token,
             "rooms": [room.to_wire() for room in snap.rooms],
-            "users": self.presence.users(),
+            "users": users,
             "conversations": [{"conversation": name, "lastId": newest}
                               for name, newest in snap.conversations],
         }
@@ -150,6 +157,24 @@ class Chat:
         effects.append(Emit("addChat", {"sid": sid, "name": conn.user.name}, [lobby()],
                             skip=[sid]))
         self.publish(effects)
+        if self.scaled and last_id is not None and self.later is not None:
+            newest = max([last_id, *(m.id for m in replay)])
+            self.later(self.CATCH_UP_AFTER, self._catch_up, sid, newest)
+
+    # With several nodes, a message committed elsewhere while this client was going live
+    # may have been published before its rooms were joined. A second look a moment later
+    # sends what it could have missed; clients drop the ids they already have.
+    CATCH_UP_AFTER = 1.0
+
+    def _catch_up(self, sid, after):
+        conn = self.presence.get(sid)
+        if conn is None:
+            return
+        snap = self.store_call(self.store.snapshot, conn.user.id, after,
+                               self.config.replay_limit)
+        if self.presence.get(sid) is not None and snap.replay:
+            self.publish([Emit("reply", m.to_wire(), [sid])
+                          for m in snap.replay[:self.config.replay_limit]])
 
     def disconnect(self, sid):
         conn, last = self.presence.remove(sid)
@@ -160,6 +185,9 @@ class Chat:
         if not last:
             return
         self.limiter.forget(("user", user.key))
+        self._user_left(sid, user)
+
+    def _user_left(self, sid, user):
         effects = [Emit("userLeft", {"sid": sid, "name": user.name}, [lobby()])]
         if user.guest:
             changes = self.store_call(self.store.retire_guest, user.id)
@@ -167,6 +195,13 @@ class Chat:
                 if not change.deleted:
                     effects.append(self._room_event(change.room, "left", user.name))
         self.publish(effects)
+
+    def reap(self):
+        """Scaled mode: forget the connections of nodes that stopped beating."""
+        for sid, user, last in self.presence.reap():
+            logger.info("reaped sid=%s user=%s of a dead node", sid, user.name)
+            if last:
+                self._user_left(sid, user)
 
     # -- sending -----------------------------------------------------------------------
 
@@ -214,9 +249,9 @@ class Chat:
 
     def _peer(self, dest):
         """The user a direct message goes to: an online sid, or a user name."""
-        other = self.presence.get(dest)
+        other = self.presence.user_of_sid(dest)
         if other is not None:
-            return other.user
+            return other
         return self._peer_by_name(dest)
 
     def _commit(self, conn, send, conv_key, conversation, kind, to, to_user_id):

@@ -35,6 +35,9 @@ class Config:
     max_http_buffer_size: int = 64 * 1024
     cors_origins: tuple = ()
     replay_limit: int = 1000
+    redis_url: str | None = None
+    node_name: str | None = None
+    presence_ttl: float = 15.0
 
 
 def _port(text):
@@ -81,6 +84,18 @@ def _database_url(text):
     return text
 
 
+def _redis_url(text):
+    if not text.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("must be redis://HOST:PORT/DB (or rediss://, unix://)")
+    return text
+
+
+def _node_name(text):
+    if not text or len(text) > 64 or any(c.isspace() for c in text):
+        raise ValueError("must be 1-64 characters without spaces")
+    return text
+
+
 def _origins(text):
     text = text.strip()
     if text == "*":
@@ -112,6 +127,13 @@ SETTINGS = [
      "largest Engine.IO packet in bytes (default 65536)"),
     ("--cors-origins", "CORS_ORIGINS", "cors_origins", _origins,
      "extra origins allowed to connect, comma separated, or * (default: same origin only)"),
+    ("--redis-url", "REDIS_URL", "redis_url", _redis_url,
+     "Redis for running several nodes: fan-out between nodes and shared presence"),
+    ("--presence-ttl", "PRESENCE_TTL", "presence_ttl", _positive_float,
+     "scaled mode: seconds after a node's last heartbeat before survivors reap its users "
+     "(default 15; heartbeats every third of it)"),
+    ("--node-name", "NODE_NAME", "node_name", _node_name,
+     "this node's name in shared presence (default: host name, process id and a random tag)"),
 ]
 
 

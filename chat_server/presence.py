@@ -1,5 +1,9 @@
-"""Who is online on this node: users and their connections (one per browser tab)."""
+"""Who is online: users and their connections (one per browser tab).
 
+`Presence` covers one node; `RedisPresence` shares it between nodes.
+"""
+
+import json
 from dataclasses import dataclass, field
 
 
@@ -41,6 +45,10 @@ class Presence:
     def get(self, sid):
         return self.by_sid.get(sid)
 
+    def user_of_sid(self, sid):
+        conn = self.by_sid.get(sid)
+        return conn.user if conn is not None else None
+
     def sids_of(self, user_key):
         return list(self.by_user.get(user_key, ()))
 
@@ -54,3 +62,139 @@ class Presence:
 
     def __len__(self):
         return len(self.by_sid)
+
+
+class RedisPresence:
+    """Presence shared by all nodes through Redis, with per-node heartbeats.
+
+    Each node keeps its own connections in a local `Presence` (the handlers need their
+    objects) and mirrors them into Redis:
+
+        chat:presence:user:<key>   hash  sid -> node     (every tab of a user, any node)
+        chat:presence:sids         hash  sid -> user key
+        chat:presence:profiles     hash  user key -> user as JSON (while online)
+        chat:presence:node:<node>  set   sids of that node
+        chat:presence:nodes        set   node names
+        chat:presence:alive:<node> key   expires HEARTBEAT_TTL s after the last beat
+
+    A node that stops beating is reaped by any survivor within `ttl` + `ttl / 3` seconds
+    of its last beat (beats come every `ttl / 3` seconds).
+    """
+
+    PREFIX = "chat:presence:"
+
+    # Removes one sid; returns how many tabs its user still has anywhere.
+    _REMOVE = """
+    redis.call('HDEL', KEYS[1], ARGV[1])
+    redis.call('HDEL', KEYS[2], ARGV[1])
+    redis.call('SREM', KEYS[3], ARGV[1])
+    local left = redis.call('HLEN', KEYS[1])
+    if left == 0 then redis.call('HDEL', KEYS[4], ARGV[2]) end
+    return left
+    """
+
+    def __init__(self, redis, node, user_factory, ttl=15.0):
+        self.redis = redis
+        self.node = node
+        self.ttl = ttl
+        self.beat_every = ttl / 3
+        self.user_factory = user_factory  # dict -> models.User
+        self.local = Presence()
+        self._remove = redis.register_script(self._REMOVE)
+
+    def _k(self, *parts):
+        return self.PREFIX + ":".join(parts)
+
+    def add(self, conn):
+        self.local.add(conn)
+        user = conn.user
+        profile = json.dumps({"id": user.id, "name": user.name, "key": user.key,
+                              "guest": user.guest})
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self._k("user", user.key), conn.sid, self.node)
+        pipe.hset(self._k("sids"), conn.sid, user.key)
+        pipe.hset(self._k("profiles"), user.key, profile)
+        pipe.sadd(self._k("node", self.node), conn.sid)
+        pipe.sadd(self._k("nodes"), self.node)
+        pipe.hlen(self._k("user", user.key))
+        return pipe.execute()[-1] == 1
+
+    def remove(self, sid):
+        conn, _ = self.local.remove(sid)
+        if conn is None:
+            return None, False
+        return conn, self._forget(sid, conn.user.key, self.node) == 0
+
+    def _forget(self, sid, user_key, node):
+        return self._remove(keys=[self._k("user", user_key), self._k("sids"),
+                                  self._k("node", node), self._k("profiles")],
+                            args=[sid, user_key])
+
+    def get(self, sid):
+        return self.local.get(sid)
+
+    def user_of_sid(self, sid):
+        conn = self.local.get(sid)
+        if conn is not None:
+            return conn.user
+        key = self.redis.hget(self._k("sids"), sid)
+        return self.online_user(key.decode()) if key else None
+
+    def sids_of(self, user_key):
+        return [s.decode() for s in self.redis.hkeys(self._k("user", user_key))]
+
+    def online_user(self, user_key):
+        profile = self.redis.hget(self._k("profiles"), user_key)
+        return self.user_factory(json.loads(profile)) if profile else None
+
+    def users(self):
+        profiles = self.redis.hgetall(self._k("profiles"))
+        keys = [k.decode() for k in profiles]
+        pipe = self.redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.hkeys(self._k("user", key))
+        tabs = pipe.execute()
+        return [{"name": json.loads(profiles[key.encode()])["name"],
+                 "sids": sorted(s.decode() for s in sids)}
+                for key, sids in zip(keys, tabs, strict=True) if sids]
+
+    def __len__(self):
+        return len(self.local)
+
+    def heartbeat(self):
+        self.redis.set(self._k("alive", self.node), "1", px=int(self.ttl * 1000))
+        self.redis.sadd(self._k("nodes"), self.node)
+
+    def reap(self):
+        """Remove the connections of nodes whose heartbeat expired.
+
+        Returns `(sid, user, was_last)` for each removed connection. One survivor wins the
+        claim on each dead node, so nobody reports a departure twice.
+        """
+        removed = []
+        for raw in self.redis.smembers(self._k("nodes")):
+            node = raw.decode()
+            if node == self.node or self.redis.exists(self._k("alive", node)):
+                continue
+            if not self.redis.set(self._k("reaping", node), self.node, nx=True, ex=60):
+                continue
+            for raw_sid in self.redis.smembers(self._k("node", node)):
+                sid = raw_sid.decode()
+                key = self.redis.hget(self._k("sids"), sid)
+                if key is None:
+                    self.redis.srem(self._k("node", node), sid)
+                    continue
+                user = self.online_user(key.decode())
+                left = self._forget(sid, key.decode(), node)
+                if user is not None:
+                    removed.append((sid, user, left == 0))
+            self.redis.delete(self._k("node", node))
+            self.redis.srem(self._k("nodes"), node)
+        return removed
+
+    def leave_cluster(self):
+        """On a clean shutdown: forget this node's connections at once."""
+        for sid in list(self.local.by_sid):
+            self.remove(sid)
+        self.redis.delete(self._k("alive", self.node), self._k("node", self.node))
+        self.redis.srem(self._k("nodes"), self.node)

@@ -22,6 +22,7 @@ from eventlet import tpool  # noqa: E402
 logger = logging.getLogger(__name__)
 
 spawn = eventlet.spawn
+spawn_after = eventlet.spawn_after
 sleep = eventlet.sleep
 local = eventlet.corolocal.local  # per-greenlet attributes
 

@@ -18,6 +18,11 @@ from .models import Message, Room, User
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+# Message ids are 64-bit; SQLite's rowid alias must be spelled INTEGER.
+MessageId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+# Serialises message inserts across nodes on PostgreSQL, so ids commit in id order and a
+# reader who saw id N never later finds a smaller id appear (see insert_messages).
+MESSAGE_LOCK = 7_310_001
 
 metadata = sa.MetaData()
 
@@ -75,7 +80,7 @@ dm_members = sa.Table(
 
 messages = sa.Table(
     "messages", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("id", MessageId, primary_key=True, autoincrement=True),
     sa.Column("conv_key", sa.String(300), nullable=False),
     sa.Column("conversation", sa.String(300), nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),
@@ -124,7 +129,12 @@ class Store:
             )
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
-            self.engine = sa.create_engine(url, pool_pre_ping=True)
+            # psycopg2, because eventlet's monkey-patching makes it cooperative; a plain
+            # postgresql:// would pick psycopg 3 on SQLAlchemy 2.1, which would block the hub.
+            if url.startswith("postgresql://") or url.startswith("postgres://"):
+                url = "postgresql+psycopg2://" + url.split("://", 1)[1]
+            self.engine = sa.create_engine(url, pool_pre_ping=True, pool_size=10,
+                                           max_overflow=20)
 
     # -- life-cycle -------------------------------------------------------------------
 
@@ -325,6 +335,10 @@ class Store:
         """
         results = []
         with self._tx() as conn:
+            if not self.is_sqlite:
+                # Without it two nodes could commit ids 11 then 10, and a client that
+                # replays "after 11" would never see 10. SQLite has one writer anyway.
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(MESSAGE_LOCK)))
             for item in batch:
                 if item.client_id is not None:
                     row = conn.execute(sa.select(messages).where(

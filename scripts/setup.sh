@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the server (and, with --test, the test suite) needs; safe to run again.
 # Python packages go into .venv, the browser's socket.io-client into node_modules, and
-# with --test Debian's chromium for the browser tests.
+# with --test Debian's chromium, redis-server, postgresql and nginx for the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +36,15 @@ if [ ! -f "$lock_stamp" ]; then
   touch "$lock_stamp"
 fi
 
-if [ $want_tests = 1 ] && [ ! -x /usr/bin/chromium ]; then
-  apt_install chromium
+if [ $want_tests = 1 ]; then
+  # Debian's packages for the browser and scale-out tests; the tests start their own
+  # servers on loopback, so none of these services needs to be running.
+  missing=()
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
+  [ -x /usr/sbin/nginx ] || missing+=(nginx)
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt_install "${missing[@]}"
+  fi
 fi

@@ -131,7 +131,7 @@ class ChatClient:
                 self.sio.disconnect()
             else:
                 self.sio.eio.disconnect(abort=True)
-        except Exception:  # noqa: BLE001 - teardown must not mask the test's result
+        except Exception:  # noqa: BLE001, S110 - teardown must not mask the test's result
             pass
 
     def wait_disconnected(self, timeout=WAIT_TIMEOUT):
@@ -348,7 +348,7 @@ class RawEngineIO:
         if self.ws is not None:
             try:
                 self.ws.close(timeout=0.5)
-            except Exception:  # noqa: BLE001 - the server may have closed it already
+            except Exception:  # noqa: BLE001, S110 - the server may have closed it already
                 pass
             self.ws.shutdown()  # always release the socket
         if self.http is not None:

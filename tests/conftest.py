@@ -142,3 +142,47 @@ def server_factory(tmp_path):
     yield make
     for srv in started:
         srv.stop()
+
+
+# -- real Redis, PostgreSQL and nginx for the scale-out tests ------------------------------
+
+@pytest.fixture(scope="session")
+def backing_services():
+    """One Redis and one PostgreSQL cluster for the session, or a skip naming what is
+    missing (scripts/setup.sh --test installs them; CI always has them)."""
+    import services
+
+    missing = services.available()
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"missing on CI: {missing}")
+        pytest.skip(f"not installed: {missing}")
+    redis_server = services.RedisServer().start()
+    postgres = services.PostgresServer().start()
+    yield redis_server, postgres
+    redis_server.cleanup()
+    postgres.cleanup()
+
+
+@pytest.fixture
+def cluster(backing_services, server_factory):
+    """`cluster(n)` starts n chat nodes sharing a fresh PostgreSQL database and Redis."""
+    redis_server, postgres = backing_services
+    redis_server.proc and redis_server.proc.poll() is not None and redis_server.start()
+    flush = __import__("redis").Redis.from_url(redis_server.url)
+    flush.flushall()
+    flush.close()
+    database_url = postgres.create_database()
+
+    def start(n=2, env=None):
+        nodes = []
+        for i in range(n):
+            node_env = {"DATABASE_URL": database_url, "REDIS_URL": redis_server.url,
+                        "RATE_LIMIT": "off", "PRESENCE_TTL": "3", "NODE_NAME": f"node{i + 1}"}
+            node_env.update(env or {})
+            nodes.append(server_factory(env=node_env))
+        return nodes
+
+    start.redis = redis_server
+    start.database_url = database_url
+    return start

@@ -9,9 +9,17 @@ DM target by sid and by name) saw nothing.
 
 import pytest
 import socketio
-
 from chat_client import (
-    NO_DATA, TRANSPORTS, ChatClient, err, join, ok, uid, uname, uroom, user_entry,
+    NO_DATA,
+    TRANSPORTS,
+    ChatClient,
+    err,
+    join,
+    ok,
+    uid,
+    uname,
+    uroom,
+    user_entry,
 )
 
 LEAK_EVENTS = ("reply", "typing", "roomEvent", "error", "welcome")

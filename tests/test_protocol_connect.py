@@ -1,14 +1,26 @@
 """PROTOCOL.md section 1: connecting, guests, registered names, tokens and passwords."""
+# ruff: noqa: F811 - the fixtures imported from chat_client are used as arguments
 
 import json
 import re
 import time
 
 import pytest
-
 from chat_client import (  # noqa: F401 - fixtures are used by name
-    ConnectRefused, client_factory, connect, expect_refused, join, ok, raw_factory, room_entry,
-    send, transport, uid, uname, uroom, user_entry,
+    ConnectRefused,
+    client_factory,
+    connect,
+    expect_refused,
+    join,
+    ok,
+    raw_factory,
+    room_entry,
+    send,
+    transport,
+    uid,
+    uname,
+    uroom,
+    user_entry,
 )
 
 GUEST = re.compile(r"^guest-[0-9a-f]{8,}$")
@@ -54,7 +66,7 @@ def test_connect_packet_without_payload_is_guest(server, raw_factory, transport)
     assert connect_pkts, f"no Socket.IO CONNECT reply in {packets!r}"
     sid = json.loads(connect_pkts[0][2:])["sid"]
     welcome_pkt = next(p for p in packets if p.startswith('42["welcome"'))
-    event, welcome = json.loads(welcome_pkt[2:])
+    _, welcome = json.loads(welcome_pkt[2:])
     assert GUEST.match(welcome["name"]), welcome
     assert welcome["sid"] == sid
 

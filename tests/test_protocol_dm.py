@@ -1,7 +1,17 @@
 """PROTOCOL.md `sendMessage` to a user: direct messages by sid, by name, to self, offline."""
+# ruff: noqa: F811 - the fixtures imported from chat_client are used as arguments
 
 from chat_client import (  # noqa: F401 - fixtures are used by name
-    check_message, client_factory, connect, dm_key, err, ok, send_to, transport, uid, uname,
+    check_message,
+    client_factory,
+    connect,
+    dm_key,
+    err,
+    ok,
+    send_to,
+    transport,
+    uid,
+    uname,
 )
 
 

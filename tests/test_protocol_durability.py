@@ -1,8 +1,20 @@
 """PROTOCOL.md section 4: an acked message survives SIGKILL; ids keep increasing after restart."""
+# ruff: noqa: F811 - the fixtures imported from chat_client are used as arguments
 
 from chat_client import (  # noqa: F401 - fixtures are used by name
-    client_factory, connect, dm_key, expect_refused, join, ok, room_entry, send, send_to,
-    transport, uid, uname, uroom,
+    client_factory,
+    connect,
+    dm_key,
+    expect_refused,
+    join,
+    ok,
+    room_entry,
+    send,
+    send_to,
+    transport,
+    uid,
+    uname,
+    uroom,
 )
 
 

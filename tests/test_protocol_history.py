@@ -1,9 +1,18 @@
 """PROTOCOL.md `history`: paging with before/after/limit, order, and who may read what."""
+# ruff: noqa: F811 - the fixtures imported from chat_client are used as arguments
 
 import pytest
-
 from chat_client import (  # noqa: F401 - fixtures are used by name
-    client_factory, connect, err, join, ok, send, send_to, transport, uname, uroom,
+    client_factory,
+    connect,
+    err,
+    join,
+    ok,
+    send,
+    send_to,
+    transport,
+    uname,
+    uroom,
 )
 
 

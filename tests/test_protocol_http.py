@@ -1,12 +1,15 @@
 """HTTP promises: /healthz, the page's security headers, and the same-origin default."""
+# ruff: noqa: F811 - the fixtures imported from chat_client are used as arguments
 
 from html.parser import HTMLParser
 
 import pytest
 import requests
-
 from chat_client import (  # noqa: F401 - fixtures are used by name
-    ConnectRefused, client_factory, ok, transport,
+    ConnectRefused,
+    client_factory,
+    ok,
+    transport,
 )
 
 EVIL = "http://evil.example"

@@ -1,12 +1,23 @@
 """PROTOCOL.md sections 2-5: `message` broadcast, MESSAGE shape, text limits, idempotency, order."""
+# ruff: noqa: F811 - the fixtures imported from chat_client are used as arguments
 
 import time
 
 import pytest
-
 from chat_client import (  # noqa: F401 - fixtures are used by name
-    QUIET_WAIT, check_message, client_factory, connect, err, join, ok, send, send_to, transport, uid,
-    uname, uroom,
+    QUIET_WAIT,
+    check_message,
+    client_factory,
+    connect,
+    err,
+    join,
+    ok,
+    send,
+    send_to,
+    transport,
+    uid,
+    uname,
+    uroom,
 )
 
 

@@ -1,7 +1,13 @@
 """PROTOCOL.md presence: listUsers, addChat per new sid, userLeft when the last tab closes."""
+# ruff: noqa: F811 - the fixtures imported from chat_client are used as arguments
 
 from chat_client import (  # noqa: F401 - fixtures are used by name
-    client_factory, connect, ok, transport, uname, user_entry,
+    client_factory,
+    connect,
+    ok,
+    transport,
+    uname,
+    user_entry,
 )
 
 

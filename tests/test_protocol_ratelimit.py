@@ -1,10 +1,17 @@
 """PROTOCOL.md section 5: the send rate limit (token bucket per connection and per user)."""
+# ruff: noqa: F811 - the fixtures imported from chat_client are used as arguments
 
 import threading
 import time
 
 from chat_client import (  # noqa: F401 - fixtures are used by name
-    client_factory, connect, err, ok, transport, uid, uname,
+    client_factory,
+    connect,
+    err,
+    ok,
+    transport,
+    uid,
+    uname,
 )
 
 RATE, PERIOD = 20, 10.0
@@ -64,6 +71,7 @@ def test_limit_is_per_user_across_tabs(limited_server, connect):
     elapsed = time.monotonic() - t0
     oks, refused = split(results["t1"] + results["t2"])
     assert RATE <= len(oks) <= allowed_max(elapsed), f"{len(oks)} of 28 accepted across tabs"
+    assert len(refused) == 28 - len(oks)
 
 
 def test_idempotent_retries_are_not_counted(limited_server, connect):
@@ -107,4 +115,4 @@ def test_rate_limit_off_allows_bursts(server, connect):
     """RATE_LIMIT=off (the shared test server) accepts a burst of 60."""
     c = connect(server.url)
     oks, refused = split(c.call_many("message", [f"burst {i}" for i in range(60)]))
-    assert len(oks) == 60
+    assert len(oks) == 60 and not refused

@@ -1,13 +1,20 @@
 """PROTOCOL.md section 6 and the ack/error rules of section 2, at the wire level."""
+# ruff: noqa: F811 - the fixtures imported from chat_client are used as arguments
 
 import base64
 import json
 import time
 
 import pytest
-
 from chat_client import (  # noqa: F401 - fixtures are used by name
-    client_factory, connect, err, ok, raw_factory, send, transport, uid,
+    client_factory,
+    connect,
+    err,
+    ok,
+    raw_factory,
+    send,
+    transport,
+    uid,
 )
 
 
@@ -41,7 +48,7 @@ def test_ack_always_receives_exactly_one_object(server, connect):
                         ("message", "one object " + uid()), ("message", {"text": ""}),
                         ("joinRoom", {"room": "bad"})]:
         args = []
-        a.sio.emit(event, data, callback=lambda *x: args.append(x))
+        a.sio.emit(event, data, callback=lambda *x, acc=args: acc.append(x))
         deadline = time.monotonic() + 5
         while not args and time.monotonic() < deadline:
             time.sleep(0.01)

@@ -1,10 +1,20 @@
 """PROTOCOL.md rooms: joinRoom, leaveRoom, closeRoom, listRooms, private rooms, ownership."""
+# ruff: noqa: F811 - the fixtures imported from chat_client are used as arguments
 
 import pytest
-
 from chat_client import (  # noqa: F401 - fixtures are used by name
-    check_message, client_factory, connect, err, join, ok, room_entry, send_to, transport,
-    uid, uname, uroom,
+    check_message,
+    client_factory,
+    connect,
+    err,
+    join,
+    ok,
+    room_entry,
+    send_to,
+    transport,
+    uid,
+    uname,
+    uroom,
 )
 
 
@@ -26,6 +36,7 @@ def test_join_existing_room_any_case_announces_joiner(server, connect):
     """Joining in another case joins the same room, shown as created; members see `joined`."""
     a = connect(server.url, auth={"name": uname("a")})
     b = connect(server.url, auth={"name": uname("b")})
+    outsider = connect(server.url)
     room = uroom("MixedCase")
     join(a, room)
     ack = join(b, room.lower())
@@ -33,6 +44,7 @@ def test_join_existing_room_any_case_announces_joiner(server, connect):
     assert sorted(ack["members"]) == sorted([a.name, b.name])
     ev = a.wait_for("roomEvent", lambda p: p.get("name") == b.name)
     assert ev == {"room": room, "event": "joined", "name": b.name}
+    outsider.assert_no_event("roomEvent")
 
 
 def test_room_message_reaches_members_only(server, connect):
@@ -64,6 +76,8 @@ def test_membership_belongs_to_the_identity_across_tabs(server, connect):
     msg = send_to(other, room, "for all tabs " + uid())
     assert t2.wait_for("reply", lambda m: m["id"] == msg["id"]) == msg
     assert room_entry(rooms_of(t2), room) is not None
+    t3 = connect(server.url, auth={"token": t1.token})
+    assert room_entry(t3.welcome["rooms"], room)["members"] == 2
 
 
 def test_join_returns_the_last_50_messages(server, connect):
@@ -108,12 +122,14 @@ def test_leave_room(server, connect):
     """After leaveRoom the others see `left`, and the leaver no longer gets or sends room messages."""
     a = connect(server.url, auth={"name": uname("a")})
     b = connect(server.url, auth={"name": uname("b")})
+    outsider = connect(server.url)
     room = uroom()
     join(a, room)
     join(b, room)
     assert b.call("leaveRoom", {"room": room}) == {"ok": True}
     ev = a.wait_for("roomEvent", lambda p: p.get("event") == "left")
     assert ev == {"room": room, "event": "left", "name": b.name}
+    outsider.assert_no_event("roomEvent", wait=0.1)
     msg = send_to(a, room, "after leave " + uid())
     b.assert_no_event("reply", lambda m: m["id"] == msg["id"])
     err(b.call("sendMessage", {"content": "x", "destId": room}), "forbidden")
@@ -161,6 +177,7 @@ def test_close_room_removes_everyone_and_deletes_history(server, connect):
     """closeRoom by the owner tells members `closed`, then the room and its history are gone."""
     owner = connect(server.url, auth={"name": uname("own")})
     m = connect(server.url, auth={"name": uname("mem")})
+    outsider = connect(server.url)
     room = uroom("Closing")
     join(owner, room)
     join(m, room)
@@ -168,6 +185,7 @@ def test_close_room_removes_everyone_and_deletes_history(server, connect):
     assert owner.call("closeRoom", {"room": room}) == {"ok": True}
     ev = m.wait_for("roomEvent", lambda p: p.get("event") == "closed")
     assert ev == {"room": room, "event": "closed", "name": owner.name}
+    outsider.assert_no_event("roomEvent", wait=0.1)
     assert room_entry(rooms_of(m), room) is None
     err(m.call("sendMessage", {"content": "x", "destId": room}), "not_found")
     err(m.call("history", {"conversation": room}), "not_found")

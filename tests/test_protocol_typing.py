@@ -1,9 +1,16 @@
 """PROTOCOL.md `typing`: to a room's members or a DM peer, never the sender, never stored."""
+# ruff: noqa: F811 - the fixtures imported from chat_client are used as arguments
 
 import pytest
-
 from chat_client import (  # noqa: F401 - fixtures are used by name
-    client_factory, connect, err, join, ok, transport, uname, uroom,
+    client_factory,
+    connect,
+    err,
+    join,
+    ok,
+    transport,
+    uname,
+    uroom,
 )
 
 

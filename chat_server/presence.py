@@ -101,6 +101,10 @@ class RedisPresence:
         self.user_factory = user_factory  # dict -> models.User
         self.local = Presence()
         self._remove = redis.register_script(self._REMOVE)
+        self.unsynced = []  # (sid, user) that left while Redis was unreachable
+        from redis.exceptions import RedisError  # only scaled nodes need redis installed
+
+        self._redis_error = RedisError
 
     def _k(self, *parts):
         return self.PREFIX + ":".join(parts)
@@ -123,7 +127,12 @@ class RedisPresence:
         conn, _ = self.local.remove(sid)
         if conn is None:
             return None, False
-        return conn, self._forget(sid, conn.user.key, self.node) == 0
+        try:
+            return conn, self._forget(sid, conn.user.key, self.node) == 0
+        except self._redis_error:
+            # Keep serving; `reap` retries, so the user does not linger as a ghost.
+            self.unsynced.append((sid, conn.user))
+            return conn, False
 
     def _forget(self, sid, user_key, node):
         return self._remove(keys=[self._k("user", user_key), self._k("sids"),
@@ -168,10 +177,16 @@ class RedisPresence:
     def reap(self):
         """Remove the connections of nodes whose heartbeat expired.
 
-        Returns `(sid, user, was_last)` for each removed connection. One survivor wins the
+        Returns `(sid, user, was_last)` for each removed connection, this node's own
+        departures that Redis missed during an outage included. One survivor wins the
         claim on each dead node, so nobody reports a departure twice.
         """
         removed = []
+        while self.unsynced:
+            sid, user = self.unsynced[0]
+            left = self._forget(sid, user.key, self.node)
+            self.unsynced.pop(0)
+            removed.append((sid, user, left == 0))
         for raw in self.redis.smembers(self._k("nodes")):
             node = raw.decode()
             if node == self.node or self.redis.exists(self._k("alive", node)):

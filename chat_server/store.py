@@ -140,6 +140,8 @@ class Store:
 
     def create_schema(self):
         with self._tx() as conn:
+            if not self.is_sqlite:  # nodes starting together must not race to create tables
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(MESSAGE_LOCK + 1)))
             metadata.create_all(conn)
             version = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema")).scalar()
             if version is None:

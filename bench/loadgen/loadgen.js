@@ -1,0 +1,492 @@
+// The load generator: runs one scenario against one server and reports on stdout, one JSON
+// object per line:
+//   {"type":"phase","state":"start","name":N}      a measured window opens
+//   {"type":"phase","state":"end","name":N,"metrics":{...}}   ... and closes
+//   {"type":"log","msg":...}                        progress
+//   {"type":"done","traffic":{...}}                 the last line
+// The orchestrator (bench/run.py) reads /proc for server and generator CPU at each marker.
+//
+//   node loadgen.js --url http://127.0.0.1:PORT --server ours|minimal|node \
+//        --scenario connections|broadcast|dm|rooms|durable --params '{"n":1000,...}'
+//
+// Every scenario is bounded: by counts, by durations and by a deadline (--deadline s).
+"use strict";
+
+const {
+  Client, Hist, emitLine, makeMarker, readMarker, marker, micros, parseArgs, round3,
+  sleep, socketUrl, traffic,
+} = require("./lib");
+
+const args = parseArgs(process.argv.slice(2));
+const SERVER = args.server || "ours";
+const OURS = SERVER === "ours";
+const URL = socketUrl(args.url || "http://127.0.0.1:8000");
+const P = JSON.parse(args.params || "{}");
+const DEADLINE = Date.now() + 1000 * Number(args.deadline || 300);
+
+function log(msg) {
+  emitLine({ type: "log", msg });
+}
+
+// ---- message bookkeeping -----------------------------------------------------------
+
+// Every message the generator sends gets a sequence number; these arrays, indexed by it,
+// say which measured window it belongs to and, for direct messages, who should get it.
+const msgPhase = [];
+const msgTo = [];
+let nextSeq = 0;
+
+class Window {
+  constructor(name) {
+    this.name = name;
+    this.hist = new Hist();
+    this.sent = 0;
+    this.expected = 0;
+    this.received = 0;
+    this.late = 0; // arrived after the window closed: counted as lost
+    this.closed = false;
+    this.t0 = Date.now();
+    this.firstSend = null;
+    this.lastRecv = null;
+  }
+  register(expectedDeliveries, to) {
+    const seq = nextSeq++;
+    msgPhase[seq] = this;
+    msgTo[seq] = to === undefined ? -1 : to;
+    this.sent++;
+    this.expected += expectedDeliveries;
+    if (this.firstSend === null) this.firstSend = micros();
+    return seq;
+  }
+  // A delivery of message `seq` to client `client`; returns the window or null.
+  deliver(client) {
+    const w = msgPhase[marker.seq];
+    if (w === undefined) return null;
+    const to = msgTo[marker.seq];
+    if (to >= 0 && to !== client.index) return null; // a DM's echo to its sender
+    if (w.closed) { w.late++; return null; }
+    const t = micros();
+    w.received++;
+    w.lastRecv = t;
+    w.hist.add((t - marker.sent) / 1000);
+    return w;
+  }
+  complete() {
+    return this.received >= this.expected;
+  }
+  // Waits until every expected delivery arrived, or `ms` passed; then closes the window.
+  async drain(ms) {
+    const until = Math.min(Date.now() + ms, DEADLINE);
+    while (!this.complete() && Date.now() < until) await sleep(5);
+    this.closed = true;
+  }
+  metrics(extra) {
+    const lat = this.hist.summary();
+    const spanUs = this.firstSend !== null && this.lastRecv !== null
+      ? this.lastRecv - this.firstSend : null;
+    return Object.assign({
+      sent: this.sent,
+      expected: this.expected,
+      received: this.received,
+      lost: Math.max(0, this.expected - this.received),
+      elapsed_s: round3((Date.now() - this.t0) / 1000),
+      span_s: spanUs === null ? null : round3(spanUs / 1e6),
+      p50_ms: lat.p50,
+      p99_ms: lat.p99,
+      max_ms: lat.max,
+      mean_ms: lat.mean,
+    }, extra || {});
+  }
+}
+
+function phaseStart(name) {
+  emitLine({ type: "phase", state: "start", name });
+}
+
+function phaseEnd(name, metrics) {
+  emitLine({ type: "phase", state: "end", name, metrics });
+}
+
+// ---- connecting --------------------------------------------------------------------
+
+function onReply(client, buf) {
+  if (readMarker(buf)) {
+    const w = msgPhase[marker.seq];
+    if (w !== undefined && w.onDeliver) w.onDeliver(client, w.deliver(client));
+    else if (w !== undefined) w.deliver(client);
+  }
+}
+
+// Opens `n` clients, at most `concurrency` handshakes at a time, until `deadlineMs`.
+async function connectMany(n, concurrency, deadlineMs) {
+  const clients = [];
+  const hist = new Hist();
+  const errors = {};
+  let next = 0;
+  let failed = 0;
+  const t0 = Date.now();
+  const until = Math.min(t0 + deadlineMs, DEADLINE);
+  const timeoutMs = P.connectTimeoutMs || 15000;
+  let lastReport = t0;
+  let lastSuccess = t0;
+  const stallMs = 1000 * (P.stallSecs || 20);
+  let stalled = false;
+  async function worker() {
+    while (next < n && Date.now() < until && !stalled) {
+      const c = new Client(next++, URL, { waitWelcome: OURS, timeoutMs, onReply });
+      try {
+        hist.add(await c.connect());
+        clients.push(c);
+        lastSuccess = Date.now();
+      } catch (err) {
+        failed++;
+        const key = String(err && err.message || err).slice(0, 60);
+        errors[key] = (errors[key] || 0) + 1;
+        // No connection has succeeded for a while and they fail: the server stopped
+        // accepting (a full pool); stop trying rather than wait out the deadline.
+        if (Date.now() - lastSuccess > stallMs) stalled = true;
+      }
+      if (Date.now() - lastReport > 5000) {
+        lastReport = Date.now();
+        log(`connecting: ${clients.length} ready, ${failed} failed of ${n}`);
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));
+  const elapsed = (Date.now() - t0) / 1000;
+  clients.sort((a, b) => a.index - b.index);
+  clients.forEach((c, i) => { c.index = i; });
+  const lat = hist.summary();
+  return {
+    clients,
+    result: {
+      n,
+      connected: clients.length,
+      failed: n - clients.length,
+      not_attempted: n - next,
+      stalled,
+      deadline_hit: next < n && !stalled,
+      errors,
+      elapsed_s: round3(elapsed),
+      connect_p50_ms: lat.p50,
+      connect_p99_ms: lat.p99,
+      connect_max_ms: lat.max,
+    },
+  };
+}
+
+async function setup(n) {
+  const { clients, result } = await connectMany(n, P.concurrency || 200,
+    1000 * (P.connectDeadline || 60));
+  log(`setup: ${result.connected}/${n} connected in ${result.elapsed_s}s` +
+      (result.failed ? ` (${result.failed} failed: ${JSON.stringify(result.errors)})` : ""));
+  return { clients, result };
+}
+
+// Calls `sendOne(k)` `rate` times a second for `secs` seconds (open loop: a late tick
+// sends what is due at once).
+function sendAtRate(rate, secs, sendOne) {
+  const total = Math.max(1, Math.round(rate * secs));
+  const start = Date.now();
+  let sent = 0;
+  return new Promise((resolve) => {
+    const tick = () => {
+      const elapsed = Date.now() - start;
+      const due = Math.min(total, Math.floor(elapsed / 1000 * rate) + 1);
+      while (sent < due) sendOne(sent++);
+      if (sent >= total || Date.now() > DEADLINE) {
+        resolve(sent);
+        return;
+      }
+      const nextAt = (sent / rate) * 1000;
+      setTimeout(tick, Math.max(0, Math.min(10, nextAt - elapsed)));
+    };
+    tick();
+  });
+}
+
+function messageJson(seq) {
+  return `{"text":"bench ${makeMarker(seq)}"}`;
+}
+
+function sendMessageJson(seq, dest) {
+  return `{"content":"bench ${makeMarker(seq)}","destId":${JSON.stringify(dest)}}`;
+}
+
+// ---- scenarios ---------------------------------------------------------------------
+
+// (1) N concurrent clients: time to connect all, failures; then hold so the orchestrator
+// reads the server's RSS with every client connected.
+async function scenarioConnections() {
+  const n = P.n || 1000;
+  phaseStart("connect");
+  const { clients, result } = await connectMany(n, P.concurrency || 200,
+    1000 * (P.connectDeadline || 60));
+  phaseEnd("connect", result);
+  log(`connections: ${result.connected}/${n} in ${result.elapsed_s}s`);
+  phaseStart("hold");
+  await sleep(1000 * (P.holdSecs || 3));
+  const alive = clients.filter((c) => !c.closed).length;
+  phaseEnd("hold", { connected: alive, n });
+  return clients;
+}
+
+// (2) Broadcast: `message` from round-robin senders, everyone gets `reply`. A fixed rate
+// first, then rates stepped up until p99 passes the limit or anything is lost.
+async function scenarioBroadcast() {
+  const { clients } = await setup(P.n || 1000);
+  if (!clients.length) return clients;
+  const n = clients.length;
+  let rr = 0;
+  const runStep = async (name, rate, secs) => {
+    const w = new Window(name);
+    phaseStart(name);
+    const sent = await sendAtRate(rate, secs, () => {
+      const c = clients[rr++ % n];
+      const seq = w.register(n);
+      c.emit("message", messageJson(seq));
+    });
+    await w.drain(P.drainMs || 2000);
+    const m = w.metrics({ rate, clients: n, secs });
+    const span = Math.max(secs, m.span_s || 0);
+    m.deliveries_per_s = Math.round(m.received / span);
+    m.sent = sent;
+    phaseEnd(name, m);
+    return m;
+  };
+  await runStep("fixed", P.fixedRate || 20, P.fixedSecs || 8);
+  const limit = P.p99LimitMs || 250;
+  let best = null;
+  for (const rate of P.rates || [40, 60, 80, 100, 130, 160, 200, 250, 320, 400]) {
+    if (Date.now() > DEADLINE - 20000) break;
+    await sleep(500);
+    const m = await runStep(`rate-${rate}`, rate, P.stepSecs || 4);
+    const ok = m.lost === 0 && m.p99_ms !== null && m.p99_ms <= limit;
+    log(`broadcast ${rate} msg/s: ${m.deliveries_per_s} deliveries/s, p99 ${m.p99_ms} ms, ` +
+        `lost ${m.lost}${ok ? "" : "  <- limit"}`);
+    if (!ok) break;
+    best = m;
+  }
+  emitLine({ type: "summary", name: "saturation", best });
+  return clients;
+}
+
+// (3) Direct messages: pairs ping-pong with `sendMessage {content, destId: peer sid}`.
+async function scenarioDm() {
+  const pairs = P.pairs || 200;
+  const { clients } = await setup(2 * pairs);
+  const usable = Math.floor(clients.length / 2);
+  if (!usable) return clients;
+  const secs = P.secs || 10;
+  const timeoutMs = P.timeoutMs || 5000;
+  const w = new Window("dm");
+  const rtt = new Hist();
+  let roundTrips = 0;
+  let lostLegs = 0;
+  let stopAt = Infinity;
+  // pair k: a = clients[2k], b = clients[2k+1]; state per pair: the current leg's deadline.
+  const legDeadline = new Float64Array(usable);
+  const rtStart = new Float64Array(usable);
+  const current = new Float64Array(usable).fill(-1); // the seq of each pair's leg in flight
+  const pairOf = [];
+  const serve = (k) => {
+    const a = clients[2 * k];
+    const b = clients[2 * k + 1];
+    rtStart[k] = micros();
+    legDeadline[k] = Date.now() + timeoutMs;
+    const seq = w.register(1, b.index);
+    pairOf[seq] = k;
+    current[k] = seq;
+    a.emit("sendMessage", sendMessageJson(seq, b.sid));
+  };
+  w.onDeliver = (client, got) => {
+    if (got === null) return;
+    const k = pairOf[marker.seq];
+    if (current[k] !== marker.seq) return; // a leg given up as lost that came late
+    const a = clients[2 * k];
+    const b = clients[2 * k + 1];
+    if (client === b) { // ping arrived: pong back to a
+      legDeadline[k] = Date.now() + timeoutMs;
+      const seq = w.register(1, a.index);
+      pairOf[seq] = k;
+      current[k] = seq;
+      b.emit("sendMessage", sendMessageJson(seq, a.sid));
+    } else { // pong arrived: one round trip
+      roundTrips++;
+      rtt.add((micros() - rtStart[k]) / 1000);
+      legDeadline[k] = 0;
+      if (Date.now() < stopAt) serve(k);
+    }
+  };
+  phaseStart("dm");
+  const t0 = Date.now();
+  stopAt = t0 + secs * 1000;
+  for (let k = 0; k < usable; k++) serve(k);
+  // Watchdog: a leg not delivered in time is lost; that pair starts over.
+  while (Date.now() < stopAt) {
+    await sleep(50);
+    const now = Date.now();
+    for (let k = 0; k < usable; k++) {
+      if (legDeadline[k] && now > legDeadline[k]) {
+        lostLegs++;
+        legDeadline[k] = 0;
+        if (now < stopAt) serve(k);
+      }
+    }
+  }
+  const measured = (Date.now() - t0) / 1000;
+  const countAtStop = roundTrips;
+  await w.drain(Math.min(timeoutMs, 3000));
+  const lat = rtt.summary();
+  const m = w.metrics({
+    pairs: usable,
+    secs,
+    round_trips: countAtStop,
+    round_trips_per_s: Math.round(countAtStop / measured),
+    rtt_p50_ms: lat.p50,
+    rtt_p99_ms: lat.p99,
+    rtt_max_ms: lat.max,
+    lost_legs: lostLegs,
+  });
+  // In-flight legs at the stop are not losses: the drain above waited for them.
+  m.lost = lostLegs + Math.max(0, m.expected - m.received);
+  phaseEnd("dm", m);
+  return clients;
+}
+
+// (4) Rooms: clients spread over rooms; sends at a fixed total rate to the sender's room.
+async function scenarioRooms() {
+  const nRooms = P.rooms || 10;
+  const { clients } = await setup(P.n || 1000);
+  if (!clients.length) return clients;
+  const roomOf = (c) => `#r${c.index % nRooms}`;
+  // Join: the first member of each room first (our server creates the room then), then
+  // the rest, a bounded number at a time, each waiting for its ack.
+  const joinOne = (c) => new Promise((resolve) => {
+    const room = roomOf(c);
+    const timer = setTimeout(() => resolve(false), 15000);
+    const done = (buf) => {
+      clearTimeout(timer);
+      resolve(buf.indexOf('"ok":true') >= 0);
+    };
+    if (OURS) c.emitAck("joinRoom", JSON.stringify({ room }), done);
+    else c.emitAck("join", JSON.stringify(room), done);
+  });
+  let joinFailures = 0;
+  const t0 = Date.now();
+  for (let i = 0; i < Math.min(nRooms, clients.length); i++) {
+    if (!(await joinOne(clients[i]))) joinFailures++;
+  }
+  let next = nRooms;
+  const worker = async () => {
+    while (next < clients.length && Date.now() < DEADLINE) {
+      if (!(await joinOne(clients[next++]))) joinFailures++;
+    }
+  };
+  await Promise.all(Array.from({ length: 50 }, worker));
+  const members = new Array(nRooms).fill(0);
+  for (const c of clients) members[c.index % nRooms]++;
+  log(`rooms: ${clients.length} joins in ${((Date.now() - t0) / 1000).toFixed(1)}s, ` +
+      `${joinFailures} failed`);
+  await sleep(1000);
+  const rate = P.rate || 200;
+  const secs = P.secs || 10;
+  const w = new Window("rooms");
+  let rr = 0;
+  phaseStart("rooms");
+  const sent = await sendAtRate(rate, secs, () => {
+    const c = clients[rr++ % clients.length];
+    const seq = w.register(members[c.index % nRooms]);
+    c.emit("sendMessage", sendMessageJson(seq, roomOf(c)));
+  });
+  await w.drain(P.drainMs || 3000);
+  const m = w.metrics({ rate, secs, rooms: nRooms, clients: clients.length,
+                        join_failures: joinFailures });
+  m.sent = sent;
+  m.deliveries_per_s = Math.round(m.received / Math.max(secs, m.span_s || 0));
+  phaseEnd("rooms", m);
+  return clients;
+}
+
+// (5) Acked sends: each sender emits `message` with an ack and waits for it before the next.
+async function scenarioDurable() {
+  const { clients } = await setup(P.senders || 50);
+  if (!clients.length) return clients;
+  const secs = P.secs || 10;
+  const event = P.event || "message";
+  const ackHist = new Hist();
+  let acked = 0;
+  let refused = 0;
+  let timeouts = 0;
+  const w = new Window("durable");
+  const n = clients.length;
+  let stopAt = 0;
+  const loop = (c) => new Promise((resolve) => {
+    const once = () => {
+      if (Date.now() >= stopAt) { resolve(); return; }
+      const seq = w.register(event === "message" ? n : 1);
+      const t = micros();
+      const timer = setTimeout(() => { timeouts++; resolve(); }, 10000);
+      const payload = event === "message" ? messageJson(seq) : sendMessageJson(seq, c.sid);
+      c.emitAck(event, payload, (buf) => {
+        clearTimeout(timer);
+        ackHist.add((micros() - t) / 1000);
+        if (buf.indexOf('"ok":true') >= 0) acked++;
+        else refused++;
+        once();
+      });
+    };
+    once();
+  });
+  phaseStart("durable");
+  const t0 = Date.now();
+  stopAt = t0 + secs * 1000;
+  await Promise.all(clients.map(loop));
+  const measured = (Date.now() - t0) / 1000;
+  await w.drain(P.drainMs || 3000);
+  const lat = ackHist.summary();
+  const m = w.metrics({
+    senders: n,
+    secs,
+    event,
+    acked,
+    refused,
+    ack_timeouts: timeouts,
+    acked_per_s: Math.round(acked / measured),
+    ack_p50_ms: lat.p50,
+    ack_p99_ms: lat.p99,
+    ack_max_ms: lat.max,
+    deliveries_per_s: Math.round(w.received / measured),
+  });
+  phaseEnd("durable", m);
+  return clients;
+}
+
+const SCENARIOS = {
+  connections: scenarioConnections,
+  broadcast: scenarioBroadcast,
+  dm: scenarioDm,
+  rooms: scenarioRooms,
+  durable: scenarioDurable,
+};
+
+async function main() {
+  const run = SCENARIOS[args.scenario];
+  if (!run) throw new Error(`unknown scenario ${args.scenario}`);
+  // A hard stop, whatever happens.
+  setTimeout(() => {
+    emitLine({ type: "log", msg: "deadline reached: stopping" });
+    emitLine({ type: "done", traffic, aborted: true });
+    process.exit(3);
+  }, Math.max(1000, DEADLINE - Date.now() + 15000)).unref();
+  const clients = await run();
+  traffic.stopping = true;
+  emitLine({ type: "done", traffic });
+  for (const c of clients || []) c.close();
+  setTimeout(() => process.exit(0), 200);
+}
+
+main().catch((err) => {
+  emitLine({ type: "error", msg: String(err && err.stack || err) });
+  process.exit(2);
+});

@@ -133,8 +133,11 @@ class Store:
             # postgresql:// would pick psycopg 3 on SQLAlchemy 2.1, which would block the hub.
             if url.startswith("postgresql://") or url.startswith("postgres://"):
                 url = "postgresql+psycopg2://" + url.split("://", 1)[1]
-            self.engine = sa.create_engine(url, pool_pre_ping=True, pool_size=10,
-                                           max_overflow=20)
+            # A locked table or a stuck query fails after a bound, as SQLite's busy timeout.
+            self.engine = sa.create_engine(
+                url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                connect_args={"options": "-c lock_timeout=5000 -c statement_timeout=15000",
+                              "connect_timeout": 5})
 
     # -- life-cycle -------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ runtime.monkey_patch()
 import logging  # noqa: E402
 import sys  # noqa: E402
 
-from .app import create_app  # noqa: E402
+from .app import check_connections, create_app  # noqa: E402
 from .config import ConfigError, load, setup_logging  # noqa: E402
 
 logger = logging.getLogger("chat_server")
@@ -19,7 +19,9 @@ def main(argv=None):
     except ConfigError as error:
         sys.stderr.write(f"chat_server: bad setting: {error}\n")
         return 2
-    setup_logging(config.log_level)
+    setup_logging(config.log_level, config.log_format)
+    if config.check_config:
+        return check(config)
     try:
         app = create_app(config)
     except Exception as error:
@@ -41,6 +43,17 @@ def main(argv=None):
     finally:
         logger.info("stopped")
         app.store.close()
+    return 0
+
+
+def check(config):
+    """For deploy pipelines: can this configuration serve? One line either way."""
+    problems = check_connections(config)
+    if problems:
+        sys.stderr.write("chat_server: config check failed: " + "; ".join(problems) + "\n")
+        return 1
+    sys.stdout.write("chat_server: config ok (store"
+                     + (", redis" if config.redis_url else "") + " reachable)\n")
     return 0
 
 

@@ -1,5 +1,6 @@
 """`create_app(config)` builds the whole server; nothing happens at import time."""
 
+import hmac
 import logging
 import os
 import secrets
@@ -13,6 +14,7 @@ import socketio
 from . import runtime
 from .chat import Chat
 from .errors import Unavailable
+from .metrics import Metrics
 from .store import Store
 from .transport import ChatSocketServer, Transport
 from .web import WebApp
@@ -31,8 +33,11 @@ class App:
 
 def _origin_check(config):
     """Same origin always; `CORS_ORIGINS` adds to it (python-socketio's default is only the
-    same origin, and a list would replace it rather than widen it)."""
+    same origin, and a list would replace it rather than widen it). The Admin UI's page
+    is let in when the Admin UI is on."""
     extra = set(config.cors_origins)
+    if config.admin_user:
+        extra.add(config.admin_origin)
 
     def allowed(origin, environ):
         if origin is None or "*" in extra or origin in extra:
@@ -51,11 +56,13 @@ MAX_PACKETS_PER_POLL = 512
 
 def create_app(config):
     engineio.payload.Payload.max_decode_packets = MAX_PACKETS_PER_POLL
+    metrics = Metrics()
     store = Store(config.database_url)
     if store.is_sqlite:
         store_call = runtime.Lane("store").run  # sqlite3 blocks: OS thread, one at a time
     else:
         store_call = _call  # psycopg2 is made green by eventlet's monkey-patching
+    store_call = metrics.timed(store_call)
     scale = _Scale(config) if config.redis_url else None
     sio = ChatSocketServer(
         async_mode="eventlet",
@@ -65,18 +72,23 @@ def create_app(config):
         logger=False,
         engineio_logger=False,
     )
-    transport = Transport(sio, config)
+    transport = Transport(sio, config, metrics)
     chat = Chat(store, config, publish=transport.apply, store_call=store_call,
                 offload=runtime.offload, presence=scale.presence if scale else None,
                 later=runtime.spawn_after)
+    chat.on_accepted = lambda message: metrics.messages_accepted.labels(message.kind).inc()
     chat.submit = runtime.Batcher(chat.commit_batch).submit
     transport.attach(chat)
     chat.start()
     sio.start_background_task(transport.watch_handshakes)
+    sio.start_background_task(metrics.probe_loop, runtime.sleep)
     if scale:
         sio.start_background_task(scale.beat, chat)
+    if config.admin_user:
+        _instrument(sio, config)
 
     def health():
+        """Alive, and what answers: the store (and Redis when scaled)."""
         report = {"status": "ok", "store": "ok", "connections": len(chat.presence)}
         try:
             with runtime.timeout(3):
@@ -88,11 +100,63 @@ def create_app(config):
             report["node"] = scale.node
         return report
 
-    wsgi = _refuse_oversize_posts(socketio.WSGIApp(sio, WebApp(health)), sio,
-                                  config.max_http_buffer_size)
+    def state():
+        figures = {"connections": transport.connections_by_transport(),
+                   "users": len(chat.presence.users()) if scale else len(chat.presence.by_user),
+                   "rooms": store_call(store.count_rooms)}
+        if scale:
+            figures["redis_up"] = 1 if scale.ping() else 0
+        return figures
+
+    metrics.watch(state)
+    web = WebApp(health, metrics=metrics, metrics_token=config.metrics_token)
+    wsgi = _refuse_oversize_posts(socketio.WSGIApp(sio, web), sio, config.max_http_buffer_size)
     if scale:
         wsgi = scale.mark_node(wsgi)
     return App(wsgi, sio, chat, store, transport)
+
+
+def _instrument(sio, config):
+    """The official Socket.IO Admin UI on /admin, only ever with a password."""
+    expected_user = config.admin_user.encode()
+    expected_password = config.admin_password.encode()
+
+    def allowed(auth):
+        if not isinstance(auth, dict):
+            return False
+        user = str(auth.get("username", "")).encode()
+        password = str(auth.get("password", "")).encode()
+        # Both compared in full every time, so timing tells nothing about either.
+        user_ok = hmac.compare_digest(user, expected_user)
+        password_ok = hmac.compare_digest(password, expected_password)
+        return user_ok and password_ok
+
+    sio.instrument(auth=allowed, mode="production", read_only=config.admin_read_only)
+    logger.info("Admin UI on namespace /admin for %s (%s)", config.admin_origin,
+                "read-only" if config.admin_read_only else "read-write")
+
+
+def check_connections(config):
+    """What stops `config` from serving: an unreachable store or Redis. Empty when fine."""
+    problems = []
+    store = Store(config.database_url)
+    try:
+        store.create_schema()
+        store.ping()
+    except Exception as error:
+        problems.append(f"store {_without_password(config.database_url)}: "
+                        f"{error.__class__.__name__}")
+    finally:
+        store.close()
+    if config.redis_url:
+        import redis
+
+        try:
+            redis.Redis.from_url(config.redis_url, socket_connect_timeout=3).ping()
+        except Exception as error:
+            problems.append(f"redis {_without_password(config.redis_url)}: "
+                            f"{error.__class__.__name__}")
+    return problems
 
 
 def _call(fn, *args):

@@ -49,6 +49,7 @@ class Chat:
         # Highest message id this node has handed to the transport; see `go_live`.
         self.delivered_mark = 0
         self.submit = self._submit_now
+        self.on_accepted = lambda message: None  # a hook for metrics
 
     def _now_ms(self):
         return int(self.clock() * 1000)
@@ -275,6 +276,7 @@ class Chat:
             if not duplicate:
                 effects.append(Emit("reply", message.to_wire(), targets_of(message.conv_key)))
                 self.delivered_mark = max(self.delivered_mark, message.id)
+                self.on_accepted(message)
         if effects:
             self.publish(effects)
         return results

@@ -1,8 +1,10 @@
 """Settings, read in one place: command-line flags win over environment variables."""
 
 import argparse
+import json
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 
 
@@ -38,6 +40,13 @@ class Config:
     redis_url: str | None = None
     node_name: str | None = None
     presence_ttl: float = 15.0
+    metrics_token: str | None = None
+    admin_user: str | None = None
+    admin_password: str | None = None
+    admin_read_only: bool = True
+    admin_origin: str = "https://admin.socket.io"
+    log_format: str = "text"
+    check_config: bool = False  # validate settings and connections, then exit
 
 
 def _port(text):
@@ -96,6 +105,28 @@ def _node_name(text):
     return text
 
 
+def _bool(text):
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _secret(text):
+    if len(text) < 8:
+        raise ValueError("must be at least 8 characters")
+    return text
+
+
+def _log_format(text):
+    value = text.strip().lower()
+    if value not in ("text", "json"):
+        raise ValueError("must be text or json")
+    return value
+
+
 def _origins(text):
     text = text.strip()
     if text == "*":
@@ -134,6 +165,19 @@ SETTINGS = [
      "(default 15; heartbeats every third of it)"),
     ("--node-name", "NODE_NAME", "node_name", _node_name,
      "this node's name in shared presence (default: host name, process id and a random tag)"),
+    ("--log-format", "LOG_FORMAT", "log_format", _log_format,
+     "text (default) or json (one JSON object per line)"),
+    ("--metrics-token", "METRICS_TOKEN", "metrics_token", _secret,
+     "serve Prometheus metrics at /metrics to requests with 'Authorization: Bearer TOKEN' "
+     "(default: /metrics is off)"),
+    ("--admin-user", "ADMIN_USER", "admin_user", str,
+     "with ADMIN_PASSWORD: turn on the Socket.IO Admin UI on namespace /admin"),
+    ("--admin-password", "ADMIN_PASSWORD", "admin_password", _secret,
+     "the Admin UI password (at least 8 characters)"),
+    ("--admin-read-only", "ADMIN_READ_ONLY", "admin_read_only", _bool,
+     "the Admin UI may only watch (default true); false lets it disconnect clients"),
+    ("--admin-origin", "ADMIN_ORIGIN", "admin_origin", str,
+     "where the Admin UI page is served from (default https://admin.socket.io)"),
 ]
 
 
@@ -147,9 +191,11 @@ def load(argv=None, environ=None):
     )
     for flag, env, _name, _parse, help_text in SETTINGS:
         parser.add_argument(flag, metavar=env, help=f"{help_text} [{env}]")
+    parser.add_argument("--check-config", action="store_true",
+                        help="check the settings, the store and Redis, print the result, exit")
     args = parser.parse_args(argv)
 
-    values = {}
+    values = {"check_config": args.check_config}
     for flag, env, name, parse, _help in SETTINGS:
         raw = getattr(args, name)
         source = flag
@@ -162,11 +208,32 @@ def load(argv=None, environ=None):
             values[name] = parse(raw)
         except ValueError as exc:
             raise ConfigError(f"{source}={raw!r}: {exc}") from None
-    return Config(**values)
+    config = Config(**values)
+    if (config.admin_user is None) != (config.admin_password is None):
+        raise ConfigError("ADMIN_USER and ADMIN_PASSWORD go together: set both or neither")
+    return config
 
 
-def setup_logging(level):
-    logging.basicConfig(
-        level=getattr(logging, level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log collectors."""
+
+    def format(self, record):
+        entry = {"ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+                 "level": record.levelname, "logger": record.name,
+                 "message": record.getMessage()}
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def setup_logging(level, log_format="text"):
+    handler = logging.StreamHandler()
+    if log_format == "json":
+        formatter = JsonFormatter()
+        formatter.converter = time.gmtime
+    else:
+        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(getattr(logging, level))

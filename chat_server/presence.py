@@ -45,6 +45,9 @@ class Presence:
     def get(self, sid):
         return self.by_sid.get(sid)
 
+    def local_sids(self):
+        return list(self.by_sid)
+
     def user_of_sid(self, sid):
         conn = self.by_sid.get(sid)
         return conn.user if conn is not None else None
@@ -141,6 +144,9 @@ class RedisPresence:
 
     def get(self, sid):
         return self.local.get(sid)
+
+    def local_sids(self):
+        return self.local.local_sids()
 
     def user_of_sid(self, sid):
         conn = self.local.get(sid)

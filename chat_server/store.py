@@ -421,6 +421,10 @@ class Store:
         conversations = [(names.get(key, key), newest.get(key)) for key in keys]
         return Snapshot(member_rooms, conversations, replay)
 
+    def count_rooms(self):
+        with self._tx() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(rooms)).scalar()
+
     def newest_id(self):
         with self._tx() as conn:
             return conn.execute(sa.select(sa.func.max(messages.c.id))).scalar()

@@ -72,9 +72,10 @@ def _closing_on_unknown_packets(socket):
 
 
 class Transport:
-    def __init__(self, sio, config):
+    def __init__(self, sio, config, metrics):
         self.sio = sio
         self.config = config
+        self.metrics = metrics
         self.chat = None
         self.ready = {}  # self.ready[sid] = runtime.Event, set once `welcome` was sent
         self.routes = {}
@@ -109,17 +110,30 @@ class Transport:
         try:
             conn = self.chat.connect(sid, auth, transport=transport, address=address)
         except ChatError as error:
-            logger.info("refused connection from %s: %s", address, error.code)
-            raise socketio.exceptions.ConnectionRefusedError(error.message, error.as_dict())
+            return self._refuse(address, error)
         except Exception:
             logger.exception("connect failed")
-            error = Unavailable("The server could not accept the connection; try again.")
-            raise socketio.exceptions.ConnectionRefusedError(error.message, error.as_dict())
+            return self._refuse(address, Unavailable(
+                "The server could not accept the connection; try again."))
         self.ready[sid] = runtime.Event()
         logger.info("connect sid=%s user=%s transport=%s address=%s",
                     sid, conn.user.name, transport, address)
         # The CONNECT packet goes out when this handler returns; welcome must follow it.
         runtime.spawn(self._go_live, sid)
+
+    def _refuse(self, address, error):
+        logger.info("refused connection from %s: %s", address, error.code)
+        self.metrics.connections_refused.labels(error.code).inc()
+        raise socketio.exceptions.ConnectionRefusedError(error.message, error.as_dict())
+
+    def connections_by_transport(self):
+        counts = {"websocket": 0, "polling": 0}
+        for sid in list(self.chat.presence.local_sids()):
+            try:
+                counts[self.sio.transport(sid)] += 1
+            except (KeyError, ValueError):
+                pass
+        return counts
 
     def _go_live(self, sid):
         try:
@@ -165,6 +179,7 @@ class Transport:
         except Exception:
             logger.exception("%s from %s failed", event, sid)
             return self._answer(sid, event, Unavailable("The server failed; try again."))
+        self.metrics.acks.labels("ok").inc()
         answer = {"ok": True}
         if result:
             answer.update(result)
@@ -172,6 +187,9 @@ class Transport:
 
     def _answer(self, sid, event, error):
         """A failure: the ack if the client asked for one, else an `error` event."""
+        self.metrics.acks.labels(error.code).inc()
+        if error.code == "rate_limited":
+            self.metrics.rate_limited.inc()
         if getattr(_call, "wants_ack", False):
             return {"ok": False, "error": error.as_dict()}
         self.sio.emit("error", {**error.as_dict(), "event": event}, to=sid)
@@ -194,6 +212,8 @@ class Transport:
     def _apply(self, effect):
         if isinstance(effect, Emit):
             self.sio.emit(effect.event, effect.data, to=effect.to, skip_sid=effect.skip or None)
+            if effect.event == "reply":
+                self._count_delivery(effect)
         elif isinstance(effect, Enter):
             for sid in effect.sids:
                 self.sio.enter_room(sid, effect.audience)
@@ -202,6 +222,16 @@ class Transport:
                 self.sio.leave_room(sid, effect.audience)
         elif isinstance(effect, Close):
             self.sio.close_room(effect.audience)
+
+    def _count_delivery(self, effect):
+        """Connections of this node that the emit reaches (a cheap look at room sizes)."""
+        rooms = self.sio.manager.rooms.get(NAMESPACE, {})
+        reached = set()
+        for target in effect.to:
+            reached.update(rooms.get(target, ()))
+        reached.difference_update(effect.skip)
+        if reached:
+            self.metrics.messages_delivered.labels(effect.data["kind"]).inc(len(reached))
 
     # -- sessions that never connect ----------------------------------------------------
 

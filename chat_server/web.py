@@ -5,6 +5,8 @@ import logging
 import mimetypes
 from pathlib import Path
 
+from .metrics import authorized
+
 logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,8 +28,11 @@ SECURITY_HEADERS = [
 class WebApp:
     """The WSGI app behind `socketio.WSGIApp` for every path that is not Socket.IO."""
 
-    def __init__(self, health, static_dir=STATIC_DIR, client_dir=CLIENT_DIR):
-        self.health = health  # callable -> dict with "store": "ok" or "unavailable"
+    def __init__(self, health, metrics=None, metrics_token=None, static_dir=STATIC_DIR,
+                 client_dir=CLIENT_DIR):
+        self.health = health  # callable -> dict with "store" (and "redis"): "ok" or not
+        self.metrics = metrics
+        self.metrics_token = metrics_token
         self.static_dir = Path(static_dir).resolve()
         self.client_dir = Path(client_dir).resolve()
 
@@ -37,9 +42,21 @@ class WebApp:
         if method not in ("GET", "HEAD"):
             return self._respond(start_response, "405 Method Not Allowed", b"method not allowed\n",
                                 "text/plain; charset=utf-8", [("Allow", "GET, HEAD")])
-        if path == "/healthz":
-            body = json.dumps(self.health()).encode()
-            return self._respond(start_response, "200 OK", body, "application/json",
+        if path in ("/healthz", "/readyz"):
+            report = self.health()
+            ready = all(report.get(k, "ok") == "ok" for k in ("store", "redis"))
+            # /healthz: the process serves (liveness); /readyz: it can do its job.
+            status = "200 OK" if path == "/healthz" or ready else "503 Service Unavailable"
+            report["ready"] = ready
+            return self._respond(start_response, status, json.dumps(report).encode(),
+                                 "application/json", [("Cache-Control", "no-store")])
+        if path == "/metrics" and self.metrics is not None and self.metrics_token:
+            if not authorized(environ, self.metrics_token):
+                return self._respond(start_response, "401 Unauthorized", b"unauthorized\n",
+                                     "text/plain; charset=utf-8",
+                                     [("WWW-Authenticate", 'Bearer realm="metrics"')])
+            body, content_type = self.metrics.render()
+            return self._respond(start_response, "200 OK", body, content_type,
                                  [("Cache-Control", "no-store")])
         if path in ("/", "/index.html"):
             return self._file(start_response, self.static_dir / "index.html")

@@ -243,3 +243,25 @@ def test_postgres_waits_do_not_block_the_hub(cluster, on):
     bob.assert_no_event("reply", lambda m: m["text"] == "while locked")
     after = send(alice, "after the lock")
     bob.wait_for("reply", lambda m: m["id"] == after["id"])
+
+
+def test_readyz_turns_unready_when_the_store_is_unreachable(backing_services, server_factory):
+    """/readyz answers 503 when PostgreSQL is gone, while /healthz still says the process
+    is alive; both say which dependency failed."""
+    import services
+
+    redis_server, _ = backing_services
+    own = services.PostgresServer().start()
+    try:
+        node = server_factory(env={"DATABASE_URL": own.create_database(),
+                                   "REDIS_URL": redis_server.url, "NODE_NAME": "lonely"})
+        assert node.get("/readyz").status_code == 200
+        own.proc.terminate()
+        own.proc.wait(20)
+        ready = node.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["store"] == "unavailable" and ready.json()["redis"] == "ok"
+        health = node.get("/healthz")
+        assert health.status_code == 200 and health.json()["store"] == "unavailable"
+    finally:
+        own.cleanup()

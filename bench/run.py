@@ -1,0 +1,676 @@
+#!/usr/bin/env python3
+"""The chat benchmark: our server against two reference chats, in one run.
+
+    .venv/bin/python bench/run.py [--quick] [--only SCENARIO[,..]] [--servers ours,minimal,node]
+
+For each server and scenario: start the server fresh (pinned to core 0), start the load
+generator (pinned to core 1; for our server also the event-loop stall probe), and read
+/proc at the start and end of every measured window for CPU time and RSS. Prints one
+table per scenario and a table of ratios. Every run is bounded in time and count and
+kills what it started, also on errors and Ctrl-C. See bench/README.md.
+"""
+
+import argparse
+import json
+import logging
+import os
+import queue
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+PYTHON = REPO / ".venv" / "bin" / "python"
+LOADGEN = BENCH / "loadgen"
+REF_NODE = BENCH / "ref_node"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+SERVER_CORE, GEN_CORE = "0", "1"
+GEN_BOUND_PCT = 90.0
+SERVING = re.compile(r"Serving on http://127\.0\.0\.1:(\d+)")
+
+ALL_SERVERS = ["ours", "minimal", "node"]
+EXTRA_SERVERS = ["minimal-lifted"]  # eventlet's pool and backlog raised; not in the default set
+SCENARIOS = ["connections", "broadcast", "dm", "rooms", "durable"]
+
+log = logging.getLogger("bench")
+
+# Sizes: (full, quick). Every scenario is bounded by these counts and durations.
+SIZES = {
+    "connections": ({"steps": [1000, 5000, 10000], "deadlines": [60, 90, 120]},
+                    {"steps": [200, 1000], "deadlines": [30, 40]}),
+    "broadcast": ({"n": 1000, "fixedRate": 20, "fixedSecs": 8, "stepSecs": 4,
+                   "rates": [40, 60, 80, 100, 130, 160, 200, 250, 320, 400, 500]},
+                  {"n": 200, "fixedRate": 20, "fixedSecs": 3, "stepSecs": 2,
+                   "rates": [50, 100, 200, 400]}),
+    "dm": ({"pairs": 200, "secs": 10}, {"pairs": 20, "secs": 3}),
+    "rooms": ({"n": 1000, "rooms": 10, "rate": 200, "secs": 10},
+              {"n": 200, "rooms": 10, "rate": 50, "secs": 3}),
+    "durable": ({"senders": 50, "secs": 10}, {"senders": 10, "secs": 3}),
+}
+
+
+# ---- processes ------------------------------------------------------------------------
+
+def cpu_seconds(pid):
+    """utime + stime of a process (all its threads), from /proc/PID/stat; None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
+
+
+def rss_kb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+class Proc:
+    """A child in its own process group, so stopping it stops everything it started."""
+
+    live = []
+
+    def __init__(self, name, argv, core=None, cwd=None, stdout=None, stdin=None, env=None,
+                 text=False):
+        self.name = name
+        if core is not None and shutil.which("taskset"):
+            argv = ["taskset", "-c", core, *argv]  # taskset execs: the pid is the program's
+        self.popen = subprocess.Popen(
+            [str(a) for a in argv], cwd=cwd, stdout=stdout, stderr=subprocess.STDOUT
+            if stdout not in (None, subprocess.PIPE) else None, stdin=stdin, env=env,
+            start_new_session=True, text=text, bufsize=1 if text else -1)
+        self.pid = self.popen.pid
+        Proc.live.append(self)
+
+    def alive(self):
+        return self.popen.poll() is None
+
+    def stop(self, grace=3.0):
+        if self in Proc.live:
+            Proc.live.remove(self)
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(self.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.popen.wait(wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        # The group may outlive its leader (children that ignored SIGTERM).
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    @classmethod
+    def stop_all(cls):
+        for proc in list(cls.live):
+            proc.stop(grace=1.0)
+
+
+def lines_of(stream, into):
+    """Forwards JSON lines of a child's stdout to a queue, from a daemon thread."""
+
+    def pump():
+        for raw in stream:
+            try:
+                into.put(json.loads(raw))
+            except ValueError:
+                into.put({"type": "text", "text": raw.rstrip()})
+        into.put({"type": "eof"})
+
+    threading.Thread(target=pump, daemon=True).start()
+
+
+class Server:
+    def __init__(self, kind, workdir):
+        self.kind = kind
+        self.workdir = workdir
+        self.proc = None
+        self.url = None
+        self.logpath = None
+
+    def argv(self):
+        if self.kind == "ours":
+            return [PYTHON, "-m", "chat_server", "--host", "127.0.0.1", "--port", "0",
+                    "--database-url", f"sqlite:///{self.workdir}/chat.db",
+                    "--rate-limit", "off", "--max-connections", "20000"]
+        if self.kind == "minimal":
+            return [PYTHON, BENCH / "ref_minimal.py", "--host", "127.0.0.1", "--port", "0"]
+        if self.kind == "minimal-lifted":
+            return [PYTHON, BENCH / "ref_minimal.py", "--host", "127.0.0.1", "--port", "0",
+                    "--max-size", "20100", "--backlog", "1024"]
+        if self.kind == "node":
+            return ["node", REF_NODE / "server.js", "--host", "127.0.0.1", "--port", "0"]
+        raise ValueError(self.kind)
+
+    def start(self, tag):
+        for leftover in self.workdir.glob("chat.db*"):
+            leftover.unlink()
+        self.logpath = self.workdir / f"{self.kind}-{tag}.log"
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        with open(self.logpath, "wb") as logfile:
+            self.proc = Proc(f"server {self.kind}", self.argv(), core=SERVER_CORE, cwd=REPO,
+                             stdout=logfile, env=env)
+        until = time.monotonic() + 30
+        while time.monotonic() < until:
+            match = SERVING.search(self.logpath.read_text(errors="replace"))
+            if match:
+                self.url = f"http://127.0.0.1:{match.group(1)}"
+                return
+            if not self.proc.alive():
+                break
+            time.sleep(0.05)
+        tail = self.logpath.read_text(errors="replace")[-2000:]
+        self.stop()
+        raise RuntimeError(f"{self.kind} did not start:\n{tail}")
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.stop()
+            self.proc = None
+
+
+class Probe:
+    """The event-loop stall probe (our server only): a client whose ack round trips, one
+    every 10 ms, show how long the server's event loop goes without answering."""
+
+    def __init__(self, url, event):
+        self.q = queue.Queue()
+        self.proc = Proc("probe", ["node", LOADGEN / "probe.js", "--url", url,
+                                   "--event", event, "--interval", "10"],
+                         core=GEN_CORE, stdout=subprocess.PIPE, stdin=subprocess.PIPE,
+                         text=True)
+        lines_of(self.proc.popen.stdout, self.q)
+        msg = self._wait(lambda m: m.get("type") in ("probe-ready", "probe-error", "eof"), 40)
+        if not msg or msg.get("type") != "probe-ready":
+            self.stop()
+            raise RuntimeError(f"stall probe did not connect: {msg}")
+
+    def _wait(self, pred, timeout):
+        until = time.monotonic() + timeout
+        while time.monotonic() < until:
+            try:
+                msg = self.q.get(timeout=max(0.01, until - time.monotonic()))
+            except queue.Empty:
+                return None
+            if pred(msg):
+                return msg
+        return None
+
+    def send(self, line):
+        try:
+            self.proc.popen.stdin.write(line + "\n")
+            self.proc.popen.stdin.flush()
+        except (BrokenPipeError, ValueError, OSError):
+            pass
+
+    def result(self, phase):
+        self.send(f"end {phase}")
+        return self._wait(lambda m: m.get("type") == "probe" and m.get("phase") == phase
+                          or m.get("type") == "eof", 5)
+
+    def stop(self):
+        self.send("quit")
+        self.proc.stop(grace=1.0)
+
+
+# ---- one scenario run against one server ----------------------------------------------
+
+def snapshot(server, gen, probe):
+    return {"t": time.monotonic(), "srv": cpu_seconds(server.proc.pid),
+            "gen": cpu_seconds(gen.pid),
+            "probe": cpu_seconds(probe.proc.pid) if probe else 0.0}
+
+
+def pct(after, before, key, dt):
+    if after.get(key) is None or before.get(key) is None or dt <= 0:
+        return None
+    return round(100.0 * (after[key] - before[key]) / dt, 1)
+
+
+def run_generator(server, scenario, params, probe, deadline, workdir):
+    """Runs loadgen.js once; returns {phases: {name: {...}}, summaries: [...], traffic}."""
+    argv = ["node", LOADGEN / "loadgen.js", "--url", server.url, "--server",
+            "ours" if server.kind == "ours" else server.kind, "--scenario", scenario,
+            "--params", json.dumps(params), "--deadline", str(deadline)]
+    gen = Proc("loadgen", argv, core=GEN_CORE, stdout=subprocess.PIPE, text=True)
+    q = queue.Queue()
+    lines_of(gen.popen.stdout, q)
+    out = {"phases": {}, "order": [], "summaries": [], "traffic": None, "errors": []}
+    opened = {}
+    hard_stop = time.monotonic() + deadline + 45
+    try:
+        while True:
+            left = hard_stop - time.monotonic()
+            if left <= 0:
+                out["errors"].append("generator overran its deadline; killed")
+                break
+            try:
+                msg = q.get(timeout=min(left, 5))
+            except queue.Empty:
+                if not gen.alive() and q.empty():
+                    break
+                continue
+            kind = msg.get("type")
+            if kind == "phase" and msg["state"] == "start":
+                opened[msg["name"]] = snapshot(server, gen, probe)
+                if probe:
+                    probe.send(f"start {msg['name']}")
+            elif kind == "phase" and msg["state"] == "end":
+                name = msg["name"]
+                after = snapshot(server, gen, probe)
+                before = opened.pop(name, after)
+                dt = after["t"] - before["t"]
+                gen_pct = pct(after, before, "gen", dt)
+                probe_pct = pct(after, before, "probe", dt) or 0.0
+                phase = dict(msg.get("metrics") or {})
+                phase.update({
+                    "wall_s": round(dt, 3),
+                    "srv_cpu": pct(after, before, "srv", dt),
+                    "gen_cpu": None if gen_pct is None else round(gen_pct + probe_pct, 1),
+                    "loadgen_cpu": gen_pct,
+                    "probe_cpu": probe_pct if probe else None,
+                    "rss_kb": rss_kb(server.proc.pid),
+                    "server_alive": server.proc.alive(),
+                })
+                if probe:
+                    stall = probe.result(name) or {}
+                    phase["stall_p99_ms"] = stall.get("p99_ms")
+                    phase["stall_max_ms"] = stall.get("max_ms")
+                    phase["stall_count"] = stall.get("count")
+                out["phases"][name] = phase
+                out["order"].append(name)
+            elif kind == "summary":
+                out["summaries"].append(msg)
+            elif kind == "log":
+                log.info("    %s %s: %s", server.kind, scenario, msg["msg"])
+            elif kind == "error":
+                out["errors"].append(msg.get("msg"))
+                log.error("    generator error: %s", msg.get("msg"))
+            elif kind == "done":
+                out["traffic"] = msg.get("traffic")
+                if msg.get("aborted"):
+                    out["errors"].append("generator hit its deadline")
+            elif kind == "eof":
+                break
+            elif kind == "text":
+                log.info("    loadgen: %s", msg["text"])
+    finally:
+        gen.stop(grace=2.0)
+    return out
+
+
+def run_scenario(kind, scenario, sizes, workdir, probe_event):
+    """All the generator runs of one scenario on one server, each on a fresh server."""
+    server = Server(kind, workdir)
+    results = []
+
+    def one(tag, params, deadline, gen_scenario):
+        server.start(tag)
+        probe = None
+        try:
+            if kind == "ours":
+                probe = Probe(server.url, probe_event)
+            time.sleep(1.0)
+            base_rss = rss_kb(server.proc.pid)
+            out = run_generator(server, gen_scenario, params, probe, deadline, workdir)
+            out["base_rss_kb"] = base_rss
+            out["server_log"] = str(server.logpath)
+            return out
+        finally:
+            if probe:
+                probe.stop()
+            server.stop()
+
+    if scenario == "connections":
+        skip_reason = None
+        for n, dl in zip(sizes["steps"], sizes["deadlines"]):
+            if skip_reason:
+                results.append({"n": n, "skipped": skip_reason})
+                continue
+            log.info("  %s: connections %d", kind, n)
+            params = {"n": n, "concurrency": 200, "connectDeadline": dl, "holdSecs": 3,
+                      "connectTimeoutMs": 15000, "stallSecs": 20}
+            out = one(f"conn{n}", params, dl + 30, "connections")
+            out["n"] = n
+            results.append(out)
+            conn = out["phases"].get("connect", {})
+            if conn.get("connected", 0) < n:
+                skip_reason = f"{conn.get('connected', 0)}/{n} connected at the previous step"
+    else:
+        params = dict(sizes)
+        deadline = {"broadcast": 150, "dm": 90, "rooms": 120, "durable": 90}[scenario]
+        log.info("  %s: %s %s", kind, scenario, json.dumps(params))
+        results.append(one(scenario, params, deadline, scenario))
+    return results
+
+
+# ---- reporting --------------------------------------------------------------------------
+
+def fmt(value, digits=1):
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def table(title, headers, rows):
+    lines = [f"\n### {title}\n"]
+    cells = [[fmt(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
+              for i, h in enumerate(headers)]
+    lines.append("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths)) + " |")
+    lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in cells:
+        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
+    return "\n".join(lines)
+
+
+def flags(phase):
+    out = []
+    if phase.get("gen_cpu") is not None and phase["gen_cpu"] > GEN_BOUND_PCT:
+        out.append("GENERATOR-BOUND")
+    if phase.get("server_alive") is False:
+        out.append("server died")
+    return " ".join(out)
+
+
+def stall(phase):
+    if phase.get("stall_max_ms") is None:
+        return "-"
+    return f"{fmt(phase.get('stall_p99_ms'))}/{fmt(phase.get('stall_max_ms'))}"
+
+
+def mb(kb):
+    return None if kb is None else round(kb / 1024, 1)
+
+
+def report(results, servers):
+    """Builds the tables (markdown) and the numbers the ratio table compares."""
+    out = []
+    key = {s: {} for s in servers}  # key[server][metric] = value, for the ratio table
+    common = ["RSS MB", "srv CPU%", "gen CPU%", "stall p99/max ms", "flags"]
+
+    def tail(p):
+        return [mb(p.get("rss_kb")), p.get("srv_cpu"), p.get("gen_cpu"), stall(p), flags(p)]
+
+    rows = []
+    for s in servers:
+        for step in results.get(s, {}).get("connections", []):
+            if step.get("skipped"):
+                rows.append([s, step["n"], "skipped", "", "", "", "", "", "", "", "", "", "",
+                             step["skipped"]])
+                continue
+            c = step["phases"].get("connect", {})
+            h = step["phases"].get("hold", {})
+            per = None
+            if h.get("rss_kb") and step.get("base_rss_kb") and h.get("connected"):
+                per = round((h["rss_kb"] - step["base_rss_kb"]) / h["connected"], 1)
+            note = ""
+            if c.get("stalled"):
+                note = "stopped accepting"
+            elif c.get("deadline_hit"):
+                note = "deadline hit"
+            rows.append([s, step["n"], c.get("connected"), c.get("failed"), c.get("elapsed_s"),
+                         c.get("connect_p50_ms"), c.get("connect_p99_ms"), mb(h.get("rss_kb")),
+                         per, c.get("srv_cpu"), c.get("gen_cpu"), stall(c),
+                         flags(c), note])
+            if c.get("connected") == step["n"]:
+                key[s]["max_clients"] = step["n"]
+                key[s][f"connect_s_{step['n']}"] = c.get("elapsed_s")
+                key[s][f"kb_per_conn_{step['n']}"] = per
+    if rows:
+        out.append(table("Connections (time to connect N clients; RSS after all connected)",
+                         ["server", "N", "connected", "failed", "time s", "conn p50 ms",
+                          "conn p99 ms", "RSS MB", "KB/conn", "srv CPU%", "gen CPU%",
+                          "stall p99/max ms", "flags", "note"], rows))
+
+    rows = []
+    for s in servers:
+        for run in results.get(s, {}).get("broadcast", []):
+            ph = run["phases"]
+            best = next((x["best"] for x in run["summaries"] if x.get("name") == "saturation"),
+                        None)
+            if "fixed" in ph:
+                p = ph["fixed"]
+                rows.append([s, f"fixed {p.get('rate')} msg/s", p.get("deliveries_per_s"),
+                             p.get("p50_ms"), p.get("p99_ms"), p.get("lost"), *tail(p)])
+                key[s]["bcast_p50_20"] = p.get("p50_ms")
+                key[s]["bcast_p99_20"] = p.get("p99_ms")
+            steps = [n for n in run["order"] if n.startswith("rate-")]
+            best_name = f"rate-{best['rate']}" if best else None
+            if best_name in ph:
+                p = ph[best_name]
+                rows.append([s, f"best: {p.get('rate')} msg/s", p.get("deliveries_per_s"),
+                             p.get("p50_ms"), p.get("p99_ms"), p.get("lost"), *tail(p)])
+                key[s]["bcast_deliveries"] = p.get("deliveries_per_s")
+            else:
+                key[s]["bcast_deliveries"] = 0
+            if steps and steps[-1] != best_name:
+                p = ph[steps[-1]]
+                rows.append([s, f"failed: {p.get('rate')} msg/s", p.get("deliveries_per_s"),
+                             p.get("p50_ms"), p.get("p99_ms"), p.get("lost"), *tail(p)])
+    if rows:
+        out.append(table("Broadcast fan-out (deliveries/s; latency send -> each receiver)",
+                         ["server", "step", "deliveries/s", "p50 ms", "p99 ms", "lost",
+                          *common], rows))
+
+    rows = []
+    for s in servers:
+        for run in results.get(s, {}).get("dm", []):
+            p = run["phases"].get("dm")
+            if not p:
+                continue
+            rows.append([s, p.get("pairs"), p.get("round_trips_per_s"), p.get("rtt_p50_ms"),
+                         p.get("rtt_p99_ms"), p.get("p50_ms"), p.get("lost"), *tail(p)])
+            key[s]["dm_rts"] = p.get("round_trips_per_s")
+            key[s]["dm_rtt_p50"] = p.get("rtt_p50_ms")
+            key[s]["dm_rtt_p99"] = p.get("rtt_p99_ms")
+    if rows:
+        out.append(table("Direct messages (pairs ping-ponging)",
+                         ["server", "pairs", "round trips/s", "RTT p50 ms", "RTT p99 ms",
+                          "one-way p50 ms", "lost", *common], rows))
+
+    rows = []
+    for s in servers:
+        for run in results.get(s, {}).get("rooms", []):
+            p = run["phases"].get("rooms")
+            if not p:
+                continue
+            rows.append([s, f"{p.get('clients')} in {p.get('rooms')}", p.get("rate"),
+                         p.get("deliveries_per_s"), p.get("p50_ms"), p.get("p99_ms"),
+                         p.get("lost"), *tail(p)])
+            key[s]["rooms_p50"] = p.get("p50_ms")
+            key[s]["rooms_p99"] = p.get("p99_ms")
+            key[s]["rooms_lost"] = p.get("lost")
+    if rows:
+        out.append(table("Rooms (fixed total send rate)",
+                         ["server", "clients", "msg/s", "deliveries/s", "p50 ms", "p99 ms",
+                          "lost", *common], rows))
+
+    rows = []
+    for s in servers:
+        for run in results.get(s, {}).get("durable", []):
+            p = run["phases"].get("durable")
+            if not p:
+                continue
+            rows.append([s, p.get("senders"), p.get("acked_per_s"), p.get("ack_p50_ms"),
+                         p.get("ack_p99_ms"), (p.get("refused") or 0) +
+                         (p.get("ack_timeouts") or 0), p.get("deliveries_per_s"), *tail(p)])
+            key[s]["durable_acked"] = p.get("acked_per_s")
+            key[s]["durable_ack_p50"] = p.get("ack_p50_ms")
+    if rows:
+        out.append(table("Acked sends (`message`, each sender waits for its ack; ours commits "
+                         "each to SQLite, the references store nothing)",
+                         ["server", "senders", "acked/s", "ack p50 ms", "ack p99 ms",
+                          "failed", "deliveries/s", *common], rows))
+
+    metrics = [
+        ("largest N all connected", "max_clients", True),
+        ("time to connect 1,000 (s)", "connect_s_1000", False),
+        ("RSS per connection at 1,000 (KB)", "kb_per_conn_1000", False),
+        ("RSS per connection at 10,000 (KB)", "kb_per_conn_10000", False),
+        ("broadcast: best deliveries/s", "bcast_deliveries", True),
+        ("broadcast p99 at 20 msg/s (ms)", "bcast_p99_20", False),
+        ("DM round trips/s", "dm_rts", True),
+        ("DM RTT p50 (ms)", "dm_rtt_p50", False),
+        ("rooms p99 (ms)", "rooms_p99", False),
+        ("rooms lost", "rooms_lost", False),
+        ("acked sends/s", "durable_acked", True),
+    ]
+    refs = [s for s in servers if s != "ours"]
+    if "ours" in servers and refs:
+        rows = []
+        for label, k, higher_better in metrics:
+            vals = [key[s].get(k) for s in servers]
+            if all(v is None for v in vals):
+                continue
+            row = [label + (" (higher is better)" if higher_better else ""), *vals]
+            for r in refs:
+                a, b = key["ours"].get(k), key[r].get(k)
+                row.append(None if a is None or not b else f"{a / b:.2f}x")
+            rows.append(row)
+        out.append(table("Ratios", ["metric", *servers, *[f"ours/{r}" for r in refs]], rows))
+    return "\n".join(out), key
+
+
+# ---- main -------------------------------------------------------------------------------
+
+def raise_fd_limit():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    for want in (65536, hard):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(want, hard)))
+            break
+        except (ValueError, OSError):
+            continue
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def ensure_node_deps():
+    for folder in (LOADGEN, REF_NODE):
+        if not (folder / "node_modules").is_dir():
+            log.info("installing %s's npm packages (npm ci)", folder.name)
+            subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=folder, check=True,
+                           stdout=subprocess.DEVNULL)
+
+
+def machine():
+    info = {"nproc": os.cpu_count(), "uptime": subprocess.run(
+        ["uptime"], capture_output=True, text=True).stdout.strip()}
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return info
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, short runs")
+    parser.add_argument("--only", default=",".join(SCENARIOS),
+                        help=f"scenarios, comma separated ({','.join(SCENARIOS)})")
+    parser.add_argument("--servers", default=",".join(ALL_SERVERS),
+                        help=f"servers, comma separated ({','.join(ALL_SERVERS + EXTRA_SERVERS)})")
+    parser.add_argument("--probe-event", default="listUsers",
+                        help="event the stall probe sends to our server (default listUsers)")
+    parser.add_argument("--json", help="also write every number to this JSON file")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the servers' logs")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
+                        datefmt="%H:%M:%S")
+
+    scenarios = [s.strip() for s in args.only.split(",") if s.strip()]
+    servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    for s in scenarios:
+        if s not in SCENARIOS:
+            parser.error(f"unknown scenario {s}")
+    for s in servers:
+        if s not in ALL_SERVERS + EXTRA_SERVERS:
+            parser.error(f"unknown server {s}")
+    if "ours" in servers and not PYTHON.exists():
+        parser.error(f"{PYTHON} is missing: run `make run` or create the venv first")
+    if (os.cpu_count() or 1) < 2 or not shutil.which("taskset"):
+        log.warning("fewer than 2 cores or no taskset: server and generator are not pinned "
+                    "apart, numbers mean less")
+
+    nofile = raise_fd_limit()
+    ensure_node_deps()
+    info = machine()
+    info["nofile"] = nofile
+    info["started"] = datetime.now().isoformat(timespec="seconds")
+    log.info("machine: %s", info)
+
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    workdir = Path(tempfile.mkdtemp(prefix="chat-bench-"))
+    results = {s: {} for s in servers}
+    started = time.monotonic()
+    try:
+        for scenario in scenarios:
+            log.info("scenario %s", scenario)
+            sizes = SIZES[scenario][1 if args.quick else 0]
+            for kind in servers:
+                try:
+                    results[kind][scenario] = run_scenario(kind, scenario, sizes, workdir,
+                                                           args.probe_event)
+                except RuntimeError as error:
+                    log.error("  %s %s failed: %s", kind, scenario, error)
+                    results[kind][scenario] = []
+    except KeyboardInterrupt:
+        log.warning("interrupted: stopping everything")
+    finally:
+        Proc.stop_all()
+        info["finished"] = datetime.now().isoformat(timespec="seconds")
+        info["uptime_after"] = subprocess.run(["uptime"], capture_output=True,
+                                              text=True).stdout.strip()
+        info["duration_s"] = round(time.monotonic() - started)
+        if not args.keep_logs:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            log.info("server logs kept in %s", workdir)
+
+    text, key = report(results, servers)
+    print(f"\nMachine: {info.get('cpu')}, {info['nproc']} cores; load before: "
+          f"{info['uptime']}; after: {info['uptime_after']}; took {info['duration_s']} s")
+    print("Server pinned to core 0, load generator (and stall probe) to core 1. "
+          f"GENERATOR-BOUND: generator core above {GEN_BOUND_PCT:.0f}%.")
+    print(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": info, "quick": args.quick,
+                                               "results": results, "key": key}, indent=1))
+        log.info("numbers written to %s", args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

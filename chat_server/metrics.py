@@ -1,0 +1,103 @@
+"""Prometheus metrics and the event-loop lag probe.
+
+Counters are bumped where things happen (transport, domain hooks); gauges that describe
+current state (connections, users, rooms) are read from the live objects at scrape time,
+so they can never drift from the truth.
+"""
+
+import hmac
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    def __init__(self):
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.messages_accepted = Counter(
+            "chat_messages_accepted", "Messages stored and acked, by kind.", ["kind"],
+            registry=r)
+        self.messages_delivered = Counter(
+            "chat_messages_delivered",
+            "Message deliveries to connections of this node at emit time, by kind.", ["kind"],
+            registry=r)
+        self.acks = Counter("chat_acks", "Answers to client events, by result code.",
+                            ["code"], registry=r)
+        self.rate_limited = Counter("chat_rate_limited", "Sends refused by the rate limit.",
+                                    registry=r)
+        self.connections_refused = Counter(
+            "chat_connections_refused", "Refused connections, by code.", ["code"], registry=r)
+        self.store_seconds = Histogram(
+            "chat_store_seconds", "Time of each store call, queueing included.", ["call"],
+            buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5),
+            registry=r)
+        self.loop_lag = Gauge("chat_event_loop_lag_seconds",
+                              "How late the last event-loop probe woke up.", registry=r)
+        self.loop_lag_max = Gauge("chat_event_loop_lag_max_seconds",
+                                  "Largest event-loop lag seen since start.", registry=r)
+
+    def watch(self, state):
+        """Register `state()` -> dict of current figures, read at each scrape."""
+        self.registry.register(_StateCollector(state))
+
+    def timed(self, store_call):
+        """Wrap a store runner so every call is timed under its method's name."""
+        histogram = self.store_seconds
+
+        def call(fn, *args):
+            started = time.perf_counter()
+            try:
+                return store_call(fn, *args)
+            finally:
+                histogram.labels(getattr(fn, "__name__", "call")).observe(
+                    time.perf_counter() - started)
+
+        return call
+
+    def probe_loop(self, sleep, interval=0.25):
+        """Run forever in a greenlet: a hub busy with blocking work wakes it up late."""
+        worst = 0.0
+        while True:
+            started = time.perf_counter()
+            sleep(interval)
+            lag = max(0.0, time.perf_counter() - started - interval)
+            worst = max(worst, lag)
+            self.loop_lag.set(lag)
+            self.loop_lag_max.set(worst)
+
+    def render(self):
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _StateCollector:
+    def __init__(self, state):
+        self.state = state
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        figures = self.state()
+        connections = GaugeMetricFamily("chat_connections",
+                                        "Connections to this node, by transport.",
+                                        labels=["transport"])
+        for transport, count in sorted(figures["connections"].items()):
+            connections.add_metric([transport], count)
+        yield connections
+        yield GaugeMetricFamily("chat_users_online", "Users online (all nodes when scaled).",
+                                value=figures["users"])
+        yield GaugeMetricFamily("chat_rooms", "Rooms that exist.", value=figures["rooms"])
+        if "redis_up" in figures:
+            yield GaugeMetricFamily("chat_redis_up", "1 when Redis answers.",
+                                    value=figures["redis_up"])
+
+
+def authorized(environ, token):
+    """`Authorization: Bearer <METRICS_TOKEN>`, compared in constant time."""
+    header = environ.get("HTTP_AUTHORIZATION", "")
+    scheme, _, given = header.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
+                                                              token.encode())

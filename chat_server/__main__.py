@@ -5,6 +5,7 @@ from . import runtime  # first: filters eventlet's deprecation warning, then imp
 runtime.monkey_patch()
 
 import logging  # noqa: E402
+import signal  # noqa: E402
 import sys  # noqa: E402
 
 from .app import check_connections, create_app  # noqa: E402
@@ -35,14 +36,20 @@ def main(argv=None):
                          f"{error.strerror or error}\n")
         return 1
     host, port = listener.getsockname()[:2]
+    stop = []  # a signal handler may only set a flag; a greenlet acts on it
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda number, _frame: stop.append(number))
+    server = runtime.spawn(runtime.serve, listener, app.wsgi, config.max_connections)
     logger.info("Serving on http://%s:%d", host, port)
-    try:
-        runtime.serve(listener, app.wsgi, max_connections=config.max_connections)
-    except (KeyboardInterrupt, SystemExit):
-        pass
-    finally:
-        logger.info("stopped")
-        app.store.close()
+    while not stop and not server.dead:
+        runtime.sleep(0.1)
+    logger.info("stopping (%s)", signal.Signals(stop[0]).name if stop else "server ended")
+    # Stopping eventlet's WSGI server would cut idle connections at once (websockets
+    # included), so it keeps running while the app drains and refuses newcomers.
+    app.shutdown(grace=config.shutdown_grace)
+    server.kill()
+    listener.close()
+    logger.info("stopped")
     return 0
 
 

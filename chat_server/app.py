@@ -5,6 +5,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 import urllib.parse
 from dataclasses import dataclass
 
@@ -29,6 +30,27 @@ class App:
     chat: Chat
     store: Store
     transport: Transport
+    scale: object = None
+
+    def shutdown(self, grace):
+        """Let sends in flight finish (their acks go out), then close every connection at
+        the Engine.IO level so clients see a transport close and reconnect elsewhere or
+        later, rather than a server disconnect after which they would give up."""
+        self.transport.draining = True  # new connections are refused, /readyz says 503
+        deadline = time.monotonic() + grace
+        while self.transport.in_flight and time.monotonic() < deadline:
+            runtime.sleep(0.05)
+        if self.transport.in_flight:
+            logger.warning("%d requests still running at shutdown", self.transport.in_flight)
+        for socket_ in list(self.sio.eio.sockets.values()):
+            socket_.close(wait=False)
+        runtime.sleep(0.5)  # let the close packets and disconnect handlers run
+        if self.scale:
+            try:
+                self.scale.presence.leave_cluster()
+            except Exception as error:
+                logger.warning("could not leave the cluster cleanly: %s", error)
+        self.store.close()
 
 
 def _origin_check(config):
@@ -90,6 +112,8 @@ def create_app(config):
     def health():
         """Alive, and what answers: the store (and Redis when scaled)."""
         report = {"status": "ok", "store": "ok", "connections": len(chat.presence)}
+        if transport.draining:
+            report["status"] = "draining"
         try:
             with runtime.timeout(3):
                 store_call(store.ping)
@@ -113,7 +137,7 @@ def create_app(config):
     wsgi = _refuse_oversize_posts(socketio.WSGIApp(sio, web), sio, config.max_http_buffer_size)
     if scale:
         wsgi = scale.mark_node(wsgi)
-    return App(wsgi, sio, chat, store, transport)
+    return App(wsgi, sio, chat, store, transport, scale)
 
 
 def _instrument(sio, config):

@@ -46,6 +46,7 @@ class Config:
     admin_read_only: bool = True
     admin_origin: str = "https://admin.socket.io"
     log_format: str = "text"
+    shutdown_grace: float = 10.0
     check_config: bool = False  # validate settings and connections, then exit
 
 
@@ -165,6 +166,9 @@ SETTINGS = [
      "(default 15; heartbeats every third of it)"),
     ("--node-name", "NODE_NAME", "node_name", _node_name,
      "this node's name in shared presence (default: host name, process id and a random tag)"),
+    ("--shutdown-grace", "SHUTDOWN_GRACE", "shutdown_grace", _positive_float,
+     "on SIGTERM, seconds to let sends in flight finish before clients are closed "
+     "(default 10)"),
     ("--log-format", "LOG_FORMAT", "log_format", _log_format,
      "text (default) or json (one JSON object per line)"),
     ("--metrics-token", "METRICS_TOKEN", "metrics_token", _secret,

@@ -78,6 +78,8 @@ class Transport:
         self.metrics = metrics
         self.chat = None
         self.ready = {}  # self.ready[sid] = runtime.Event, set once `welcome` was sent
+        self.in_flight = 0  # events being handled now; shutdown waits for them
+        self.draining = False  # shutting down: no new connections
         self.routes = {}
 
     def attach(self, chat):
@@ -107,6 +109,8 @@ class Transport:
         environ, auth = args[0], (args[1] if len(args) > 1 else None)
         address = environ.get("REMOTE_ADDR", "")
         transport = self.sio.transport(sid)
+        if self.draining:
+            return self._refuse(address, Unavailable("The server is restarting; try again."))
         try:
             conn = self.chat.connect(sid, auth, transport=transport, address=address)
         except ChatError as error:
@@ -164,6 +168,13 @@ class Transport:
     # -- events -------------------------------------------------------------------------
 
     def on_event(self, event, sid, *args):
+        self.in_flight += 1
+        try:
+            return self._handle(event, sid, args)
+        finally:
+            self.in_flight -= 1
+
+    def _handle(self, event, sid, args):
         ready = self.ready.get(sid)
         if ready is not None:
             ready.wait(30)

@@ -44,7 +44,7 @@ class WebApp:
                                 "text/plain; charset=utf-8", [("Allow", "GET, HEAD")])
         if path in ("/healthz", "/readyz"):
             report = self.health()
-            ready = all(report.get(k, "ok") == "ok" for k in ("store", "redis"))
+            ready = all(report.get(k, "ok") == "ok" for k in ("status", "store", "redis"))
             # /healthz: the process serves (liveness); /readyz: it can do its job.
             status = "200 OK" if path == "/healthz" or ready else "503 Service Unavailable"
             report["ready"] = ready

@@ -66,7 +66,8 @@ class ChatClient:
 
     def __init__(self, **client_kwargs):
         client_kwargs.setdefault("reconnection", False)
-        self.sio = socketio.Client(**client_kwargs)
+        self._http = requests.Session()  # ours, so that teardown can close its sockets
+        self.sio = socketio.Client(http_session=self._http, **client_kwargs)
         self._cond = threading.Condition()
         self._events = []  # [(event name, payload), ...] in arrival order
         self.connect_errors = []
@@ -99,14 +100,38 @@ class ChatClient:
     # -- connection ----------------------------------------------------------------
     def connect(self, url, auth=None, transport="websocket", headers=None,
                 timeout=CALL_TIMEOUT, wait_welcome=True):
-        """Connect; return the `welcome` payload, or raise `ConnectRefused`."""
+        """Connect; return the `welcome` payload, or raise `ConnectRefused`.
+
+        The namespace handshake is awaited here rather than inside python-socketio: after
+        a refusal over polling, its own clean-up can miss sending the Engine.IO CLOSE (a
+        race with its write loop) and then block until the server's next ping (25 s)."""
         try:
             self.sio.connect(url, auth=auth, transports=[transport],
-                             headers=dict(headers or {}), wait_timeout=timeout)
+                             headers=dict(headers or {}), wait=False)
         except socketio.exceptions.ConnectionError as exc:
             with self._cond:
                 payload = self.connect_errors[-1] if self.connect_errors else None
             raise ConnectRefused(payload, str(exc)) from None
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                if self.connect_errors:
+                    payload = self.connect_errors[-1]
+                    break
+                if "/" in self.sio.namespaces and (
+                        not wait_welcome or any(n == "welcome" for n, _ in self._events)):
+                    payload = None
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0 or self.disconnects:
+                    payload = False
+                    break
+                self._cond.wait(min(left, 0.05))
+        if payload is not None:
+            self.disconnect()
+            if payload is False:
+                raise AssertionError(f"no Socket.IO connection and welcome within {timeout}s")
+            raise ConnectRefused(payload, "connect_error")
         if not wait_welcome:
             return None
         self.welcome = self.wait_for("welcome", timeout=timeout)
@@ -125,14 +150,27 @@ class ChatClient:
         return self.sio.get_sid()
 
     def disconnect(self):
-        """Close the connection (idempotent, never raises)."""
+        """Close the connection (idempotent, never raises, never waits long).
+
+        Over polling, the Engine.IO CLOSE packet is posted directly first: the server then
+        answers the pending long-poll at once, whatever state python-socketio's own write
+        loop is in, so its clean-up below does not wait for a ping."""
+        eio = self.sio.eio
+        try:
+            if eio.state == "connected" and eio.current_transport == "polling" and eio.sid:
+                with requests.Session() as http:
+                    http.post(eio.base_url, data="1", timeout=2,
+                              headers={"Content-Type": "text/plain;charset=UTF-8"})
+        except requests.exceptions.RequestException:
+            pass
         try:
             if self.sio.connected:
                 self.sio.disconnect()
-            else:
-                self.sio.eio.disconnect(abort=True)
+            elif eio.state == "connected":
+                eio.disconnect()
         except Exception:  # noqa: BLE001, S110 - teardown must not mask the test's result
             pass
+        self._http.close()
 
     def wait_disconnected(self, timeout=WAIT_TIMEOUT):
         """Wait until the server has closed this connection."""

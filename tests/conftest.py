@@ -45,6 +45,9 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout=20):
+        if self.proc is not None:  # restarting after a stop, kill or exit
+            self.proc.poll() is None and self.proc.kill()
+            self._reap()
         env = dict(os.environ)
         env.setdefault("LOG_LEVEL", "INFO")
         env.update(self.extra_env)

@@ -8,8 +8,10 @@
 // marker with Buffer.indexOf. Only `welcome`, CONNECT and acks that matter are decoded.
 "use strict";
 
-const WebSocket = require("ws");
+const crypto = require("crypto");
+const net = require("net");
 const { performance } = require("perf_hooks");
+const WebSocket = require("ws");
 
 // Time in microseconds since this process started (one clock for senders and receivers).
 function micros() {
@@ -118,8 +120,172 @@ const P_REPLY = Buffer.from('42["reply",');
 const P_WELCOME = Buffer.from('42["welcome",');
 const P_ADDCHAT = Buffer.from('42["addChat",');
 
+// ---- a minimal websocket client on a raw TCP socket ---------------------------------
+//
+// The `ws` package is correct and quick, but each frame still passes through a Readable
+// stream, an EventEmitter and a fresh Buffer. Here every socket reads into one shared
+// buffer (net's `onread` option: no stream, no allocation per read), frames are parsed in
+// place and handed over as views that the handler must not keep. Client frames are masked
+// with a zero key (the RFC asks for a random key to protect proxies; servers accept any).
+
+const READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
+const CRLF2 = Buffer.from("\r\n\r\n");
+
+class RawWebSocket {
+  constructor(url, handlers) {
+    const u = new URL(url);
+    this.h = handlers; // {open(), message(buf), error(err), close()}
+    this.open = false;
+    this.dead = false;
+    this.pending = null; // bytes of a frame (or of the HTTP answer) not complete yet
+    this.fragments = null;
+    const key = crypto.randomBytes(16).toString("base64");
+    this.request = `GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\n` +
+      "Upgrade: websocket\r\nConnection: Upgrade\r\n" +
+      `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+    this.socket = net.connect({
+      host: u.hostname,
+      port: Number(u.port || 80),
+      noDelay: true,
+      onread: { buffer: READ_BUFFER, callback: (n, buf) => { this._read(buf, n); } },
+    });
+    this.socket.on("connect", () => this.socket.write(this.request));
+    this.socket.on("error", (err) => this._die(err));
+    this.socket.on("close", () => this._die(null));
+  }
+
+  _die(err) {
+    if (this.dead) return;
+    this.dead = true;
+    this.open = false;
+    if (err) this.h.error(err);
+    this.h.close();
+  }
+
+  _read(buf, n) {
+    traffic.reads++;
+    let data = buf.subarray(0, n);
+    if (this.pending !== null) {
+      data = Buffer.concat([this.pending, data]);
+      this.pending = null;
+    }
+    if (!this.open) {
+      const end = data.indexOf(CRLF2);
+      if (end < 0) {
+        this.pending = Buffer.from(data);
+        return;
+      }
+      const head = data.toString("latin1", 0, end);
+      if (!head.startsWith("HTTP/1.1 101")) {
+        this.h.error(new Error("upgrade refused: " + head.split("\r\n")[0]));
+        this.terminate();
+        return;
+      }
+      this.open = true;
+      this.h.open();
+      data = data.subarray(end + 4);
+    }
+    this._frames(data);
+  }
+
+  _frames(data) {
+    const end = data.length;
+    let o = 0;
+    while (end - o >= 2) {
+      const b0 = data[o];
+      let len = data[o + 1] & 0x7f;
+      let hdr = 2;
+      if (len === 126) {
+        if (end - o < 4) break;
+        len = data.readUInt16BE(o + 2);
+        hdr = 4;
+      } else if (len === 127) {
+        if (end - o < 10) break;
+        len = data.readUInt32BE(o + 2) * 4294967296 + data.readUInt32BE(o + 6);
+        hdr = 10;
+      }
+      if (data[o + 1] & 0x80) hdr += 4; // a masked server frame: not expected, skipped over
+      if (end - o < hdr + len) break;
+      const payload = data.subarray(o + hdr, o + hdr + len);
+      o += hdr + len;
+      const opcode = b0 & 0x0f;
+      const fin = (b0 & 0x80) !== 0;
+      if (opcode === 1 || opcode === 2) {
+        if (fin) this.h.message(payload);
+        else this.fragments = [Buffer.from(payload)];
+      } else if (opcode === 0) {
+        if (this.fragments) {
+          this.fragments.push(Buffer.from(payload));
+          if (fin) {
+            const whole = Buffer.concat(this.fragments);
+            this.fragments = null;
+            this.h.message(whole);
+          }
+        }
+      } else if (opcode === 9) {
+        this._send(0x8a, Buffer.from(payload));
+      } else if (opcode === 8) {
+        this.terminate();
+        return;
+      }
+      if (this.dead) return;
+    }
+    if (o < end) this.pending = Buffer.from(data.subarray(o)); // copy: the buffer is shared
+  }
+
+  _send(opcodeByte, payload) {
+    const len = payload.length;
+    const hdr = len < 126 ? 2 : len < 65536 ? 4 : 10;
+    const frame = Buffer.allocUnsafe(hdr + 4 + len);
+    frame[0] = opcodeByte;
+    if (hdr === 2) frame[1] = 0x80 | len;
+    else if (hdr === 4) { frame[1] = 0x80 | 126; frame.writeUInt16BE(len, 2); }
+    else { frame[1] = 0x80 | 127; frame.writeUInt32BE(0, 2); frame.writeUInt32BE(len, 6); }
+    frame.writeUInt32BE(0, hdr); // the zero mask: the payload goes out as it is
+    payload.copy(frame, hdr + 4);
+    this.socket.write(frame);
+  }
+
+  send(text) {
+    if (this.dead) return;
+    const len = Buffer.byteLength(text);
+    const hdr = len < 126 ? 2 : len < 65536 ? 4 : 10;
+    const frame = Buffer.allocUnsafe(hdr + 4 + len);
+    frame[0] = 0x81;
+    if (hdr === 2) frame[1] = 0x80 | len;
+    else if (hdr === 4) { frame[1] = 0x80 | 126; frame.writeUInt16BE(len, 2); }
+    else { frame[1] = 0x80 | 127; frame.writeUInt32BE(0, 2); frame.writeUInt32BE(len, 6); }
+    frame.writeUInt32BE(0, hdr);
+    frame.write(text, hdr + 4);
+    this.socket.write(frame);
+  }
+
+  terminate() {
+    this.open = false;
+    this.socket.destroy();
+  }
+}
+
+// Which websocket client the Socket.IO clients use: "raw" (above) or "ws" (the package),
+// to cross-check one with the other.
+let wsImpl = "raw";
+function useWebSocketImpl(name) {
+  if (name !== "raw" && name !== "ws") throw new Error(`unknown websocket client ${name}`);
+  wsImpl = name;
+}
+
+function openSocket(url, timeoutMs, h) {
+  if (wsImpl === "raw") return new RawWebSocket(url, h);
+  const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: timeoutMs });
+  ws.on("open", h.open);
+  ws.on("message", h.message);
+  ws.on("error", h.error);
+  ws.on("close", h.close);
+  return ws;
+}
+
 // Counters shared by every client of this process.
-const traffic = { framesIn: 0, bytesIn: 0, framesOut: 0, replies: 0, addChat: 0,
+const traffic = { reads: 0, framesIn: 0, bytesIn: 0, framesOut: 0, replies: 0, addChat: 0,
                   otherEvents: 0, unexpectedCloses: 0, stopping: false };
 
 // One Socket.IO client on one websocket. `waitWelcome`: our server sends `welcome` right
@@ -147,17 +313,12 @@ class Client {
     return new Promise((resolve, reject) => {
       const t0 = performance.now();
       let settled = false;
-      const ws = new WebSocket(this.url, {
-        perMessageDeflate: false,
-        handshakeTimeout: this.timeoutMs,
-      });
-      this.ws = ws;
       const timer = setTimeout(() => this._fail(new Error("timeout")), this.timeoutMs);
       this._fail = (err) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        try { ws.terminate(); } catch (_) { /* already gone */ }
+        this.close();
         reject(err);
       };
       this._done = () => {
@@ -167,12 +328,16 @@ class Client {
         this.ready = true;
         resolve(performance.now() - t0);
       };
-      ws.on("message", (data) => this._frame(data));
-      ws.on("error", (err) => this._fail(err));
-      ws.on("close", () => {
-        this.closed = true;
-        if (!settled) this._fail(new Error("closed"));
-        else if (!traffic.stopping) traffic.unexpectedCloses++;
+      this.ws = openSocket(this.url, this.timeoutMs, {
+        open: () => {},
+        message: (data) => this._frame(data),
+        error: (err) => this._fail(err),
+        close: () => {
+          if (this.closed) return;
+          this.closed = true;
+          if (!settled) this._fail(new Error("closed"));
+          else if (!traffic.stopping) traffic.unexpectedCloses++;
+        },
       });
     });
   }
@@ -254,5 +419,5 @@ function sleep(ms) {
 
 module.exports = {
   Client, Hist, emitLine, makeMarker, readMarker, marker, micros, parseArgs, round3,
-  sleep, socketUrl, traffic,
+  sleep, socketUrl, traffic, useWebSocketImpl,
 };

@@ -14,7 +14,7 @@
 
 const {
   Client, Hist, emitLine, makeMarker, readMarker, marker, micros, parseArgs, round3,
-  sleep, socketUrl, traffic,
+  sleep, socketUrl, traffic, useWebSocketImpl,
 } = require("./lib");
 
 const args = parseArgs(process.argv.slice(2));
@@ -23,6 +23,7 @@ const OURS = SERVER === "ours";
 const URL = socketUrl(args.url || "http://127.0.0.1:8000");
 const P = JSON.parse(args.params || "{}");
 const DEADLINE = Date.now() + 1000 * Number(args.deadline || 300);
+useWebSocketImpl(args.ws || "raw");
 
 function log(msg) {
   emitLine({ type: "log", msg });

@@ -37,6 +37,14 @@ SERVER_CORE, GEN_CORE = "0", "1"
 GEN_BOUND_PCT = 90.0
 SERVING = re.compile(r"Serving on http://127\.0\.0\.1:(\d+)")
 
+# Our server's limits, lifted for the bench. Environment rather than flags: a version of
+# the server that lacks one of these settings ignores the variable instead of refusing a flag.
+OURS_ENV = {
+    "RATE_LIMIT": "off",         # sends per connection and per user
+    "MAX_CONNECTIONS": "20000",  # connection cap (the eventlet pool is sized from it)
+    "CONNECT_RATE": "off",       # connections per client address: every bench client is 127.0.0.1
+}
+
 ALL_SERVERS = ["ours", "minimal", "node"]
 EXTRA_SERVERS = ["minimal-lifted"]  # eventlet's pool and backlog raised; not in the default set
 SCENARIOS = ["connections", "broadcast", "dm", "rooms", "durable"]
@@ -141,9 +149,10 @@ def lines_of(stream, into):
 
 
 class Server:
-    def __init__(self, kind, workdir):
+    def __init__(self, kind, workdir, dbdir=None):
         self.kind = kind
         self.workdir = workdir
+        self.dbdir = dbdir or workdir
         self.proc = None
         self.url = None
         self.logpath = None
@@ -151,8 +160,7 @@ class Server:
     def argv(self):
         if self.kind == "ours":
             return [PYTHON, "-m", "chat_server", "--host", "127.0.0.1", "--port", "0",
-                    "--database-url", f"sqlite:///{self.workdir}/chat.db",
-                    "--rate-limit", "off", "--max-connections", "20000"]
+                    "--database-url", f"sqlite:///{self.dbdir}/chat.db"]
         if self.kind == "minimal":
             return [PYTHON, BENCH / "ref_minimal.py", "--host", "127.0.0.1", "--port", "0"]
         if self.kind == "minimal-lifted":
@@ -163,10 +171,12 @@ class Server:
         raise ValueError(self.kind)
 
     def start(self, tag):
-        for leftover in self.workdir.glob("chat.db*"):
+        for leftover in self.dbdir.glob("chat.db*"):
             leftover.unlink()
         self.logpath = self.workdir / f"{self.kind}-{tag}.log"
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if self.kind == "ours":
+            env.update(OURS_ENV)
         with open(self.logpath, "wb") as logfile:
             self.proc = Proc(f"server {self.kind}", self.argv(), core=SERVER_CORE, cwd=REPO,
                              stdout=logfile, env=env)
@@ -319,24 +329,90 @@ def run_generator(server, scenario, params, probe, deadline, workdir):
     return out
 
 
-def run_scenario(kind, scenario, sizes, workdir, probe_event):
+class Profiler:
+    """py-spy on our server for one generator run: only the thread holding the GIL is
+    sampled, so the stacks show where the event loop's CPU goes."""
+
+    def __init__(self, pid, outfile):
+        self.outfile = outfile
+        spy = Path(sys.executable).with_name("py-spy")
+        if not spy.exists():
+            spy = shutil.which("py-spy")
+        if not spy:
+            raise RuntimeError("py-spy is not installed: .venv/bin/pip install -r "
+                               "bench/requirements.txt")
+        self.proc = Proc("py-spy", [spy, "record", "--pid", pid, "--gil", "--nonblocking",
+                                    "--rate", "100", "--format", "raw", "--output", outfile],
+                         core=GEN_CORE, stdout=subprocess.DEVNULL)
+
+    def stop(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGINT)  # py-spy writes its file on Ctrl-C
+            self.proc.popen.wait(15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+        self.proc.stop(grace=1.0)
+
+
+def summarize_profile(path, top=25):
+    """Self and inclusive shares of the functions in py-spy's raw (collapsed) output."""
+    own, incl, total = {}, {}, 0
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError:
+        return "no profile written"
+    for line in lines:
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [f.strip() for f in stack.split(";")]
+        frames = [re.sub(r" \(.*?/(site-packages|lib/python3\.\d+)/", " (", f) for f in frames]
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for f in set(frames):
+            incl[f] = incl.get(f, 0) + n
+    if not total:
+        return "no samples"
+    out = [f"{total} samples of the GIL-holding thread", "self time:"]
+    out += [f"  {100 * v / total:5.1f}%  {k}" for k, v in
+            sorted(own.items(), key=lambda kv: -kv[1])[:top]]
+    out.append("inclusive time:")
+    out += [f"  {100 * v / total:5.1f}%  {k}" for k, v in
+            sorted(incl.items(), key=lambda kv: -kv[1])[:top + 15]]
+    return "\n".join(out)
+
+
+def run_scenario(kind, scenario, sizes, opts):
     """All the generator runs of one scenario on one server, each on a fresh server."""
-    server = Server(kind, workdir)
+    server = Server(kind, opts.workdir, opts.dbdir)
     results = []
 
     def one(tag, params, deadline, gen_scenario):
         server.start(tag)
-        probe = None
+        probe = profiler = None
         try:
             if kind == "ours":
-                probe = Probe(server.url, probe_event)
+                probe = Probe(server.url, opts.probe_event)
             time.sleep(1.0)
             base_rss = rss_kb(server.proc.pid)
-            out = run_generator(server, gen_scenario, params, probe, deadline, workdir)
+            if opts.profile and kind == "ours":
+                raw = Path(opts.profile) / f"ours-{tag}.txt"
+                profiler = Profiler(server.proc.pid, raw)
+            out = run_generator(server, gen_scenario, params, probe, deadline, opts.workdir)
             out["base_rss_kb"] = base_rss
             out["server_log"] = str(server.logpath)
+            if profiler:
+                profiler.stop()
+                profiler = None
+                summary = summarize_profile(raw)
+                (Path(opts.profile) / f"ours-{tag}-top.txt").write_text(summary + "\n")
+                out["profile"] = str(raw)
+                log.info("  profile of ours during %s (%s):\n%s", tag, raw, summary)
             return out
         finally:
+            if profiler:
+                profiler.stop()
             if probe:
                 probe.stop()
             server.stop()
@@ -349,7 +425,7 @@ def run_scenario(kind, scenario, sizes, workdir, probe_event):
                 continue
             log.info("  %s: connections %d", kind, n)
             params = {"n": n, "concurrency": 200, "connectDeadline": dl, "holdSecs": 3,
-                      "connectTimeoutMs": 15000, "stallSecs": 20}
+                      "connectTimeoutMs": 20000, "stallSecs": 25}
             out = one(f"conn{n}", params, dl + 30, "connections")
             out["n"] = n
             results.append(out)
@@ -599,9 +675,17 @@ def main(argv=None):
                         help=f"scenarios, comma separated ({','.join(SCENARIOS)})")
     parser.add_argument("--servers", default=",".join(ALL_SERVERS),
                         help=f"servers, comma separated ({','.join(ALL_SERVERS + EXTRA_SERVERS)})")
-    parser.add_argument("--probe-event", default="listUsers",
-                        help="event the stall probe sends to our server (default listUsers)")
+    parser.add_argument("--probe-event", default="benchPing",
+                        help="event the stall probe sends to our server: the default, an "
+                             "event the server does not know, is answered at once with an "
+                             "error ack; listUsers costs O(users) per call (see README)")
     parser.add_argument("--json", help="also write every number to this JSON file")
+    parser.add_argument("--db-dir", help="directory for our server's SQLite file (default: a "
+                                         "temporary directory under $TMPDIR)")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="record our server with py-spy during each scenario; raw stacks "
+                             "and a top-frames summary go to DIR (numbers taken while "
+                             "profiling are perturbed: do not report them)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the servers' logs")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
@@ -633,6 +717,11 @@ def main(argv=None):
 
     signal.signal(signal.SIGTERM, on_signal)
     workdir = Path(tempfile.mkdtemp(prefix="chat-bench-"))
+    args.workdir = workdir
+    args.dbdir = Path(tempfile.mkdtemp(prefix="chat-bench-db-", dir=args.db_dir)) \
+        if args.db_dir else workdir
+    if args.profile:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
     results = {s: {} for s in servers}
     started = time.monotonic()
     try:
@@ -641,8 +730,7 @@ def main(argv=None):
             sizes = SIZES[scenario][1 if args.quick else 0]
             for kind in servers:
                 try:
-                    results[kind][scenario] = run_scenario(kind, scenario, sizes, workdir,
-                                                           args.probe_event)
+                    results[kind][scenario] = run_scenario(kind, scenario, sizes, args)
                 except RuntimeError as error:
                     log.error("  %s %s failed: %s", kind, scenario, error)
                     results[kind][scenario] = []
@@ -654,6 +742,8 @@ def main(argv=None):
         info["uptime_after"] = subprocess.run(["uptime"], capture_output=True,
                                               text=True).stdout.strip()
         info["duration_s"] = round(time.monotonic() - started)
+        if args.dbdir != workdir:
+            shutil.rmtree(args.dbdir, ignore_errors=True)
         if not args.keep_logs:
             shutil.rmtree(workdir, ignore_errors=True)
         else:

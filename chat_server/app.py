@@ -102,7 +102,7 @@ def create_app(config):
     chat.submit = runtime.Batcher(chat.commit_batch).submit
     transport.attach(chat)
     chat.start()
-    sio.start_background_task(transport.watch_handshakes)
+    sio.start_background_task(transport.watch_sessions)
     sio.start_background_task(metrics.probe_loop, runtime.sleep)
     if scale:
         sio.start_background_task(scale.beat, chat)

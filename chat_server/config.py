@@ -47,6 +47,9 @@ class Config:
     admin_origin: str = "https://admin.socket.io"
     log_format: str = "text"
     shutdown_grace: float = 10.0
+    connect_rate: RateLimit | None = field(default_factory=lambda: RateLimit(60, 60.0))
+    trusted_proxies: tuple = ()
+    max_queued_packets: int = 2000
     check_config: bool = False  # validate settings and connections, then exit
 
 
@@ -153,6 +156,14 @@ SETTINGS = [
      "connections served at once before refusing with server_full (default 10000)"),
     ("--connect-timeout", "CONNECT_TIMEOUT", "connect_timeout", _positive_float,
      "seconds an Engine.IO session may wait before its Socket.IO CONNECT (default 45)"),
+    ("--connect-rate", "CONNECT_RATE", "connect_rate", _rate_limit,
+     "connections allowed per client address, as COUNT/SECONDS (default 60/60) or off"),
+    ("--trusted-proxies", "TRUSTED_PROXIES", "trusted_proxies", _origins,
+     "addresses of proxies whose X-Forwarded-For is believed, comma separated "
+     "(default: none)"),
+    ("--max-queued-packets", "MAX_QUEUED_PACKETS", "max_queued_packets", _positive_int,
+     "packets waiting for a client that does not read before it is disconnected "
+     "(default 2000)"),
     ("--max-text-length", "MAX_TEXT_LENGTH", "max_text_length", _positive_int,
      "longest message text in code points, after trimming (default 2000)"),
     ("--max-http-buffer-size", "MAX_HTTP_BUFFER_SIZE", "max_http_buffer_size", _positive_int,

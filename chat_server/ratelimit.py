@@ -53,6 +53,16 @@ class RateLimiter:
             if bucket is not None:
                 bucket.tokens = min(bucket.capacity, bucket.tokens + 1)
 
+    def prune(self):
+        """Drop every bucket that is full again: it is the same as no bucket."""
+        if self.limit is None:
+            return
+        now = self.clock()
+        for key, bucket in list(self.buckets.items()):
+            bucket.refill(now)
+            if bucket.full:
+                del self.buckets[key]
+
     def forget(self, key):
         """Drop a bucket that no longer matters: a closed connection, or one that is full
         again (a fresh bucket would be the same, so reconnecting gains nothing)."""

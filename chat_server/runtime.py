@@ -153,6 +153,10 @@ def listen(host, port):
 
 
 def serve(listener, wsgi_app, max_connections):
-    """eventlet's WSGI server; its pool must outsize the connection cap (default 1,024)."""
+    """eventlet's WSGI server; its pool must outsize the connection cap (default 1,024).
+
+    The socket timeout (longer than a long-poll's 45 s) ends connections whose peer
+    stopped reading: a send blocked on a full socket gives up instead of waiting forever.
+    """
     eventlet.wsgi.server(listener, wsgi_app, max_size=max_connections + 100,
-                         log_output=False, keepalive=True)
+                         log_output=False, keepalive=True, socket_timeout=90)

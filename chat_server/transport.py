@@ -12,7 +12,8 @@ import socketio
 
 from . import runtime
 from .effects import Close, Emit, Enter, Exit
-from .errors import ChatError, InvalidPayload, Unavailable
+from .errors import ChatError, InvalidPayload, ServerFull, Unavailable
+from .ratelimit import RateLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,22 @@ def _closing_on_unknown_packets(socket):
     return checked
 
 
+def client_address(environ, trusted_proxies):
+    """The client's address; behind trusted proxies, the nearest address they vouch for.
+
+    X-Forwarded-For is read right to left, skipping trusted proxies: anything further left
+    was written by the client itself and proves nothing.
+    """
+    address = environ.get("REMOTE_ADDR", "")
+    if address not in trusted_proxies:
+        return address
+    forwarded = environ.get("HTTP_X_FORWARDED_FOR", "")
+    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+        if hop not in trusted_proxies:
+            return hop
+    return address
+
+
 class Transport:
     def __init__(self, sio, config, metrics):
         self.sio = sio
@@ -80,6 +97,7 @@ class Transport:
         self.ready = {}  # self.ready[sid] = runtime.Event, set once `welcome` was sent
         self.in_flight = 0  # events being handled now; shutdown waits for them
         self.draining = False  # shutting down: no new connections
+        self.connect_limiter = RateLimiter(config.connect_rate)
         self.routes = {}
 
     def attach(self, chat):
@@ -107,10 +125,14 @@ class Transport:
             # A client emitted an event named "connect": not a real connection.
             return self._answer(sid, "connect", InvalidPayload("Unknown event."))
         environ, auth = args[0], (args[1] if len(args) > 1 else None)
-        address = environ.get("REMOTE_ADDR", "")
+        address = client_address(environ, self.config.trusted_proxies)
         transport = self.sio.transport(sid)
         if self.draining:
             return self._refuse(address, Unavailable("The server is restarting; try again."))
+        if not self.connect_limiter.acquire(("addr", address)):
+            # PROTOCOL.md has no connect code for this; server_full says "try later".
+            return self._refuse(address, ServerFull(
+                "Too many connections from your address; try again in a minute."))
         try:
             conn = self.chat.connect(sid, auth, transport=transport, address=address)
         except ChatError as error:
@@ -244,14 +266,18 @@ class Transport:
         if reached:
             self.metrics.messages_delivered.labels(effect.data["kind"]).inc(len(reached))
 
-    # -- sessions that never connect ----------------------------------------------------
+    # -- sessions that never connect, and clients that stopped reading -------------------
 
-    def watch_handshakes(self):
-        """Close Engine.IO sessions that have not sent a Socket.IO CONNECT in time."""
+    def watch_sessions(self):
+        """Every second or so: close Engine.IO sessions that have not sent a Socket.IO
+        CONNECT in time, and clients whose unsent packets pile up because they stopped
+        reading (their queue would otherwise grow without bound)."""
         timeout = self.config.connect_timeout
         first_seen = {}  # first_seen[eio_sid] = monotonic time it was first seen
         while True:
             runtime.sleep(min(1.0, timeout / 4))
+            self.connect_limiter.prune()
+            self._close_stalled_readers()
             now = time.monotonic()
             live = set(self.sio.eio.sockets)
             for eio_sid in list(first_seen):
@@ -270,3 +296,12 @@ class Transport:
                         self.sio.eio.disconnect(eio_sid)
                     except Exception:
                         logger.exception("could not close session %s", eio_sid)
+
+    def _close_stalled_readers(self):
+        limit = self.config.max_queued_packets
+        for eio_sid, socket in list(self.sio.eio.sockets.items()):
+            queued = socket.queue.qsize()
+            if queued > limit and not socket.closed:
+                logger.info("closing %s: %d packets queued, the client is not reading",
+                            eio_sid, queued)
+                socket.close(wait=False, abort=True)

@@ -68,6 +68,7 @@ class ChatClient:
         client_kwargs.setdefault("reconnection", False)
         self._http = requests.Session()  # ours, so that teardown can close its sockets
         self.sio = socketio.Client(http_session=self._http, **client_kwargs)
+        self._deliver_in_wire_order()
         self._cond = threading.Condition()
         self._events = []  # [(event name, payload), ...] in arrival order
         self.connect_errors = []
@@ -77,6 +78,24 @@ class ChatClient:
         self.sio.on("*", self._on_any)
         self.sio.on("connect_error", self._on_connect_error)
         self.sio.on("disconnect", self._on_disconnect)
+
+    def _deliver_in_wire_order(self):
+        """Handle incoming packets one after another, in the order they arrived.
+
+        python-engineio's client hands every received message to a new thread, so two
+        events that arrived in order can be recorded in the opposite order; the ordering
+        promises of the protocol could then not be checked. Socket.IO DISCONNECT packets
+        (type 1) keep the threaded path: their handler joins the reader thread."""
+        eio = self.sio.eio
+        dispatch = eio._trigger_event
+
+        def in_order(event, *args, **kwargs):
+            if event == "message" and not (args and isinstance(args[0], str)
+                                           and args[0][:1] == "1"):
+                kwargs["run_async"] = False
+            return dispatch(event, *args, **kwargs)
+
+        eio._trigger_event = in_order
 
     # -- recording -----------------------------------------------------------------
     def _record(self, name, payload):

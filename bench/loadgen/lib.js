@@ -296,7 +296,7 @@ class Client {
     this.url = url;
     this.auth = options.auth || null;
     this.waitWelcome = !!options.waitWelcome;
-    this.timeoutMs = options.timeoutMs || 15000;
+    this.timeoutMs = options.timeoutMs || 20000; // socket.io-client's default
     this.onReply = options.onReply || null; // (client, buf) for `reply` events
     this.sid = null;
     this.ready = false;
@@ -402,6 +402,7 @@ class Client {
   }
 
   close() {
+    this.closed = true; // closed by us: not an unexpected close
     if (this.ws) {
       try { this.ws.terminate(); } catch (_) { /* already gone */ }
     }

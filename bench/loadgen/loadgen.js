@@ -127,7 +127,7 @@ async function connectMany(n, concurrency, deadlineMs) {
   let failed = 0;
   const t0 = Date.now();
   const until = Math.min(t0 + deadlineMs, DEADLINE);
-  const timeoutMs = P.connectTimeoutMs || 15000;
+  const timeoutMs = P.connectTimeoutMs || 20000; // socket.io-client's default timeout
   let lastReport = t0;
   let lastSuccess = t0;
   const stallMs = 1000 * (P.stallSecs || 20);

@@ -23,7 +23,7 @@ TRANSPORTS = ("websocket", "polling")
 NO_DATA = object()  # "send the event with no argument at all" (distinct from null)
 CALL_TIMEOUT = 5
 WAIT_TIMEOUT = 3
-QUIET_WAIT = 0.3
+QUIET_WAIT = 0.2
 CONNECT_CODES = {"invalid_name", "name_taken", "bad_token", "bad_password",
                  "server_full", "unavailable"}
 
@@ -75,6 +75,7 @@ class ChatClient:
         self.disconnects = []
         self.welcome = None
         self.sid = self.name = self.token = None
+        self._keep_event_order()
         self.sio.on("*", self._on_any)
         self.sio.on("connect_error", self._on_connect_error)
         self.sio.on("disconnect", self._on_disconnect)
@@ -94,6 +95,19 @@ class ChatClient:
                                            and args[0][:1] == "1"):
                 kwargs["run_async"] = False
             return dispatch(event, *args, **kwargs)
+
+        eio._trigger_event = in_order
+
+    def _keep_event_order(self):
+        """python-engineio's client hands each received message to a new thread, so two
+        events can reach the handlers out of order. Tests check order, so this client
+        handles them on the reader thread, one after another (the handlers only record)."""
+        eio = self.sio.eio
+        trigger = eio._trigger_event
+
+        def in_order(event, *args, **kwargs):
+            kwargs["run_async"] = False
+            return trigger(event, *args, **kwargs)
 
         eio._trigger_event = in_order
 
@@ -499,6 +513,33 @@ class RawEngineIO:
 
 
 # -- fixtures --------------------------------------------------------------------------
+def private_server(env, scope="module"):
+    """A fixture: one server with its own settings and database, shared by a module's tests.
+
+    For settings that tests only read (limits, origins, timeouts); tests that kill the
+    server or need an empty database use `server_factory` instead."""
+
+    @pytest.fixture(scope=scope)
+    def fixture(tmp_path_factory):
+        # tests/conftest.py: importable as `conftest` while pytest runs the suite
+        from conftest import ServerProcess
+
+        srv = ServerProcess(tmp_path_factory.mktemp("private"), env=env).start()
+        yield srv
+        srv.stop()
+
+    return fixture
+
+
+def disconnect_all(clients):
+    """Disconnect several clients at once (each close waits for its own reader thread)."""
+    threads = [threading.Thread(target=c.disconnect, daemon=True) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+
+
 @pytest.fixture(params=TRANSPORTS)
 def transport(request):
     """The Socket.IO transport under test: every protocol test runs over both."""
@@ -516,8 +557,7 @@ def client_factory():
         return c
 
     yield make
-    for c in made:
-        c.disconnect()
+    disconnect_all(made)
 
 
 @pytest.fixture

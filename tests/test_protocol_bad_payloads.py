@@ -13,6 +13,7 @@ from chat_client import (
     NO_DATA,
     TRANSPORTS,
     ChatClient,
+    disconnect_all,
     err,
     join,
     ok,
@@ -55,8 +56,7 @@ class Arena:
         return self
 
     def close(self):
-        for c in self.clients:
-            c.disconnect()
+        disconnect_all(self.clients)
         self.clients = []
 
     def check_unharmed(self, obs_mark, snd_mark):

@@ -1,6 +1,8 @@
 """PROTOCOL.md section 4: an acked message survives SIGKILL; ids keep increasing after restart."""
 # ruff: noqa: F811 - the fixtures imported from chat_client are used as arguments
 
+from functools import partial
+
 from chat_client import (  # noqa: F401 - fixtures are used by name
     client_factory,
     connect,
@@ -53,9 +55,17 @@ def test_acked_messages_survive_sigkill(server_factory, connect):
     assert connect(srv.url, auth={"name": bob.name, "password": "bob-pass"}).name == bob.name
 
 
-def test_ids_are_never_reused_after_deletion_and_restart(server_factory, connect):
+def connect_ws(client_factory, url, auth=None):
+    """A websocket client: the storage tests below do not depend on the transport."""
+    c = client_factory()
+    c.connect(url, auth=auth, transport="websocket")
+    return c
+
+
+def test_ids_are_never_reused_after_deletion_and_restart(server_factory, client_factory):
     """Ids stay larger than every id ever given, even when the newest messages were deleted."""
     srv = server_factory(env={"RATE_LIMIT": "off"})
+    connect = partial(connect_ws, client_factory)
     a = connect(srv.url, auth={"name": uname("a")})
     send(a, "lobby " + uid())
     room = uroom("Gone")
@@ -71,9 +81,10 @@ def test_ids_are_never_reused_after_deletion_and_restart(server_factory, connect
     assert fresh["id"] > last["id"], f"id {fresh['id']} reused (had given {last['id']})"
 
 
-def test_graceful_restart_keeps_everything(server_factory, connect):
+def test_graceful_restart_keeps_everything(server_factory, client_factory):
     """A normal stop and start (SIGTERM) keeps users, rooms and messages."""
     srv = server_factory(env={"RATE_LIMIT": "off"})
+    connect = partial(connect_ws, client_factory)
     a = connect(srv.url, auth={"name": uname("a")})
     room = uroom("Kept")
     join(a, room)

@@ -9,10 +9,13 @@ from chat_client import (  # noqa: F401 - fixtures are used by name
     ConnectRefused,
     client_factory,
     ok,
+    private_server,
     transport,
 )
 
 EVIL = "http://evil.example"
+GOOD = "http://good.example"
+cors_server = private_server({"CORS_ORIGINS": GOOD, "RATE_LIMIT": "off"})
 
 
 def test_healthz_answers_json(server):
@@ -115,21 +118,20 @@ def test_same_origin_can_connect(server, client_factory, transport):
     ok(c.call("listUsers"))
 
 
-def test_cors_origins_widens_the_allowed_origins(server_factory, client_factory, transport):
+def test_cors_origins_widens_the_allowed_origins(cors_server, client_factory, transport):
     """CORS_ORIGINS admits the listed origin, and still refuses others."""
-    good = "http://good.example"
-    srv = server_factory(env={"CORS_ORIGINS": good, "RATE_LIMIT": "off"})
+    srv = cors_server
     c = origin_client(client_factory, transport)
-    c.connect(srv.url, transport=transport, headers={"Origin": good})
+    c.connect(srv.url, transport=transport, headers={"Origin": GOOD})
     ok(c.call("listRooms"))
     other = origin_client(client_factory, transport)
     with pytest.raises(ConnectRefused):
         other.connect(srv.url, transport=transport, headers={"Origin": EVIL})
 
 
-def test_cors_origins_keeps_the_page_origin(server_factory, client_factory, transport):
+def test_cors_origins_keeps_the_page_origin(cors_server, client_factory, transport):
     """CORS_ORIGINS widens the default: the page's own origin still connects."""
-    srv = server_factory(env={"CORS_ORIGINS": "http://good.example", "RATE_LIMIT": "off"})
+    srv = cors_server
     c = origin_client(client_factory, transport)
     c.connect(srv.url, transport=transport, headers={"Origin": srv.url})
     ok(c.call("listUsers"))

@@ -12,6 +12,7 @@ from chat_client import (  # noqa: F401 - fixtures are used by name
     err,
     join,
     ok,
+    private_server,
     send,
     send_to,
     transport,
@@ -119,9 +120,12 @@ def test_blank_text_is_invalid(server, connect, text):
     err(a.call("message", {"text": text}), "invalid_payload")
 
 
-def test_text_limit_is_configurable(server_factory, connect):
+short_text_server = private_server({"MAX_TEXT_LENGTH": "10", "RATE_LIMIT": "off"})
+
+
+def test_text_limit_is_configurable(short_text_server, connect):
     """MAX_TEXT_LENGTH changes the limit."""
-    srv = server_factory(env={"MAX_TEXT_LENGTH": "10", "RATE_LIMIT": "off"})
+    srv = short_text_server
     a = connect(srv.url)
     assert send(a, "0123456789")["text"] == "0123456789"
     err(a.call("message", "0123456789A"), "too_large")

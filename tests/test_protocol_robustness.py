@@ -11,11 +11,14 @@ from chat_client import (  # noqa: F401 - fixtures are used by name
     connect,
     err,
     ok,
+    private_server,
     raw_factory,
     send,
     transport,
     uid,
 )
+
+timeout_server = private_server({"CONNECT_TIMEOUT": "1", "RATE_LIMIT": "off"})
 
 
 def test_success_without_ack_sends_no_error_event(server, connect):
@@ -121,10 +124,10 @@ def test_undecodable_packet_closes_only_that_connection(server, raw_factory, con
     send(bystander, "still fine " + uid())
 
 
-def test_session_without_connect_is_closed_after_connect_timeout(server_factory, raw_factory,
+def test_session_without_connect_is_closed_after_connect_timeout(timeout_server, raw_factory,
                                                                  transport):
     """An Engine.IO session that never sends CONNECT is closed after CONNECT_TIMEOUT seconds."""
-    srv = server_factory(env={"CONNECT_TIMEOUT": "1", "RATE_LIMIT": "off"})
+    srv = timeout_server
     t0 = time.monotonic()
     raw = raw_factory(srv.url, transport)
     assert raw.closed(timeout=4.0), "session without CONNECT still open after 4 s"
@@ -132,9 +135,9 @@ def test_session_without_connect_is_closed_after_connect_timeout(server_factory,
     assert 0.7 <= elapsed <= 4.0, f"closed after {elapsed:.2f}s, expected about 1 s"
 
 
-def test_connected_session_outlives_connect_timeout(server_factory, connect):
+def test_connected_session_outlives_connect_timeout(timeout_server, connect):
     """A session that did send CONNECT is not closed by CONNECT_TIMEOUT."""
-    srv = server_factory(env={"CONNECT_TIMEOUT": "1", "RATE_LIMIT": "off"})
+    srv = timeout_server
     c = connect(srv.url)
     time.sleep(2.0)
     assert c.connected and not c.disconnects

@@ -176,9 +176,11 @@ async function connectMany(n, concurrency, deadlineMs) {
   };
 }
 
+// Connects the clients a scenario needs (not measured). Fewer handshakes at a time than in
+// the connections scenario, so that a slow server is not also failed by client timeouts.
 async function setup(n) {
-  const { clients, result } = await connectMany(n, P.concurrency || 200,
-    1000 * (P.connectDeadline || 60));
+  const { clients, result } = await connectMany(n, P.setupConcurrency || 50,
+    1000 * (P.connectDeadline || 90));
   log(`setup: ${result.connected}/${n} connected in ${result.elapsed_s}s` +
       (result.failed ? ` (${result.failed} failed: ${JSON.stringify(result.errors)})` : ""));
   return { clients, result };
@@ -248,7 +250,7 @@ async function scenarioBroadcast() {
       c.emit("message", messageJson(seq));
     });
     await w.drain(P.drainMs || 2000);
-    const m = w.metrics({ rate, clients: n, secs });
+    const m = w.metrics({ phase: name, rate, clients: n, secs });
     const span = Math.max(secs, m.span_s || 0);
     m.deliveries_per_s = Math.round(m.received / span);
     m.sent = sent;
@@ -258,13 +260,23 @@ async function scenarioBroadcast() {
   await runStep("fixed", P.fixedRate || 20, P.fixedSecs || 8);
   const limit = P.p99LimitMs || 250;
   let best = null;
+  const passes = (m) => m.lost === 0 && m.p99_ms !== null && m.p99_ms <= limit;
   for (const rate of P.rates || [40, 60, 80, 100, 130, 160, 200, 250, 320, 400]) {
     if (Date.now() > DEADLINE - 20000) break;
     await sleep(500);
-    const m = await runStep(`rate-${rate}`, rate, P.stepSecs || 4);
-    const ok = m.lost === 0 && m.p99_ms !== null && m.p99_ms <= limit;
+    let m = await runStep(`rate-${rate}`, rate, P.stepSecs || 4);
+    let ok = passes(m);
     log(`broadcast ${rate} msg/s: ${m.deliveries_per_s} deliveries/s, p99 ${m.p99_ms} ms, ` +
-        `lost ${m.lost}${ok ? "" : "  <- limit"}`);
+        `lost ${m.lost}${ok ? "" : "  <- over the limit"}`);
+    if (!ok && P.retry !== false && Date.now() < DEADLINE - 20000) {
+      // One more try at the same rate: on a shared machine one noisy step should not end
+      // the ramp. Two failures in a row do.
+      await sleep(1500);
+      m = await runStep(`rate-${rate}-again`, rate, P.stepSecs || 4);
+      ok = passes(m);
+      log(`broadcast ${rate} msg/s again: ${m.deliveries_per_s} deliveries/s, ` +
+          `p99 ${m.p99_ms} ms, lost ${m.lost}${ok ? "" : "  <- over the limit: stop"}`);
+    }
     if (!ok) break;
     best = m;
   }

@@ -81,7 +81,7 @@ def create_app(config):
     metrics = Metrics()
     store = Store(config.database_url)
     if store.is_sqlite:
-        store_call = runtime.Lane("store").run  # sqlite3 blocks: OS thread, one at a time
+        store_call = runtime.Lane().run  # sqlite3 blocks: OS thread, one at a time
     else:
         store_call = _call  # psycopg2 is made green by eventlet's monkey-patching
     store_call = metrics.timed(store_call)

@@ -32,63 +32,6 @@ def offload(fn, *args):
     return tpool.execute(fn, *args)
 
 
-class Lane:
-    """Runs blocking calls on an OS thread, strictly one after another.
-
-    sqlite3 is not green: called on the hub it would stall every connection. One call at a
-    time also means SQLAlchemy's internals never see two OS threads at once, so the green
-    locks that monkey-patching gave them are never contended from a foreign thread. A
-    worker greenlet owns the turn, so a caller that gives up waiting (a timeout) cannot
-    let the next call start while its own is still running.
-    """
-
-    def __init__(self, name, threaded=True):
-        self.name = name
-        self.threaded = threaded
-        self._jobs = eventlet.queue.LightQueue()
-        self._worker = eventlet.spawn(self._run)
-
-    def run(self, fn, *args):
-        done = eventlet.event.Event()
-        self._jobs.put((fn, args, done))
-        ok, value = done.wait()
-        if ok:
-            return value
-        raise value
-
-    def _run(self):
-        while True:
-            fn, args, done = self._jobs.get()
-            try:
-                result = tpool.execute(fn, *args) if self.threaded else fn(*args)
-            except Exception as error:
-                done.send((False, error))
-            else:
-                done.send((True, result))
-
-
-class Event:
-    """A one-shot event several greenlets can wait on."""
-
-    def __init__(self):
-        self._event = eventlet.event.Event()
-
-    def set(self):
-        if not self._event.ready():
-            self._event.send(True)
-
-    def is_set(self):
-        return self._event.ready()
-
-    def wait(self, timeout=None):
-        if self._event.ready():
-            return True
-        with eventlet.Timeout(timeout, False):
-            self._event.wait()
-            return True
-        return False
-
-
 class Batcher:
     """Group commit: items submitted while a batch is being processed form the next batch.
 
@@ -124,11 +67,51 @@ class Batcher:
                 for _, done in batch:
                     done.send((False, error))
                 continue
-            for (_, done), result in zip(batch, results):
+            for (_, done), result in zip(batch, results, strict=True):
                 done.send((True, result))
 
-    def stop(self):
-        self._worker.kill()
+
+class Lane:
+    """Runs blocking calls on an OS thread, strictly one after another.
+
+    sqlite3 is not green: called on the hub it would stall every connection. One call at a
+    time also means SQLAlchemy's internals never see two OS threads at once, so the green
+    locks that monkey-patching gave them are never contended from a foreign thread. A
+    worker greenlet owns the turn, so a caller that gives up waiting (a timeout) cannot
+    let the next call start while its own is still running.
+    """
+
+    def __init__(self):
+        self._worker = Batcher(self._execute, max_batch=1)
+
+    @staticmethod
+    def _execute(jobs):
+        return [tpool.execute(fn, *args) for fn, args in jobs]
+
+    def run(self, fn, *args):
+        return self._worker.submit((fn, args))
+
+
+class Event:
+    """A one-shot event several greenlets can wait on."""
+
+    def __init__(self):
+        self._event = eventlet.event.Event()
+
+    def set(self):
+        if not self._event.ready():
+            self._event.send(True)
+
+    def is_set(self):
+        return self._event.ready()
+
+    def wait(self, timeout=None):
+        if self._event.ready():
+            return True
+        with eventlet.Timeout(timeout, False):
+            self._event.wait()
+            return True
+        return False
 
 
 TimeoutError = eventlet.Timeout

@@ -287,7 +287,8 @@ class Store:
         conn.execute(memberships.delete().where(
             memberships.c.room_id == room_id, memberships.c.user_id == user_id))
         heir = conn.execute(
-            sa.select(users.c.id, users.c.name).join(memberships, memberships.c.user_id == users.c.id)
+            sa.select(users.c.id, users.c.name)
+            .join(memberships, memberships.c.user_id == users.c.id)
             .where(memberships.c.room_id == room_id).order_by(memberships.c.id).limit(1)).first()
         if heir is None:
             self._delete_room(conn, room)
@@ -321,7 +322,8 @@ class Store:
         with self._tx() as conn:
             member = sa.select(memberships.c.room_id).where(memberships.c.user_id == user_id)
             rows = conn.execute(self._room_query().where(sa.or_(
-                rooms.c.password_hash.is_(None), rooms.c.id.in_(member))).order_by(rooms.c.key)).all()
+                rooms.c.password_hash.is_(None), rooms.c.id.in_(member)))
+                .order_by(rooms.c.key)).all()
         return [self._room(r) for r in rows]
 
     def member_names(self, room_id):

@@ -161,7 +161,8 @@ class JoinRoom:
 
 def parse_join_room(payload):
     payload = _require_dict(payload)
-    return JoinRoom(check_room_name(payload.get("room")), _optional_password(payload.get("password")))
+    return JoinRoom(check_room_name(payload.get("room")),
+                    _optional_password(payload.get("password")))
 
 
 def parse_room(payload):

@@ -290,8 +290,11 @@ class Chat:
         return room
 
     def _member_room(self, user, name):
-        room = self._room(name)
-        if not self.store_call(self.store.is_member, room.id, user.id):
+        key = fold(validation.check_room_name(name))
+        room, member = self.store_call(self.store.room_for, key, user.id)
+        if room is None:
+            raise NotFound("No such room.")
+        if not member:
             raise Forbidden("You are not a member of that room.")
         return room
 

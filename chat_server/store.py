@@ -270,6 +270,17 @@ class Store:
             return False
         return True
 
+    def room_for(self, key, user_id):
+        """The room and whether the user is a member, in one round trip: `(Room, bool)`,
+        or `(None, False)` when there is no such room."""
+        member = (sa.select(memberships.c.id).where(memberships.c.room_id == rooms.c.id,
+                                                    memberships.c.user_id == user_id)
+                  .exists())
+        with self._tx() as conn:
+            row = conn.execute(self._room_query().add_columns(member.label("is_member"))
+                               .where(rooms.c.key == key)).first()
+        return (self._room(row), bool(row.is_member)) if row is not None else (None, False)
+
     def is_member(self, room_id, user_id):
         with self._tx() as conn:
             return conn.execute(sa.select(memberships.c.id).where(

@@ -75,7 +75,6 @@ class ChatClient:
         self.disconnects = []
         self.welcome = None
         self.sid = self.name = self.token = None
-        self._keep_event_order()
         self.sio.on("*", self._on_any)
         self.sio.on("connect_error", self._on_connect_error)
         self.sio.on("disconnect", self._on_disconnect)
@@ -95,19 +94,6 @@ class ChatClient:
                                            and args[0][:1] == "1"):
                 kwargs["run_async"] = False
             return dispatch(event, *args, **kwargs)
-
-        eio._trigger_event = in_order
-
-    def _keep_event_order(self):
-        """python-engineio's client hands each received message to a new thread, so two
-        events can reach the handlers out of order. Tests check order, so this client
-        handles them on the reader thread, one after another (the handlers only record)."""
-        eio = self.sio.eio
-        trigger = eio._trigger_event
-
-        def in_order(event, *args, **kwargs):
-            kwargs["run_async"] = False
-            return trigger(event, *args, **kwargs)
 
         eio._trigger_event = in_order
 
@@ -323,6 +309,14 @@ def err(ack, *codes):
     return error["code"]
 
 
+def assert_has(actual, expected):
+    """Assert `actual` is an object holding `expected`'s fields (servers may add fields)."""
+    assert isinstance(actual, dict), f"expected an object like {expected!r}, got {actual!r}"
+    wrong = {k: actual.get(k, "<missing>") for k, v in expected.items() if actual.get(k) != v}
+    assert not wrong, f"expected {expected!r}; these differ: {wrong!r} in {actual!r}"
+    return actual
+
+
 def check_message(msg, **expected):
     """Assert `msg` has the MESSAGE shape, and the given field values."""
     assert isinstance(msg, dict), f"not a MESSAGE: {msg!r}"
@@ -413,7 +407,6 @@ class RawEngineIO:
         assert open_pkt.startswith("0"), f"not an Engine.IO open packet: {open_pkt!r}"
         self.handshake = json.loads(open_pkt[1:])
         self.sid = self.handshake["sid"]
-        self.inbox = []
 
     def close(self):
         if self.ws is not None:

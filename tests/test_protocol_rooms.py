@@ -3,6 +3,7 @@
 
 import pytest
 from chat_client import (  # noqa: F401 - fixtures are used by name
+    assert_has,
     check_message,
     client_factory,
     connect,
@@ -27,7 +28,7 @@ def test_join_creates_room_with_joiner_as_owner(server, connect):
     a = connect(server.url, auth={"name": uname("owner")})
     room = uroom("New")
     ack = join(a, room)
-    assert ack["room"] == {"room": room, "owner": a.name, "private": False, "members": 1}
+    assert_has(ack["room"], {"room": room, "owner": a.name, "private": False, "members": 1})
     assert ack["members"] == [a.name]
     assert ack["history"] == []
 
@@ -40,10 +41,10 @@ def test_join_existing_room_any_case_announces_joiner(server, connect):
     room = uroom("MixedCase")
     join(a, room)
     ack = join(b, room.lower())
-    assert ack["room"] == {"room": room, "owner": a.name, "private": False, "members": 2}
+    assert_has(ack["room"], {"room": room, "owner": a.name, "private": False, "members": 2})
     assert sorted(ack["members"]) == sorted([a.name, b.name])
     ev = a.wait_for("roomEvent", lambda p: p.get("name") == b.name)
-    assert ev == {"room": room, "event": "joined", "name": b.name}
+    assert_has(ev, {"room": room, "event": "joined", "name": b.name})
     outsider.assert_no_event("roomEvent")
 
 
@@ -126,9 +127,9 @@ def test_leave_room(server, connect):
     room = uroom()
     join(a, room)
     join(b, room)
-    assert b.call("leaveRoom", {"room": room}) == {"ok": True}
+    ok(b.call("leaveRoom", {"room": room}))
     ev = a.wait_for("roomEvent", lambda p: p.get("event") == "left")
-    assert ev == {"room": room, "event": "left", "name": b.name}
+    assert_has(ev, {"room": room, "event": "left", "name": b.name})
     outsider.assert_no_event("roomEvent", wait=0.1)
     msg = send_to(a, room, "after leave " + uid())
     b.assert_no_event("reply", lambda m: m["id"] == msg["id"])
@@ -140,21 +141,25 @@ def test_leave_room(server, connect):
 
 def test_owner_leaving_passes_ownership_to_longest_standing_member(server, connect):
     """An owner who leaves hands the room to the member who joined first after it."""
-    a = connect(server.url, auth={"name": uname("a")})
-    b = connect(server.url, auth={"name": uname("b")})
-    c = connect(server.url, auth={"name": uname("c")})
+    a = connect(server.url, auth={"name": uname("owner")})
+    # join order differs from name order, so that "alphabetically first" would fail
+    b = connect(server.url, auth={"name": uname("zed")})
+    c = connect(server.url, auth={"name": uname("amy")})
+    d = connect(server.url, auth={"name": uname("mia")})
     room = uroom()
     join(a, room)
     join(b, room)
     join(c, room)
+    join(d, room)
     ok(a.call("leaveRoom", {"room": room}))
     assert room_entry(rooms_of(c), room)["owner"] == b.name
     err(a.call("closeRoom", {"room": room}), "forbidden")
     err(c.call("closeRoom", {"room": room}), "forbidden")
     ok(b.call("leaveRoom", {"room": room}))
     info = room_entry(rooms_of(c), room)
-    assert info == {"room": room, "owner": c.name, "private": False, "members": 1}
-    assert c.call("closeRoom", {"room": room}) == {"ok": True}
+    assert_has(info, {"room": room, "owner": c.name, "private": False, "members": 2})
+    err(d.call("closeRoom", {"room": room}), "forbidden")
+    ok(c.call("closeRoom", {"room": room}))
 
 
 def test_room_left_empty_is_deleted_with_its_history(server, connect):
@@ -182,9 +187,9 @@ def test_close_room_removes_everyone_and_deletes_history(server, connect):
     join(owner, room)
     join(m, room)
     send_to(m, room, "history to be deleted")
-    assert owner.call("closeRoom", {"room": room}) == {"ok": True}
+    ok(owner.call("closeRoom", {"room": room}))
     ev = m.wait_for("roomEvent", lambda p: p.get("event") == "closed")
-    assert ev == {"room": room, "event": "closed", "name": owner.name}
+    assert_has(ev, {"room": room, "event": "closed", "name": owner.name})
     outsider.assert_no_event("roomEvent", wait=0.1)
     assert room_entry(rooms_of(m), room) is None
     err(m.call("sendMessage", {"content": "x", "destId": room}), "not_found")
@@ -192,8 +197,12 @@ def test_close_room_removes_everyone_and_deletes_history(server, connect):
     back = connect(server.url, auth={"token": m.token})
     assert room_entry(back.welcome["rooms"], room) is None
     assert room not in [c["conversation"] for c in back.welcome["conversations"]]
-    ack = join(m, room)
-    assert ack["room"]["owner"] == m.name and ack["history"] == []
+    ack = join(owner, room)  # a new room of the same name: nobody else is in it
+    assert ack["room"]["members"] == 1 and ack["members"] == [owner.name]
+    assert ack["history"] == []
+    fresh = send_to(owner, room, "new room " + uid())
+    m.assert_no_event("reply", lambda x: x["id"] == fresh["id"])
+    err(m.call("sendMessage", {"content": "x", "destId": room}), "forbidden")
 
 
 def test_close_room_is_reserved_to_the_owner(server, connect):
@@ -217,7 +226,7 @@ def test_private_room_needs_its_password_and_is_hidden(server, connect):
     outsider = connect(server.url, auth={"name": uname("out")})
     room = uroom("Secret")
     ack = join(owner, room, password="open sesame")
-    assert ack["room"] == {"room": room, "owner": owner.name, "private": True, "members": 1}
+    assert_has(ack["room"], {"room": room, "owner": owner.name, "private": True, "members": 1})
     assert room_entry(rooms_of(owner), room)["private"] is True
     assert room_entry(rooms_of(outsider), room) is None
     err(outsider.call("joinRoom", {"room": room}), "bad_password")
@@ -241,8 +250,8 @@ def test_list_rooms_shows_public_room_info(server, connect):
     join(a, room)
     join(b, room)
     viewer = connect(server.url)
-    assert room_entry(rooms_of(viewer), room) == {"room": room, "owner": a.name,
-                                                   "private": False, "members": 2}
+    assert_has(room_entry(rooms_of(viewer), room),
+               {"room": room, "owner": a.name, "private": False, "members": 2})
 
 
 VALID_ROOMS = [

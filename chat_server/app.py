@@ -97,7 +97,7 @@ def create_app(config):
     transport = Transport(sio, config, metrics)
     chat = Chat(store, config, publish=transport.apply, store_call=store_call,
                 offload=runtime.offload, presence=scale.presence if scale else None,
-                later=runtime.spawn_after)
+                later=runtime.spawn_after, limiter=scale.limiter if scale else None)
     chat.on_accepted = lambda message: metrics.messages_accepted.labels(message.kind).inc()
     chat.submit = runtime.Batcher(chat.commit_batch).submit
     transport.attach(chat)
@@ -196,6 +196,7 @@ class _Scale:
 
         from .models import User
         from .presence import RedisPresence
+        from .ratelimit import SharedRateLimiter
 
         self.node = config.node_name or f"{socket.gethostname()}-{os.getpid()}-" \
                                         f"{secrets.token_hex(3)}"
@@ -204,6 +205,7 @@ class _Scale:
                                           socket_connect_timeout=5, health_check_interval=10)
         self.presence = RedisPresence(self.redis, self.node, lambda d: User(**d),
                                       ttl=config.presence_ttl)
+        self.limiter = SharedRateLimiter(self.redis, config.rate_limit)
         logger.info("scaled mode: node %s, Redis at %s", self.node,
                     _without_password(config.redis_url))
 

@@ -34,7 +34,8 @@ class Chat:
     """
 
     def __init__(self, store, config, publish, store_call=_direct, offload=_direct,
-                 clock=time.time, monotonic=time.monotonic, presence=None, later=None):
+                 clock=time.time, monotonic=time.monotonic, presence=None, later=None,
+                 limiter=None):
         self.store = store
         self.config = config
         self.publish = publish
@@ -45,7 +46,7 @@ class Chat:
         self.scaled = presence is not None
         self.presence = presence if presence is not None else Presence()
         self.later = later  # later(seconds, fn, *args): run fn after a delay (scaled mode)
-        self.limiter = RateLimiter(config.rate_limit, monotonic)
+        self.limiter = limiter or RateLimiter(config.rate_limit, monotonic)
         # Highest message id this node has handed to the transport; see `go_live`.
         self.delivered_mark = 0
         self.submit = self._submit_now

@@ -265,3 +265,15 @@ def test_readyz_turns_unready_when_the_store_is_unreachable(backing_services, se
         assert health.status_code == 200 and health.json()["store"] == "unavailable"
     finally:
         own.cleanup()
+
+
+def test_rate_limit_is_shared_by_a_users_tabs_on_all_nodes(cluster, on):
+    """Opening tabs on more nodes does not multiply a user's sends."""
+    n1, n2 = cluster(2, env={"RATE_LIMIT": "4/60"})
+    tab1 = on(n1, uname("limited"))
+    tab2 = on(n2, token=tab1.token)
+    results = [(tab1 if i % 2 else tab2).call("message", f"m{i}") for i in range(6)]
+    assert [r["ok"] for r in results] == [True] * 4 + [False] * 2
+    err(results[-1], "rate_limited")
+    other = on(n2, uname("other"))
+    ok(other.call("message", "someone else has their own budget"))

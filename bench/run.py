@@ -78,6 +78,16 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
 
 
+def runqueue_wait_seconds(pid):
+    """Time the process's main thread (the event loop, for every server here) spent ready
+    to run but waiting for a CPU, from /proc/PID/schedstat: other load on its core."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def rss_kb(pid):
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -247,6 +257,7 @@ class Probe:
 
 def snapshot(server, gen, probe):
     return {"t": time.monotonic(), "srv": cpu_seconds(server.proc.pid),
+            "srv_wait": runqueue_wait_seconds(server.proc.pid),
             "gen": cpu_seconds(gen.pid),
             "probe": cpu_seconds(probe.proc.pid) if probe else 0.0}
 
@@ -257,8 +268,11 @@ def pct(after, before, key, dt):
     return round(100.0 * (after[key] - before[key]) / dt, 1)
 
 
-def run_generator(server, scenario, params, probe, deadline, workdir):
-    """Runs loadgen.js once; returns {phases: {name: {...}}, summaries: [...], traffic}."""
+def run_generator(server, scenario, params, probe, deadline, workdir, on_first_phase=None):
+    """Runs loadgen.js once; returns {phases: {name: {...}}, summaries: [...], traffic}.
+
+    `on_first_phase()` is called when the first measured window opens (to start a profiler
+    after the clients are connected)."""
     argv = ["node", LOADGEN / "loadgen.js", "--url", server.url, "--server",
             "ours" if server.kind == "ours" else server.kind, "--scenario", scenario,
             "--params", json.dumps(params), "--deadline", str(deadline)]
@@ -282,6 +296,9 @@ def run_generator(server, scenario, params, probe, deadline, workdir):
                 continue
             kind = msg.get("type")
             if kind == "phase" and msg["state"] == "start":
+                if on_first_phase is not None:
+                    on_first_phase()
+                    on_first_phase = None
                 opened[msg["name"]] = snapshot(server, gen, probe)
                 if probe:
                     probe.send(f"start {msg['name']}")
@@ -296,6 +313,7 @@ def run_generator(server, scenario, params, probe, deadline, workdir):
                 phase.update({
                     "wall_s": round(dt, 3),
                     "srv_cpu": pct(after, before, "srv", dt),
+                    "srv_wait": pct(after, before, "srv_wait", dt),
                     "gen_cpu": None if gen_pct is None else round(gen_pct + probe_pct, 1),
                     "loadgen_cpu": gen_pct,
                     "probe_cpu": probe_pct if probe else None,
@@ -344,8 +362,12 @@ class Profiler:
         self.proc = Proc("py-spy", [spy, "record", "--pid", pid, "--gil", "--nonblocking",
                                     "--rate", "100", "--format", "raw", "--output", outfile],
                          core=GEN_CORE, stdout=subprocess.DEVNULL)
+        self.started = time.monotonic()
+        self.seconds = None
 
     def stop(self):
+        if self.seconds is None:
+            self.seconds = time.monotonic() - self.started
         try:
             os.killpg(self.proc.pid, signal.SIGINT)  # py-spy writes its file on Ctrl-C
             self.proc.popen.wait(15)
@@ -354,7 +376,7 @@ class Profiler:
         self.proc.stop(grace=1.0)
 
 
-def summarize_profile(path, top=25):
+def summarize_profile(path, seconds=None, top=25):
     """Self and inclusive shares of the functions in py-spy's raw (collapsed) output."""
     own, incl, total = {}, {}, 0
     try:
@@ -374,7 +396,9 @@ def summarize_profile(path, top=25):
             incl[f] = incl.get(f, 0) + n
     if not total:
         return "no samples"
-    out = [f"{total} samples of the GIL-holding thread", "self time:"]
+    span = f" over {seconds:.0f} s" if seconds else ""
+    out = [f"{total} samples of the GIL-holding thread (100 Hz){span}; shares of samples",
+           "self time:"]
     out += [f"  {100 * v / total:5.1f}%  {k}" for k, v in
             sorted(own.items(), key=lambda kv: -kv[1])[:top]]
     out.append("inclusive time:")
@@ -390,28 +414,33 @@ def run_scenario(kind, scenario, sizes, opts):
 
     def one(tag, params, deadline, gen_scenario):
         server.start(tag)
-        probe = profiler = None
+        probe = None
+        spy = []  # the profiler, once the first measured window opens
+        raw = Path(opts.profile or ".") / f"ours-{tag}.txt"
+
+        def start_profiler():
+            if opts.profile and kind == "ours":
+                spy.append(Profiler(server.proc.pid, raw))
+
         try:
             if kind == "ours":
                 probe = Probe(server.url, opts.probe_event)
             time.sleep(1.0)
             base_rss = rss_kb(server.proc.pid)
-            if opts.profile and kind == "ours":
-                raw = Path(opts.profile) / f"ours-{tag}.txt"
-                profiler = Profiler(server.proc.pid, raw)
-            out = run_generator(server, gen_scenario, params, probe, deadline, opts.workdir)
+            out = run_generator(server, gen_scenario, params, probe, deadline, opts.workdir,
+                                on_first_phase=start_profiler)
             out["base_rss_kb"] = base_rss
             out["server_log"] = str(server.logpath)
-            if profiler:
+            if spy:
+                profiler = spy.pop()
                 profiler.stop()
-                profiler = None
-                summary = summarize_profile(raw)
+                summary = summarize_profile(raw, profiler.seconds)
                 (Path(opts.profile) / f"ours-{tag}-top.txt").write_text(summary + "\n")
                 out["profile"] = str(raw)
                 log.info("  profile of ours during %s (%s):\n%s", tag, raw, summary)
             return out
         finally:
-            if profiler:
+            for profiler in spy:
                 profiler.stop()
             if probe:
                 probe.stop()
@@ -434,7 +463,7 @@ def run_scenario(kind, scenario, sizes, opts):
                 skip_reason = f"{conn.get('connected', 0)}/{n} connected at the previous step"
     else:
         params = dict(sizes)
-        deadline = {"broadcast": 240, "dm": 150, "rooms": 200, "durable": 150}[scenario]
+        deadline = {"broadcast": 240, "dm": 150, "rooms": 200, "durable": 180}[scenario]
         log.info("  %s: %s %s", kind, scenario, json.dumps(params))
         results.append(one(scenario, params, deadline, scenario))
     return results
@@ -489,17 +518,18 @@ def report(results, servers):
     """Builds the tables (markdown) and the numbers the ratio table compares."""
     out = []
     key = {s: {} for s in servers}  # key[server][metric] = value, for the ratio table
-    common = ["RSS MB", "srv CPU%", "gen CPU%", "stall p99/max ms", "flags"]
+    common = ["RSS MB", "srv CPU%", "srv wait%", "gen CPU%", "stall p99/max ms", "flags"]
 
     def tail(p):
-        return [mb(p.get("rss_kb")), p.get("srv_cpu"), p.get("gen_cpu"), stall(p), flags(p)]
+        return [mb(p.get("rss_kb")), p.get("srv_cpu"), p.get("srv_wait"), p.get("gen_cpu"),
+                stall(p), flags(p)]
 
     rows = []
     for s in servers:
         for step in results.get(s, {}).get("connections", []):
             if step.get("skipped"):
                 rows.append([s, step["n"], "skipped", "", "", "", "", "", "", "", "", "", "",
-                             step["skipped"]])
+                             "", step["skipped"]])
                 continue
             c = step["phases"].get("connect", {})
             h = step["phases"].get("hold", {})
@@ -508,12 +538,12 @@ def report(results, servers):
                 per = round((h["rss_kb"] - step["base_rss_kb"]) / h["connected"], 1)
             note = ""
             if c.get("stalled"):
-                note = "stopped accepting"
+                note = "stopped: none connected in 25 s"
             elif c.get("deadline_hit"):
                 note = "deadline hit"
             rows.append([s, step["n"], c.get("connected"), c.get("failed"), c.get("elapsed_s"),
                          c.get("connect_p50_ms"), c.get("connect_p99_ms"), mb(h.get("rss_kb")),
-                         per, c.get("srv_cpu"), c.get("gen_cpu"), stall(c),
+                         per, c.get("srv_cpu"), c.get("srv_wait"), c.get("gen_cpu"), stall(c),
                          flags(c), note])
             if c.get("connected") == step["n"]:
                 key[s]["max_clients"] = step["n"]
@@ -522,15 +552,15 @@ def report(results, servers):
     if rows:
         out.append(table("Connections (time to connect N clients; RSS after all connected)",
                          ["server", "N", "connected", "failed", "time s", "conn p50 ms",
-                          "conn p99 ms", "RSS MB", "KB/conn", "srv CPU%", "gen CPU%",
-                          "stall p99/max ms", "flags", "note"], rows))
+                          "conn p99 ms", "RSS MB", "KB/conn", "srv CPU%", "srv wait%",
+                          "gen CPU%", "stall p99/max ms", "flags", "note"], rows))
 
     rows = []
     for s in servers:
         for run in results.get(s, {}).get("broadcast", []):
             ph = run["phases"]
-            best = next((x["best"] for x in run["summaries"] if x.get("name") == "saturation"),
-                        None)
+            summary = next((x for x in run["summaries"] if x.get("name") == "saturation"), {})
+            best = summary.get("best")
             if "fixed" in ph:
                 p = ph["fixed"]
                 rows.append([s, f"fixed {p.get('rate')} msg/s to {p.get('clients')}",
@@ -542,14 +572,20 @@ def report(results, servers):
             best_name = best.get("phase") if best else None
             if best_name in ph:
                 p = ph[best_name]
-                rows.append([s, f"best: {p.get('rate')} msg/s to {p.get('clients')}",
-                             p.get("deliveries_per_s"),
-                             p.get("p50_ms"), p.get("p99_ms"), p.get("lost"), *tail(p)])
+                if best_name != "fixed":
+                    rows.append([s, f"best: {p.get('rate')} msg/s to {p.get('clients')}",
+                                 p.get("deliveries_per_s"), p.get("p50_ms"), p.get("p99_ms"),
+                                 p.get("lost"), *tail(p)])
                 key[s]["bcast_deliveries"] = p.get("deliveries_per_s")
             else:
-                key[s]["bcast_deliveries"] = 0
-            if steps and steps[-1] != best_name:
-                p = ph[steps[-1]]
+                key[s]["bcast_deliveries"] = None
+            if summary.get("below_fixed"):  # stepped down from the fixed rate
+                failing = [n for n in steps if n != best_name]
+                over = failing[-1] if failing else None  # the lowest rate that still failed
+            else:
+                over = steps[-1] if steps and steps[-1] != best_name else None
+            p = ph.get(over) if over else None
+            if p is not None:
                 rows.append([s, f"over: {p.get('rate')} msg/s to {p.get('clients')}",
                              p.get("deliveries_per_s"),
                              p.get("p50_ms"), p.get("p99_ms"), p.get("lost"), *tail(p)])
@@ -594,18 +630,20 @@ def report(results, servers):
     rows = []
     for s in servers:
         for run in results.get(s, {}).get("durable", []):
-            p = run["phases"].get("durable")
-            if not p:
-                continue
-            rows.append([s, p.get("senders"), p.get("acked_per_s"), p.get("ack_p50_ms"),
-                         p.get("ack_p99_ms"), (p.get("refused") or 0) +
-                         (p.get("ack_timeouts") or 0), p.get("deliveries_per_s"), *tail(p)])
-            key[s]["durable_acked"] = p.get("acked_per_s")
-            key[s]["durable_ack_p50"] = p.get("ack_p50_ms")
+            for name, what, k in (("durable", "message (broadcast)", "durable_acked"),
+                                  ("durable-self", "sendMessage to self", "durable_self")):
+                p = run["phases"].get(name)
+                if not p:
+                    continue
+                rows.append([s, what, p.get("senders"), p.get("acked_per_s"),
+                             p.get("ack_p50_ms"), p.get("ack_p99_ms"),
+                             (p.get("refused") or 0) + (p.get("ack_timeouts") or 0),
+                             p.get("deliveries_per_s"), *tail(p)])
+                key[s][k] = p.get("acked_per_s")
     if rows:
-        out.append(table("Acked sends (`message`, each sender waits for its ack; ours commits "
-                         "each to SQLite, the references store nothing)",
-                         ["server", "senders", "acked/s", "ack p50 ms", "ack p99 ms",
+        out.append(table("Acked sends (each sender waits for its ack; ours commits every "
+                         "message to SQLite first, the references store nothing)",
+                         ["server", "event", "senders", "acked/s", "ack p50 ms", "ack p99 ms",
                           "failed", "deliveries/s", *common], rows))
 
     metrics = [
@@ -619,7 +657,8 @@ def report(results, servers):
         ("DM RTT p50 (ms)", "dm_rtt_p50", False),
         ("rooms p99 (ms)", "rooms_p99", False),
         ("rooms lost", "rooms_lost", False),
-        ("acked sends/s", "durable_acked", True),
+        ("acked sends/s, message (broadcast)", "durable_acked", True),
+        ("acked sends/s, sendMessage to self", "durable_self", True),
     ]
     refs = [s for s in servers if s != "ours"]
     if "ours" in servers and refs:
@@ -756,7 +795,8 @@ def main(argv=None):
     print(f"\nMachine: {info.get('cpu')}, {info['nproc']} cores; load before: "
           f"{info['uptime']}; after: {info['uptime_after']}; took {info['duration_s']} s")
     print("Server pinned to core 0, load generator (and stall probe) to core 1. "
-          f"GENERATOR-BOUND: generator core above {GEN_BOUND_PCT:.0f}%.")
+          f"GENERATOR-BOUND: generator core above {GEN_BOUND_PCT:.0f}%. srv wait%: time the "
+          "server's main thread was ready but waited for core 0 (other load on the machine).")
     print(text)
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": info, "quick": args.quick,

@@ -108,6 +108,19 @@ def _message(row):
                    to=row.to_name, text=row.text, ts=row.ts)
 
 
+def _row_values(item):
+    return dict(conv_key=item.conv_key, conversation=item.conversation, kind=item.kind,
+                from_user_id=item.from_user_id, from_name=item.from_name,
+                from_sid=item.from_sid, to_name=item.to, text=item.text, ts=item.ts,
+                client_id=item.client_id)
+
+
+def _new_message(item, new_id):
+    return Message(id=new_id, conv_key=item.conv_key, conversation=item.conversation,
+                   kind=item.kind, from_name=item.from_name, from_sid=item.from_sid,
+                   to=item.to, text=item.text, ts=item.ts)
+
+
 def _user(row):
     if row is None:
         return None
@@ -120,6 +133,7 @@ class Store:
 
     def __init__(self, url):
         self.url = url
+        self._known_dms = set()  # (conv_key, user_id) pairs known to be in dm_members
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             # One connection, used by one OS thread at a time (the lane serialises calls).
@@ -349,43 +363,68 @@ class Store:
         """Commit a batch of NewMessages in one transaction, in order.
 
         Returns `(Message, duplicate)` per item: a clientId the same user already used
-        yields the stored original and `duplicate=True`, and nothing is inserted for it.
+        (before, or earlier in the same batch) yields the stored original and
+        `duplicate=True`, and nothing is inserted for it. One INSERT for the whole batch:
+        building a statement per row cost more than the commit.
         """
-        results = []
         with self._tx() as conn:
             if not self.is_sqlite:
                 # Without it two nodes could commit ids 11 then 10, and a client that
                 # replays "after 11" would never see 10. SQLite has one writer anyway.
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(MESSAGE_LOCK)))
+            originals = self._originals(conn, batch)  # (user id, client id) -> Message
+            fresh, plan = [], []  # plan: an index into `fresh`, or the key of an original
             for item in batch:
+                key = (item.from_user_id, item.client_id)
+                if item.client_id is not None and key in originals:
+                    plan.append(key)
+                    continue
                 if item.client_id is not None:
-                    row = conn.execute(sa.select(messages).where(
-                        messages.c.from_user_id == item.from_user_id,
-                        messages.c.client_id == item.client_id)).first()
-                    if row is not None:
-                        results.append((_message(row), True))
-                        continue
-                values = dict(
-                    conv_key=item.conv_key, conversation=item.conversation, kind=item.kind,
-                    from_user_id=item.from_user_id, from_name=item.from_name,
-                    from_sid=item.from_sid, to_name=item.to, text=item.text, ts=item.ts,
-                    client_id=item.client_id)
-                new_id = conn.execute(messages.insert().values(**values)).inserted_primary_key[0]
-                if item.kind == "direct":
-                    self._note_dm(conn, item.conv_key, item.from_user_id, item.to_user_id)
-                results.append((Message(
-                    id=new_id, conv_key=item.conv_key, conversation=item.conversation,
-                    kind=item.kind, from_name=item.from_name, from_sid=item.from_sid,
-                    to=item.to, text=item.text, ts=item.ts), False))
-        return results
+                    originals[key] = None  # a repeat later in this batch gets this one
+                plan.append(len(fresh))
+                fresh.append(item)
+            stored, noted = [], set()
+            if fresh:
+                ids = conn.execute(
+                    messages.insert().returning(messages.c.id, sort_by_parameter_order=True),
+                    [_row_values(item) for item in fresh]).scalars().all()
+                stored = [_new_message(item, new_id)
+                          for item, new_id in zip(fresh, ids, strict=True)]
+                for item, message in zip(fresh, stored, strict=True):
+                    if item.client_id is not None:
+                        originals[(item.from_user_id, item.client_id)] = message
+                noted = self._note_dms(conn, [item for item in fresh if item.kind == "direct"])
+        self._known_dms.update(noted)  # only now: a rolled-back batch must not hide a pair
+        return [(stored[step], False) if isinstance(step, int) else (originals[step], True)
+                for step in plan]
 
     @staticmethod
-    def _note_dm(conn, conv_key, *user_ids):
-        for user_id in set(user_ids):
-            exists = conn.execute(sa.select(dm_members.c.user_id).where(
-                dm_members.c.conv_key == conv_key, dm_members.c.user_id == user_id)).first()
-            if exists is None:
-                conn.execute(dm_members.insert().values(conv_key=conv_key, user_id=user_id))
+    def _originals(conn, batch):
+        wanted = {(item.from_user_id, item.client_id) for item in batch
+                  if item.client_id is not None}
+        if not wanted:
+            return {}
+        rows = conn.execute(sa.select(messages).where(
+            messages.c.from_user_id.in_({user for user, _ in wanted}),
+            messages.c.client_id.in_({client for _, client in wanted}))).all()
+        return {(row.from_user_id, row.client_id): _message(row) for row in rows
+                if (row.from_user_id, row.client_id) in wanted}
+
+    def _note_dms(self, conn, items):
+        """Record who takes part in each direct conversation (for welcome and replay).
+        Returns the pairs it made sure of, for the caller to remember once committed."""
+        pairs = {(item.conv_key, user_id) for item in items
+                 for user_id in (item.from_user_id, item.to_user_id)} - self._known_dms
+        if not pairs:
+            return pairs
+        existing = set(conn.execute(
+            sa.select(dm_members.c.conv_key, dm_members.c.user_id)
+            .where(dm_members.c.conv_key.in_({conv for conv, _ in pairs}))).all())
+        missing = pairs - {tuple(row) for row in existing}
+        if missing:
+            conn.execute(dm_members.insert(),
+                         [{"conv_key": conv, "user_id": user} for conv, user in missing])
+        return pairs
 
     def message_by_client_id(self, user_id, client_id):
         with self._tx() as conn:

@@ -418,3 +418,18 @@ def test_ids_keep_growing_after_restart(tmp_path):
     second.connect("s2", None)
     assert second.send_lobby("s2", "y").id > last
     second.store.close()
+
+
+def test_one_batch_with_a_repeated_client_id_stores_it_once(chat):
+    """Two tabs' retries can land in the same group commit: the second is the first's."""
+    from chat_server.models import NewMessage
+
+    conn = join(chat, "s1", {"name": "alice"})
+    item = NewMessage(conv_key="lobby", conversation="lobby", kind="broadcast",
+                      from_user_id=conn.user.id, from_name="alice", from_sid="s1", to=None,
+                      to_user_id=None, text="hi", ts=1, client_id="twice")
+    other = NewMessage(**{**item.__dict__, "client_id": None, "text": "plain"})
+    (first, dup1), (plain, dup2), (second, dup3) = chat.commit_batch([item, other, item])
+    assert (dup1, dup2, dup3) == (False, False, True)
+    assert second == first and plain.id > first.id
+    assert [m["text"] for m in chat.history("s1", {"conversation": "lobby"})] == ["hi", "plain"]

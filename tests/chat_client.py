@@ -593,3 +593,27 @@ def expect_refused(connect, url, auth, *codes, **kw):
     assert isinstance(refusal.data.get("message"), str) and refusal.data["message"], \
         f"connect error data lacks a message: {refusal.payload!r}"
     return refusal
+
+
+def send_while_store_is_locked(sender, prober, release, text="while locked"):
+    """Send `text` from `sender` while the store is locked from outside, and meanwhile
+    time `prober`'s listUsers round trips; `release()` lifts the lock once the send is
+    answered. Returns (the send's ack, seconds the send waited, the round trips).
+
+    If the store ran on the event loop, every round trip would wait as long as the send."""
+    result = {}
+    thread = threading.Thread(target=lambda: result.setdefault(
+        "ack", sender.call("message", text, timeout=20)))
+    started = time.monotonic()
+    thread.start()
+    round_trips = []
+    try:
+        while thread.is_alive() and time.monotonic() - started < 20:
+            t0 = time.monotonic()
+            ok(prober.call("listUsers"))
+            round_trips.append(time.monotonic() - t0)
+            time.sleep(0.05)
+        thread.join(20)
+    finally:
+        release()
+    return result.get("ack"), time.monotonic() - started, round_trips

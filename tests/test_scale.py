@@ -6,7 +6,7 @@ import pytest
 import redis
 
 from chat_client import (ChatClient, client_factory, dm_key, err, eventually, join, ok,  # noqa: F401
-                         send, send_to, uname, uroom, user_entry)
+                         send, send_to, send_while_store_is_locked, uname, uroom, user_entry)
 
 pytestmark = pytest.mark.scale
 
@@ -212,32 +212,15 @@ def test_postgres_waits_do_not_block_the_hub(cluster, on):
     """A send stuck behind a table lock held from outside waits in its own greenlet
     (psycopg2 is cooperative): other clients' round trips stay fast, and after the lock
     timeout the sender gets `unavailable` and nobody sees the message."""
-    import threading
-
     import psycopg2
 
     (node,) = cluster(1)
     alice, bob = on(node, uname("alice")), on(node, uname("bob"), transport="polling")
     send(alice, "warm up")
     locker = psycopg2.connect(cluster.database_url)
-    cursor = locker.cursor()
-    cursor.execute("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
-    result = {}
-    sender = threading.Thread(target=lambda: result.setdefault(
-        "ack", alice.call("message", "while locked", timeout=20)))
-    started = time.monotonic()
-    sender.start()
-    round_trips = []
-    while sender.is_alive() and time.monotonic() - started < 20:
-        t0 = time.monotonic()
-        ok(bob.call("listUsers"))
-        round_trips.append(time.monotonic() - t0)
-        time.sleep(0.05)
-    sender.join(20)
-    locker.rollback()
-    locker.close()
-    err(result["ack"], "unavailable")
-    waited = time.monotonic() - started
+    locker.cursor().execute("LOCK TABLE messages IN ACCESS EXCLUSIVE MODE")
+    ack, waited, round_trips = send_while_store_is_locked(alice, bob, locker.close)
+    err(ack, "unavailable")
     assert waited > 2 and len(round_trips) >= 10
     assert max(round_trips) < waited / 2
     bob.assert_no_event("reply", lambda m: m["text"] == "while locked")

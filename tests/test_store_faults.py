@@ -4,7 +4,7 @@ import sqlite3
 import threading
 import time
 
-from chat_client import ChatClient, err, ok, uname
+from chat_client import ChatClient, err, ok, send_while_store_is_locked, uname
 
 
 def _client(url, name, transport="websocket"):
@@ -26,27 +26,10 @@ def test_locked_database_gives_unavailable_and_hub_keeps_serving(server_factory)
 
         locker = sqlite3.connect(srv.db_path, timeout=1)
         locker.execute("BEGIN EXCLUSIVE")
-        result = {}
-        sender = threading.Thread(
-            target=lambda: result.setdefault("ack", alice.call("message", "while locked",
-                                                               timeout=20)))
-        started = time.monotonic()
-        sender.start()
-        round_trips = []
-        while sender.is_alive() and time.monotonic() - started < 20:
-            t0 = time.monotonic()
-            ok(bob.call("listUsers"))
-            round_trips.append(time.monotonic() - t0)
-            time.sleep(0.05)
-        sender.join(20)
-        locker.rollback()
-        locker.close()
-
-        err(result["ack"], "unavailable")
-        blocked_for = time.monotonic() - started
+        ack, blocked_for, round_trips = send_while_store_is_locked(alice, bob, locker.close)
+        err(ack, "unavailable")
         assert blocked_for > 2, "the send should have waited for the lock"
         assert len(round_trips) >= 10
-        # Had the store run on the hub, each of these would have waited seconds.
         assert max(round_trips) < blocked_for / 2
         bob.assert_no_event("reply", lambda m: m["text"] == "while locked", since=mark)
 

@@ -27,7 +27,8 @@ class ChatSocketServer(socketio.Server):
 
     - A failure goes back as an `error` event when the client gave no ack callback, so
       handlers must know whether one was given.
-    - Event names that are not strings are renamed so they reach the catch-all handler.
+    - Event names that are not strings, or are "*", are renamed so they reach the
+      catch-all handler as unknown events.
     - An undecodable packet closes that one connection (the library logs and goes on).
     """
 
@@ -41,8 +42,13 @@ class ChatSocketServer(socketio.Server):
         try:
             if isinstance(data, bytes) and eio_sid not in self._binary_packet:
                 raise ValueError("binary frame where none was expected")
+            if isinstance(data, str) and data[:1] in ("5", "6"):
+                # BINARY_EVENT / BINARY_ACK: the protocol has no binary payloads, and the
+                # library would buffer their attachments without a bound.
+                raise ValueError("binary packets are not part of this protocol")
             super()._handle_eio_message(eio_sid, data)
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError,
+                RecursionError) as error:
             logger.info("closing %s: undecodable packet (%s)", eio_sid, error)
             socket = self.eio.sockets.get(eio_sid)
             if socket is not None:
@@ -52,8 +58,10 @@ class ChatSocketServer(socketio.Server):
 
     def _handle_event_internal(self, server, sid, eio_sid, data, namespace, id):
         _call.wants_ack = id is not None
-        if not data or not isinstance(data[0], str):
-            data = ["<not a string>", *(data[1:] if data else [])]
+        if not data or not isinstance(data[0], str) or data[0] == "*":
+            # "*" names the library's catch-all handler: called directly, it would take
+            # the client's first argument for the sid (and answer someone else).
+            data = ["<not an event name>", *(data[1:] if data else [])]
         return super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
 
 

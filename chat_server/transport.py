@@ -18,6 +18,7 @@ from .ratelimit import RateLimiter
 logger = logging.getLogger(__name__)
 
 NAMESPACE = "/"
+MAX_ATTACHMENTS = 8  # binary attachments one packet may announce; each is one frame
 _call = runtime.local()  # _call.wants_ack: whether the event being handled asked for an ack
 
 
@@ -43,9 +44,12 @@ class ChatSocketServer(socketio.Server):
             if isinstance(data, bytes) and eio_sid not in self._binary_packet:
                 raise ValueError("binary frame where none was expected")
             if isinstance(data, str) and data[:1] in ("5", "6"):
-                # BINARY_EVENT / BINARY_ACK: the protocol has no binary payloads, and the
-                # library would buffer their attachments without a bound.
-                raise ValueError("binary packets are not part of this protocol")
+                # BINARY_EVENT / BINARY_ACK: the library buffers every attachment a packet
+                # announces, without a bound. A few are answered (as a bad payload); more
+                # close the connection.
+                count = data[1:data.find("-")] if "-" in data[:12] else ""
+                if not count.isdigit() or int(count) > MAX_ATTACHMENTS:
+                    raise ValueError("too many binary attachments")
             super()._handle_eio_message(eio_sid, data)
         except (ValueError, TypeError, KeyError, IndexError, AttributeError,
                 RecursionError) as error:

@@ -1,7 +1,6 @@
 """Secrets: resume tokens (stored only as hashes) and argon2 password hashes."""
 
 import hashlib
-import hmac
 import secrets
 
 from argon2 import PasswordHasher
@@ -32,10 +31,6 @@ def verify_password(password_hash, password):
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
-
-
-def same_secret(a, b):
-    return hmac.compare_digest(a, b)
 
 
 def guest_suffix():

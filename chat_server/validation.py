@@ -62,15 +62,26 @@ def dm_key(a_key, b_key):
     return f"dm:{first}:{second}"
 
 
-def check_text(text, max_length, field="text"):
-    if not isinstance(text, str):
-        raise InvalidPayload(f"'{field}' must be a string.")
-    if "\x00" in text:
-        raise InvalidPayload(f"'{field}' may not contain NUL characters.")
+def _unicode(text, field):
+    """Valid Unicode: lone surrogates cannot be encoded, stored or hashed."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidPayload(f"'{field}' is not valid Unicode.") from None
+    return text
+
+
+def _storable(text, field):
+    """Text a database can hold: valid Unicode and no NUL (PostgreSQL refuses it)."""
+    if "\x00" in text:
+        raise InvalidPayload(f"'{field}' may not contain NUL characters.")
+    return _unicode(text, field)
+
+
+def check_text(text, max_length, field="text"):
+    if not isinstance(text, str):
+        raise InvalidPayload(f"'{field}' must be a string.")
+    _storable(text, field)
     length = len(text.strip())
     if length == 0:
         raise InvalidPayload(f"'{field}' is empty.")
@@ -84,13 +95,7 @@ def _check_client_id(value):
         return None
     if not isinstance(value, str) or not 1 <= len(value) <= CLIENT_ID_MAX:
         raise InvalidPayload("'clientId' must be a string of 1-64 characters.")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidPayload("'clientId' is not valid Unicode.") from None
-    if "\x00" in value:
-        raise InvalidPayload("'clientId' may not contain NUL characters.")
-    return value
+    return _storable(value, "clientId")
 
 
 def _check_id(value, field):
@@ -112,11 +117,7 @@ def _optional_password(value):
         return None
     if not isinstance(value, str) or not 1 <= len(value) <= PASSWORD_MAX:
         raise InvalidPayload("'password' must be a string of 1-1024 characters.")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidPayload("'password' is not valid Unicode.") from None
-    return value
+    return _unicode(value, "password")
 
 
 @dataclass(frozen=True)
@@ -141,16 +142,6 @@ def parse_send_message(payload, max_length):
         raise InvalidPayload("'destId' must be a room, a sid or a user name.")
     return Send(check_text(payload.get("content"), max_length, "content"),
                 _check_client_id(payload.get("clientId")), dest)
-
-
-def peek_client_id(payload):
-    """The clientId of a send, if it has a well-formed one, before any other check."""
-    if isinstance(payload, dict):
-        try:
-            return _check_client_id(payload.get("clientId"))
-        except InvalidPayload:
-            return None
-    return None
 
 
 @dataclass(frozen=True)

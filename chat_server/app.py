@@ -15,6 +15,7 @@ import socketio
 from . import runtime
 from .chat import Chat
 from .errors import Unavailable
+from .fanout import FanoutManager, FanoutRedisManager, track_websockets
 from .metrics import Metrics
 from .store import Store
 from .transport import ChatSocketServer, Transport
@@ -88,12 +89,13 @@ def create_app(config):
     scale = _Scale(config) if config.redis_url else None
     sio = ChatSocketServer(
         async_mode="eventlet",
-        client_manager=scale.manager if scale else None,
+        client_manager=scale.manager if scale else FanoutManager(),
         cors_allowed_origins=_origin_check(config),
         max_http_buffer_size=config.max_http_buffer_size,
         logger=False,
         engineio_logger=False,
     )
+    track_websockets(sio.eio)
     transport = Transport(sio, config, metrics)
     chat = Chat(store, config, publish=transport.apply, store_call=store_call,
                 offload=runtime.offload, presence=scale.presence if scale else None,
@@ -200,7 +202,7 @@ class _Scale:
 
         self.node = config.node_name or f"{socket.gethostname()}-{os.getpid()}-" \
                                         f"{secrets.token_hex(3)}"
-        self.manager = socketio.RedisManager(config.redis_url, channel="chat_server")
+        self.manager = FanoutRedisManager(config.redis_url, channel="chat_server")
         self.redis = redis.Redis.from_url(config.redis_url, socket_timeout=5,
                                           socket_connect_timeout=5, health_check_interval=10)
         self.presence = RedisPresence(self.redis, self.node, lambda d: User(**d),

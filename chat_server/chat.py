@@ -11,8 +11,8 @@ import time
 
 from . import security, validation
 from .effects import Close, Emit, Enter, Exit, lobby, room_target, targets_of, user_target
-from .errors import (BadPassword, BadToken, Forbidden, InvalidName, NameTaken, NotFound,
-                     RateLimited, ServerFull)
+from .errors import (BadPassword, BadToken, ChatError, Forbidden, InvalidName, NameTaken,
+                     NotFound, RateLimited, ServerFull)
 from .models import NewMessage
 from .presence import Connection, Presence
 from .ratelimit import RateLimiter
@@ -125,7 +125,8 @@ class Chat:
         Messages are committed in a batch and then delivered, so a snapshot read from the
         store may hold messages not yet delivered. Replay keeps only what was delivered
         when the snapshot was read; the rest reaches the client live, because nothing
-        yields between the check and entering the rooms. No gap and no duplicate.
+        yields between the check and entering the rooms: on one node, no gap and no
+        duplicate. With several nodes a client may get a message twice (see `_catch_up`).
         """
         conn = self.presence.get(sid)
         if conn is None:
@@ -216,38 +217,60 @@ class Chat:
     def send_lobby(self, sid, payload):
         """`message`: to everyone. Returns the stored MESSAGE (the original, for a retry)."""
         conn = self._conn(sid)
-        send = validation.parse_message(payload, self.config.max_text_length)
-        return self._retry_or_limit(conn, send) or \
-            self._commit(conn, send, "lobby", "lobby", "broadcast", None, None)
+        send = self._parse_send(conn, validation.parse_message, payload)
+        return self._send(conn, send, lambda: ("lobby", "lobby", "broadcast", None, None))
 
     def send_message(self, sid, payload):
         """`sendMessage`: to a room the sender is in, or directly to a user."""
         conn = self._conn(sid)
-        send = validation.parse_send_message(payload, self.config.max_text_length)
-        original = self._retry_or_limit(conn, send)
-        if original is not None:
-            return original
-        dest = send.dest
-        if dest.startswith("#"):
-            room = self._member_room(conn.user, dest)
-            return self._commit(conn, send, room.key, room.name, "room", room.name, None)
-        peer = self._peer(dest)
-        conv = validation.dm_key(conn.user.key, peer.key)
-        return self._commit(conn, send, conv, conv, "direct", peer.name, peer.id)
+        send = self._parse_send(conn, validation.parse_send_message, payload)
 
-    def _retry_or_limit(self, conn, send):
-        """Take a rate-limit token; over the limit, a retry still gets its original back.
+        def destination():
+            if send.dest.startswith("#"):
+                room = self._member_room(conn.user, send.dest)
+                return room.key, room.name, "room", room.name, None
+            peer = self._peer(send.dest)
+            conv = validation.dm_key(conn.user.name, peer.name)
+            return conv, conv, "direct", peer.name, peer.id
 
-        Returns None to go on with the send, or the MESSAGE a retry already created.
+        return self._send(conn, send, destination)
+
+    def _parse_send(self, conn, parse, payload):
+        """Every attempt counts, a malformed one too (it has no clientId one could trust)."""
+        try:
+            return parse(payload, self.config.max_text_length)
+        except ChatError:
+            self._charge(conn)  # over the limit, it is `rate_limited` like any other
+            raise
+
+    def _send(self, conn, send, destination):
+        """Charge the rate limit, find the destination, store and deliver.
+
+        A retry of a clientId this user already had accepted gets its original MESSAGE,
+        not counted: on the way in, the store finds it and the token is given back
+        (`_commit`); and when the send fails first, over the limit or because its
+        destination is gone (the DM peer's sid went offline, the sender left the room),
+        one store lookup tells a retry from a new send. A fresh send pays for no lookup.
         """
-        if self.limiter.acquire(("sid", conn.sid), ("user", conn.user.key)):
-            return None
-        if send.client_id is not None:
+        try:
+            self._charge(conn)
+            where = destination()
+        except (RateLimited, NotFound, Forbidden) as error:
+            if send.client_id is None:
+                raise
             original = self.store_call(self.store.message_by_client_id, conn.user.id,
                                        send.client_id)
-            if original is not None:
-                return original
-        raise RateLimited()
+            if original is None:
+                raise
+            if not isinstance(error, RateLimited):
+                self.limiter.refund(("sid", conn.sid), ("user", conn.user.key))
+            return original
+        return self._commit(conn, send, *where)
+
+    def _charge(self, conn):
+        """Take a token from the connection's and the user's buckets, or refuse the send."""
+        if not self.limiter.acquire(("sid", conn.sid), ("user", conn.user.key)):
+            raise RateLimited()
 
     def _peer(self, dest):
         """The user a direct message goes to: an online sid, or a user name."""
@@ -388,9 +411,7 @@ class Chat:
         if conversation.startswith("#"):
             return self._member_room(user, conversation).key
         if conversation.startswith("dm:"):
-            parts = conversation.split(":")
-            if len(parts) != 3 or user.key not in parts[1:] or \
-                    validation.dm_key(parts[1], parts[2]) != conversation:
+            if not validation.is_dm_key_of(conversation, user.name):
                 raise Forbidden("You may read only your own direct conversations.")
             return conversation
         if not validation.valid_user_name(conversation):
@@ -399,7 +420,7 @@ class Chat:
         peer = self.store_call(self.store.user_by_key, key, True)
         if peer is None:
             raise NotFound("No such user.")
-        return validation.dm_key(user.key, peer.key)
+        return validation.dm_key(user.name, peer.name)
 
     def typing(self, sid, payload):
         conn = self._conn(sid)

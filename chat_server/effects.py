@@ -6,6 +6,8 @@ its user's room (all tabs of one identity) and in the rooms of the chat rooms it
 
 from dataclasses import dataclass, field
 
+from .validation import dm_user_keys
+
 
 def lobby():
     return "lobby"
@@ -25,7 +27,7 @@ def targets_of(conv_key):
         return [lobby()]
     if conv_key.startswith("#"):
         return [room_target(conv_key)]
-    _, first, second = conv_key.split(":")
+    first, second = dm_user_keys(conv_key)  # a key's parts are lower-case, not user keys
     return [user_target(first)] if first == second else [user_target(first),
                                                          user_target(second)]
 

@@ -14,10 +14,13 @@ from sqlalchemy import event, exc
 
 from .errors import NameTaken, Unavailable
 from .models import Message, Room, User
+from .validation import dm_key
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+# 2: `dm:` keys name the users lower-cased ("straße"), no longer by their casefolded keys
+# ("strasse"); a version 1 database has its direct conversations renamed at start.
+SCHEMA_VERSION = 2
 # Message ids are 64-bit; SQLite's rowid alias must be spelled INTEGER.
 MessageId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 # Serialises message inserts across nodes on PostgreSQL, so ids commit in id order and a
@@ -165,6 +168,12 @@ class Store:
                 conn.execute(meta.insert().values(key="schema", value=str(SCHEMA_VERSION)))
             elif int(version) > SCHEMA_VERSION:
                 raise RuntimeError(f"database schema {version} is newer than this server")
+            elif int(version) < SCHEMA_VERSION:
+                renamed = _rename_dm_keys(conn)
+                conn.execute(meta.update().where(meta.c.key == "schema")
+                             .values(value=str(SCHEMA_VERSION)))
+                logger.info("schema %s -> %d: %d direct conversations renamed", version,
+                            SCHEMA_VERSION, renamed)
 
     def ping(self):
         with self._tx() as conn:
@@ -480,6 +489,36 @@ class Store:
     def newest_id(self):
         with self._tx() as conn:
             return conn.execute(sa.select(sa.func.max(messages.c.id))).scalar()
+
+
+def _rename_dm_keys(conn):
+    """Schema 1 -> 2: `dm:k1:k2` named the users by their keys (casefolded); rename each
+    direct conversation to `dm_key` of its users' names. ASCII names keep their keys."""
+    old_keys = set(conn.execute(sa.select(dm_members.c.conv_key).distinct()).scalars())
+    old_keys |= set(conn.execute(sa.select(messages.c.conv_key).distinct()
+                                 .where(messages.c.kind == "direct")).scalars())
+    pairs = {key: key.split(":")[1:] for key in old_keys if key.count(":") == 2}
+    wanted = sorted({part for pair in pairs.values() for part in pair})
+    names = {}
+    for start in range(0, len(wanted), 500):
+        names.update(conn.execute(sa.select(users.c.key, users.c.name)
+                                  .where(users.c.key.in_(wanted[start:start + 500]))).all())
+    renamed = 0
+    for old, (first, second) in sorted(pairs.items()):
+        if first not in names or second not in names:
+            continue
+        new = dm_key(names[first], names[second])
+        if new == old:
+            continue
+        conn.execute(messages.update().where(messages.c.conv_key == old)
+                     .values(conv_key=new, conversation=new))
+        taken = sa.select(dm_members.c.user_id).where(dm_members.c.conv_key == new)
+        conn.execute(dm_members.delete().where(dm_members.c.conv_key == old,
+                                               dm_members.c.user_id.in_(taken)))
+        conn.execute(dm_members.update().where(dm_members.c.conv_key == old)
+                     .values(conv_key=new))
+        renamed += 1
+    return renamed
 
 
 class Snapshot:

@@ -56,10 +56,32 @@ def check_room_name(text):
     return text
 
 
-def dm_key(a_key, b_key):
-    """Direct conversations are named by both users, sorted and lower-case."""
-    first, second = sorted((a_key, b_key))
+def dm_part(name):
+    """A user's part of a `dm:` key: the registered name, NFC, lower-cased (not casefolded:
+    "Straße" is "straße"). Its `casefold()` is the user's key, so one part is one user."""
+    return unicodedata.normalize("NFC", name).lower()
+
+
+def dm_key(a_name, b_name):
+    """Direct conversations are named by both users' names, sorted and lower-case."""
+    first, second = sorted((dm_part(a_name), dm_part(b_name)))
     return f"dm:{first}:{second}"
+
+
+def is_dm_key_of(conversation, name):
+    """Whether `conversation` is, spelled as the server spells it, a `dm:` key of the user
+    registered as `name` (with anyone: a key naming no one else just has no messages)."""
+    parts = conversation.split(":")
+    if len(parts) != 3 or parts[0] != "dm" or dm_part(name) not in parts[1:]:
+        return False
+    first, second = parts[1:]
+    return "" < first <= second and first == first.lower() and second == second.lower()
+
+
+def dm_user_keys(conv_key):
+    """The keys of the two users a `dm:` key names (the same twice for a note to oneself)."""
+    _, first, second = conv_key.split(":")
+    return first.casefold(), second.casefold()
 
 
 def _unicode(text, field):

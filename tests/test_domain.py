@@ -228,6 +228,124 @@ def test_retry_is_answered_and_not_counted_even_over_the_limit(make_chat):
         chat.send_lobby("s1", {"text": "c", "clientId": "k3"})
 
 
+def test_every_send_attempt_counts_even_a_malformed_one(make_chat):
+    """PROTOCOL 5: the limit counts `message`/`sendMessage` attempts: a malformed or too
+    long send takes a token too, and beyond the limit one is `rate_limited`."""
+    chat = make_chat(rate_limit=RateLimit(4, 10.0), max_text_length=10)
+    join(chat, "s1", {"name": "alice"})
+    join(chat, "s2", {"name": "bob"})
+    for send, payload, error in (
+            (chat.send_lobby, "", InvalidPayload),
+            (chat.send_lobby, {"text": "x" * 11, "clientId": "c-1"}, TooLarge),
+            (chat.send_message, {"content": "hi"}, InvalidPayload),
+            (chat.send_message, {"content": "hi", "destId": "bob", "clientId": 7},
+             InvalidPayload)):
+        with pytest.raises(error):
+            send("s1", payload)
+    with pytest.raises(RateLimited):
+        chat.send_lobby("s1", "fine")
+    with pytest.raises(RateLimited):  # beyond the limit a bad payload is refused as such
+        chat.send_lobby("s1", "")
+    chat.clock_.now += 2.6  # one token back per 2.5 s
+    assert chat.send_lobby("s1", "fine").text == "fine"
+    assert [e.data["text"] for e in emits(chat, "reply")][-1:] == ["fine"]
+
+
+def test_a_malformed_send_counts_for_the_user_across_tabs(make_chat):
+    chat = make_chat(rate_limit=RateLimit(2, 10.0))
+    alice = join(chat, "s1", {"name": "alice"})
+    join(chat, "s2", {"token": alice.token})
+    with pytest.raises(InvalidPayload):
+        chat.send_lobby("s1", None)
+    chat.send_lobby("s2", "one")
+    with pytest.raises(RateLimited):
+        chat.send_lobby("s2", "two")
+
+
+def test_a_retry_is_recognised_before_the_limiter_is_charged(make_chat):
+    """Retries of an accepted clientId never take a token, with tokens left or not."""
+    chat = make_chat(rate_limit=RateLimit(2, 10.0))
+    join(chat, "s1", {"name": "alice"})
+    first = chat.send_lobby("s1", {"text": "a", "clientId": "k1"})
+    tokens = chat.limiter.buckets[("sid", "s1")].tokens
+    for _ in range(5):
+        assert chat.send_lobby("s1", {"text": "a", "clientId": "k1"}) == first
+        assert chat.limiter.buckets[("sid", "s1")].tokens == tokens
+    chat.send_lobby("s1", {"text": "b", "clientId": "k2"})
+    with pytest.raises(RateLimited):
+        chat.send_lobby("s1", {"text": "c", "clientId": "k3"})
+
+
+def test_a_retry_gets_its_original_whatever_became_of_the_destination(chat):
+    """PROTOCOL 2: the retry of an accepted clientId is acked with the original MESSAGE
+    even after the DM peer's sid went offline or the sender left the room; it is
+    delivered to no one again."""
+    alice = join(chat, "a", {"name": "alice"})
+    join(chat, "b", {"name": "bob"})
+    join(chat, "c", {"name": "carol"})
+    to_sid = chat.send_message("a", {"content": "hi bob", "destId": "b", "clientId": "dm"})
+    chat.join_room("a", {"room": "#team"})
+    chat.join_room("c", {"room": "#team"})
+    in_room = chat.send_message("a", {"content": "hi team", "destId": "#team",
+                                      "clientId": "room"})
+    chat.disconnect("b")
+    chat.leave_room("a", {"room": "#team"})
+    join(chat, "a2", {"token": alice.token})
+    chat.published.clear()
+    assert chat.send_message("a", {"content": "hi bob", "destId": "b",
+                                   "clientId": "dm"}) == to_sid  # was not_found
+    assert chat.send_message("a2", {"content": "hi team", "destId": "#team",
+                                    "clientId": "room"}) == in_room  # was forbidden
+    assert chat.send_lobby("a", {"text": "other event", "clientId": "room"}) == in_room
+    assert emits(chat, "reply") == []
+
+
+def test_a_fresh_send_pays_for_no_retry_lookup(tmp_path):
+    """A new send, with a clientId or not, goes to the store once (the insert finds a
+    retry itself); the extra lookup, through `store_call` (off the event loop in the
+    server), happens only when a send fails before reaching the store."""
+    store = Store(f"sqlite:///{tmp_path}/calls.db")
+    calls = []
+
+    def store_call(fn, *args):
+        calls.append(fn.__name__)
+        return fn(*args)
+
+    chat = Chat(store, Config(), publish=lambda effects: None, store_call=store_call)
+    chat.start()
+    join(chat, "s1", {"name": "alice"})
+    join(chat, "s2", {"name": "bob"})
+    calls.clear()
+    chat.send_lobby("s1", "plain")
+    chat.send_message("s1", {"content": "plain", "destId": "bob"})
+    chat.send_lobby("s1", {"text": "keyed", "clientId": "k"})
+    chat.send_lobby("s1", {"text": "keyed", "clientId": "k"})  # a retry, found by the insert
+    assert "message_by_client_id" not in calls
+    with pytest.raises(NotFound):
+        chat.send_message("s1", {"content": "x", "destId": "nobody", "clientId": "k2"})
+    assert calls.count("message_by_client_id") == 1
+    store.close()
+
+
+def test_a_connection_closed_during_the_retry_lookup_leaves_no_bucket(tmp_path):
+    store = Store(f"sqlite:///{tmp_path}/gone.db")
+    chat = None
+
+    def store_call(fn, *args):
+        if fn.__name__ == "message_by_client_id":
+            chat.disconnect("s1")  # the client went away while the store answered
+        return fn(*args)
+
+    chat = Chat(store, Config(), publish=lambda effects: None, store_call=store_call)
+    chat.start()
+    join(chat, "s1", {"name": "alice"})
+    with pytest.raises(NotFound):
+        chat.send_message("s1", {"content": "late", "destId": "nobody", "clientId": "k"})
+    assert ("sid", "s1") not in chat.limiter.buckets
+    assert store.history("lobby") == []
+    store.close()
+
+
 def test_direct_messages_by_name_sid_offline_and_self(chat):
     alice = join(chat, "s1", {"name": "alice"})
     join(chat, "s2", {"name": "Bob"})
@@ -244,6 +362,94 @@ def test_direct_messages_by_name_sid_offline_and_self(chat):
     with pytest.raises(NotFound):
         chat.send_message("s1", {"content": "x", "destId": "nobody"})
     assert alice.user.key == "alice"
+
+
+def test_dm_keys_are_the_lower_cased_names_not_the_casefolded_keys(chat):
+    """PROTOCOL 3: `dm:` keys name both users sorted and lower-case: "Straße" is "straße"
+    (its casefolded key is "strasse") and "ΣΟΦΟΣ" is "σοφος" (casefolded "σοφοσ")."""
+    a, b = "Straße", "ΣΟΦΟΣ"
+    key = "dm:" + ":".join(sorted([a.lower(), b.lower()]))
+    assert key == "dm:straße:σοφος"
+    sa = join(chat, "s1", {"name": a})
+    sb = join(chat, "s2", {"name": b})
+    assert (sa.user.key, sb.user.key) == ("strasse", "σοφοσ")  # names still compare casefolded
+    chat.published.clear()
+    by_name = chat.send_message("s1", {"content": "hallo", "destId": "σοφοσ"})
+    by_sid = chat.send_message("s2", {"content": "γεια", "destId": "s1"})
+    assert by_name.conversation == by_sid.conversation == key
+    assert by_name.to == b and by_sid.to == a
+    assert [e.to for e in emits(chat, "reply")] == [["user:strasse", "user:σοφοσ"]] * 2
+    for sid, peer in (("s1", "SOFOS"), ("s1", "ΣΟΦΟΣ"), ("s2", "STRASSE"), ("s2", "straße")):
+        if peer == "SOFOS":
+            with pytest.raises(NotFound):
+                chat.history(sid, {"conversation": peer})
+            continue
+        assert [m["id"] for m in chat.history(sid, {"conversation": peer})] == \
+            [by_name.id, by_sid.id]
+    for sid in ("s1", "s2"):
+        assert len(chat.history(sid, {"conversation": key})) == 2
+    for wrong in ("dm:strasse:σοφοσ", "dm:σοφος:straße", "dm:Straße:σοφος"):
+        with pytest.raises(Forbidden):
+            chat.history("s1", {"conversation": wrong})
+    join(chat, "s3", {"name": "carol"})
+    with pytest.raises(Forbidden):
+        chat.history("s3", {"conversation": key})
+    note = chat.send_message("s1", {"content": "memo", "destId": "STRASSE"})
+    assert note.conversation == "dm:straße:straße"
+    assert emits(chat, "reply")[-1].to == ["user:strasse"]
+    chat.disconnect("s1")
+    chat.published.clear()
+    again = join(chat, "s4", {"token": sa.token, "lastId": 0})
+    welcome = emits(chat, "welcome")[0].data
+    assert {c["conversation"] for c in welcome["conversations"]} == \
+        {"lobby", key, "dm:straße:straße"}
+    assert [e.data["id"] for e in emits(chat, "reply")] == [by_name.id, by_sid.id, note.id]
+    assert again.user.key == "strasse"
+
+
+def test_a_version_1_database_has_its_dm_keys_renamed(tmp_path):
+    """Schema 1 named DMs by the casefolded keys; at start they are renamed, so history,
+    welcome and replay keep every message of those conversations."""
+    import sqlalchemy as sa
+
+    from chat_server import store as store_module
+
+    url = f"sqlite:///{tmp_path}/v1.db"
+    old = Chat(Store(url), Config(), publish=lambda effects: None)
+    old.start()
+    old.connect("s1", {"name": "Straße"})
+    old.connect("s2", {"name": "Bob"})
+    old.connect("s3", {"name": "ΣΟΦΟΣ"})
+    ascii_dm = old.send_message("s2", {"content": "plain", "destId": "straße"})
+    with old.store.engine.begin() as conn:  # write what schema 1 wrote
+        for key, users_ in (("dm:strasse:σοφοσ", ("s1", "s3")), ("dm:strasse:strasse", ("s1",))):
+            for sid in users_:
+                user = old.presence.get(sid).user
+                conn.execute(store_module.dm_members.insert().values(conv_key=key,
+                                                                      user_id=user.id))
+            conn.execute(store_module.messages.insert().values(
+                conv_key=key, conversation=key, kind="direct", from_name="Straße",
+                from_user_id=old.presence.get("s1").user.id, from_sid="s1", text="old " + key,
+                ts=1, to_name="x", client_id=None))
+        conn.execute(store_module.meta.update().values(value="1"))
+    old.store.close()
+
+    new = Chat(Store(url), Config(), publish=lambda effects: None)
+    new.start()
+    with new.store.engine.begin() as conn:
+        assert conn.execute(sa.select(store_module.meta.c.value)).scalar() == "2"
+    new.connect("t1", {"token": old.presence.get("s1").token})
+    assert [m["text"] for m in new.history("t1", {"conversation": "σοφος"})] == \
+        ["old dm:strasse:σοφοσ"]
+    assert [m["conversation"] for m in new.history("t1", {"conversation": "straße"})] == \
+        ["dm:straße:straße"]
+    assert new.history("t1", {"conversation": "bob"})[0]["id"] == ascii_dm.id
+    snap = new.store.snapshot(old.presence.get("s1").user.id, 0, 10)
+    assert sorted(c for c, _ in snap.conversations) == \
+        ["dm:bob:straße", "dm:straße:straße", "dm:straße:σοφος", "lobby"]
+    assert {m.conv_key for m in snap.replay} == {"dm:bob:straße", "dm:straße:straße",
+                                                 "dm:straße:σοφος"}
+    new.store.close()
 
 
 def test_rooms_join_leave_ownership_and_deletion(chat):

@@ -123,3 +123,27 @@ def test_dm_to_unknown_user_or_sid_is_not_found(server, connect):
     watcher.wait_for("userLeft", lambda p: p.get("sid") == gone_sid or p.get("name") == gone.name)
     err(a.call("sendMessage", {"content": "x", "destId": gone_sid}), "not_found")
     err(a.call("sendMessage", {"content": "x", "destId": gone.name}), "not_found")
+
+
+def test_dm_key_of_non_ascii_names_is_lower_case_not_casefolded(server, connect):
+    """`dm:` keys are the two names lower-cased and sorted: "Straße" stays "straße" (its
+    casefold would be "strasse"), a final "Σ" is "ς" (casefold: "σ"). Names still compare
+    case-insensitively, so a DM to the casefolded spelling reaches the same user."""
+    tag = uid(6)
+    a_name, b_name = f"Straße{tag}", f"{tag}ΣΟΦΟΣ"
+    a = connect(server.url, auth={"name": a_name})
+    b = connect(server.url, auth={"name": b_name})
+    key = "dm:" + ":".join(sorted([a_name.lower(), b_name.lower()]))
+    assert key != "dm:" + ":".join(sorted([a_name.casefold(), b_name.casefold()]))
+    first = send_to(a, b_name.casefold(), "hallo " + uid())
+    second = send_to(b, a.sid, "γεια " + uid())
+    for msg, to in ((first, b_name), (second, a_name)):
+        check_message(msg, kind="direct", conversation=key, to=to)
+        for c in (a, b):
+            assert c.wait_for("reply", lambda m, i=msg["id"]: m["id"] == i) == msg
+    for c, peer in ((a, b_name), (a, b_name.upper()), (b, a_name.casefold()), (a, key),
+                    (b, key)):
+        assert ok(c.call("history", {"conversation": peer}))["messages"] == [first, second]
+    back = connect(server.url, auth={"token": a.token, "lastId": first["id"] - 1})
+    assert {"conversation": key, "lastId": second["id"]} in back.welcome["conversations"]
+    assert back.wait_for("reply", lambda m: m["id"] == second["id"]) == second

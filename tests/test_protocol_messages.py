@@ -199,6 +199,47 @@ def test_client_id_is_idempotent_across_both_events(server, connect):
                       (m["text"] == "dm " + cid2 and m["id"] != dm["id"]))
 
 
+def test_a_retry_gets_its_original_after_the_dm_peer_went_offline(server, connect):
+    """A DM to a sid is retried after that sid went offline: the clientId was accepted, so
+    the ack is the original MESSAGE (not `not_found`), and no one gets it again."""
+    a = connect(server.url, auth={"name": uname("idem")})
+    a2 = connect(server.url, auth={"token": a.token})
+    b = connect(server.url, auth={"name": uname("peer")})
+    cid, text = uid(16), "to your sid " + uid()
+    first = ok(a.call("sendMessage", {"content": text, "destId": b.sid,
+                                      "clientId": cid}))["message"]
+    a2.wait_for("reply", lambda m: m["id"] == first["id"])
+    gone = b.sid
+    b.disconnect()
+    a.wait_for("userLeft", lambda p: p["sid"] == gone)
+    err(a.call("sendMessage", {"content": "new", "destId": gone}), "not_found")
+    mark = a2.mark()
+    again = a.call("sendMessage", {"content": text, "destId": gone, "clientId": cid})
+    assert ok(again)["message"] == first
+    assert ok(a.call("message", {"text": text, "clientId": cid}))["message"] == first
+    a2.assert_no_event("reply", lambda m: m["text"] == text, since=mark)
+
+
+def test_a_retry_gets_its_original_after_the_sender_left_the_room(server, connect):
+    """A room message is retried after its sender left the room: the original MESSAGE,
+    not `forbidden`, and the members do not get it again."""
+    a = connect(server.url, auth={"name": uname("idem")})
+    b = connect(server.url, auth={"name": uname("member")})
+    room = uroom("left")
+    join(a, room)
+    join(b, room)
+    cid, text = uid(16), "before leaving " + uid()
+    first = ok(a.call("sendMessage", {"content": text, "destId": room,
+                                      "clientId": cid}))["message"]
+    b.wait_for("reply", lambda m: m["id"] == first["id"])
+    ok(a.call("leaveRoom", {"room": room}))
+    err(a.call("sendMessage", {"content": "new", "destId": room}), "forbidden")
+    mark = b.mark()
+    again = a.call("sendMessage", {"content": text, "destId": room, "clientId": cid})
+    assert ok(again)["message"] == first
+    b.assert_no_event("reply", lambda m: m["text"] == text, since=mark)
+
+
 def test_client_id_is_per_user(server, connect):
     """Two users using the same clientId send two distinct messages."""
     a = connect(server.url, auth={"name": uname("a")})

@@ -95,6 +95,27 @@ def test_idempotent_retries_are_not_counted(limited_server, connect):
     assert refused, "a full bucket should be empty after 20 sends"
 
 
+def test_malformed_sends_count_as_attempts(limited_server, connect):
+    """The limit counts attempts: 20 invalid or too long sends, on both events, empty the
+    bucket as 20 good ones would, and the good sends after them are `rate_limited`."""
+    c = connect(limited_server.url, auth={"name": uname("bad")})
+    bad = [("message", ""), ("message", "x" * 2001), ("message", {"text": 5}),
+           ("message", {"text": "ok", "clientId": ""}), ("sendMessage", {"content": "hi"}),
+           ("sendMessage", {"content": "x" * 2001, "destId": c.sid})]
+    t0 = time.monotonic()
+    acks = []
+    for i in range(RATE):
+        event, payload = bad[i % len(bad)]
+        acks += c.call_many(event, [payload])
+    for a in acks:
+        err(a, "invalid_payload", "too_large", "rate_limited")
+    fresh = c.call_many("message", [f"good {i}" for i in range(4)])
+    elapsed = time.monotonic() - t0
+    oks, refused = split(fresh)
+    assert len(oks) <= allowed_max(elapsed) - RATE, "malformed sends were not counted"
+    assert refused, "20 malformed sends should have emptied the bucket"
+
+
 def test_bucket_refills_over_time(limited_server, connect):
     """After the bucket is emptied, waiting lets a few sends through again."""
     c = connect(limited_server.url)

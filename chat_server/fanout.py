@@ -13,7 +13,7 @@ its frames in emit order: a frame is written directly only when the socket's que
 empty and its websocket's send lock is free with no one waiting for it.
 """
 
-import logging
+import json
 import struct
 
 import socketio
@@ -21,8 +21,6 @@ from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
 from . import runtime
-
-logger = logging.getLogger(__name__)
 
 
 def text_frame(payload):
@@ -61,10 +59,11 @@ def track_websockets(eio):
 
 
 def write_now(eio_socket, frame):
-    """Write `frame` to the socket's websocket if nothing is queued before it.
+    """Write `frame` to the socket's websocket if nothing is waiting to go out before it.
 
     Returns False, having written nothing, when the frame must take the queue instead.
-    A partial write is finished by a greenlet that holds the websocket's send lock until
+    Nothing yields between the checks and the send, so a free send lock means no frame
+    is half written. A partial write is finished by a greenlet that holds the lock until
     then, so nothing overtakes the rest of the frame.
     """
     ws = getattr(eio_socket, "websocket", None)
@@ -73,21 +72,13 @@ def write_now(eio_socket, frame):
     lock = ws._sendlock
     if lock.counter <= 0 or lock._waiters or eio_socket.queue.qsize():
         return False
-    lock.acquire()  # free and nobody waiting: returns at once
     try:
         sent = ws.socket.fd.send(frame)
-    except BlockingIOError:
-        sent = 0
-    except OSError:
-        lock.release()
-        return False  # the queued path notices the broken connection and closes it
-    if sent == 0:
-        lock.release()
-        return False
+    except OSError:  # a full buffer (BlockingIOError) or a broken connection:
+        return False  # the queued path waits, or notices and closes the session
     if sent < len(frame):
+        lock.acquire()  # free and nobody waiting: returns at once
         runtime.spawn(_finish, ws, lock, frame[sent:])
-    else:
-        lock.release()
     return True
 
 
@@ -100,22 +91,52 @@ def _finish(ws, lock, rest):
         lock.release()
 
 
+def dumps(value):
+    """JSON as Socket.IO packets carry it (the library's separators)."""
+    return _encoder.encode(value)
+
+
+_encoder = json.JSONEncoder(separators=(",", ":"))
+
+
+def send_text(server, eio_sid, text):
+    """Send one Engine.IO text packet (`text` starts with its type, "4") to one client."""
+    eio_socket = server.eio.sockets.get(eio_sid)
+    if eio_socket is None or not write_now(eio_socket, text_frame(text.encode())):
+        server.eio.send(eio_sid, text[1:])
+
+
+def send_ack(server, eio_sid, namespace, ack_id, result):
+    """The ack for a client's event, encoded without the library's search for binary
+    data: the domain's answers are plain JSON."""
+    args = [] if result is None else [result]
+    if namespace == "/":
+        try:
+            text = f"43{ack_id}{dumps(args)}"
+        except TypeError:  # not JSON (bytes): the library knows how
+            pass
+        else:
+            return send_text(server, eio_sid, text)
+    server._send_packet(eio_sid, server.packet_class(sio_packet.ACK, namespace=namespace,
+                                                     id=ack_id, data=args))
+
+
 class FanoutManager(socketio.Manager):
     """python-socketio's client manager, with emits framed once and written directly."""
 
     def emit(self, event, data, namespace, room=None, skip_sid=None, callback=None,
              to=None, **kwargs):
         room = to or room
-        if callback is not None or isinstance(data, tuple) or namespace not in self.rooms:
+        text = None
+        if namespace == "/" and callback is None and not isinstance(data, tuple):
+            try:
+                text = "42" + dumps([event] if data is None else [event, data])
+            except TypeError:  # binary attachments: the library sends them as frames
+                pass
+        if text is None or namespace not in self.rooms:
             return super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
                                 callback=callback, **kwargs)
-        args = [event] if data is None else [event, data]
-        encoded = self.server.packet_class(sio_packet.EVENT, namespace=namespace,
-                                           data=args).encode()
-        if not isinstance(encoded, str):  # binary attachments: several frames
-            return super().emit(event, data, namespace, room=room, skip_sid=skip_sid,
-                                **kwargs)
-        frame = text_frame(("4" + encoded).encode())
+        frame = text_frame(text.encode())
         skip = skip_sid if isinstance(skip_sid, list) else (skip_sid,)
         sockets = self.server.eio.sockets
         queued = None
@@ -123,12 +144,11 @@ class FanoutManager(socketio.Manager):
             if sid in skip:
                 continue
             eio_socket = sockets.get(eio_sid)
-            if eio_socket is None:
+            if eio_socket is None or write_now(eio_socket, frame):
                 continue
-            if not write_now(eio_socket, frame):
-                if queued is None:
-                    queued = eio_packet.Packet(eio_packet.MESSAGE, encoded)
-                self.server._send_eio_packet(eio_sid, queued)
+            if queued is None:
+                queued = eio_packet.Packet(eio_packet.MESSAGE, text[1:])
+            self.server._send_eio_packet(eio_sid, queued)
 
 
 class FanoutRedisManager(socketio.RedisManager, FanoutManager):

@@ -17,6 +17,7 @@ class Metrics:
     def __init__(self):
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        self._children = {}  # (metric, label) -> labelled child
         self.messages_accepted = Counter(
             "chat_messages_accepted", "Messages stored and acked, by kind.", ["kind"],
             registry=r)
@@ -39,6 +40,14 @@ class Metrics:
         self.loop_lag_max = Gauge("chat_event_loop_lag_max_seconds",
                                   "Largest event-loop lag seen since start.", registry=r)
 
+    def count(self, counter, label, amount=1):
+        """`counter.labels(label).inc(amount)`, with the labelled child looked up once:
+        this runs for every message."""
+        child = self._children.get((counter, label))
+        if child is None:
+            child = self._children[(counter, label)] = counter.labels(label)
+        child.inc(amount)
+
     def watch(self, state):
         """Register `state()` -> dict of current figures, read at each scrape."""
         self.registry.register(_StateCollector(state))
@@ -52,8 +61,11 @@ class Metrics:
             try:
                 return store_call(fn, *args)
             finally:
-                histogram.labels(getattr(fn, "__name__", "call")).observe(
-                    time.perf_counter() - started)
+                name = getattr(fn, "__name__", "call")
+                child = self._children.get((histogram, name))
+                if child is None:
+                    child = self._children[(histogram, name)] = histogram.labels(name)
+                child.observe(time.perf_counter() - started)
 
         return call
 

@@ -13,6 +13,7 @@ import socketio
 from . import runtime
 from .effects import Close, Emit, Enter, Exit
 from .errors import ChatError, InvalidPayload, ServerFull, Unavailable
+from .fanout import send_ack
 from .ratelimit import RateLimiter
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ class ChatSocketServer(socketio.Server):
     - Event names that are not strings, or are "*", are renamed so they reach the
       catch-all handler as unknown events.
     - An undecodable packet closes that one connection (the library logs and goes on).
+    - Acks are encoded and written by `fanout`, as emits are.
     """
 
     def _handle_eio_connect(self, eio_sid, environ):
@@ -66,7 +68,9 @@ class ChatSocketServer(socketio.Server):
             # "*" names the library's catch-all handler: called directly, it would take
             # the client's first argument for the sid (and answer someone else).
             data = ["<not an event name>", *(data[1:] if data else [])]
-        return super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
+        result = server._trigger_event(data[0], namespace, sid, *data[1:])
+        if id is not None and result is not self.not_handled:
+            send_ack(server, eio_sid, namespace, id, result)
 
 
 def _closing_on_unknown_packets(socket):
@@ -161,7 +165,7 @@ class Transport:
 
     def _refuse(self, address, error):
         logger.info("refused connection from %s: %s", address, error.code)
-        self.metrics.connections_refused.labels(error.code).inc()
+        self.metrics.count(self.metrics.connections_refused, error.code)
         raise socketio.exceptions.ConnectionRefusedError(error.message, error.as_dict())
 
     def connections_by_transport(self):
@@ -224,7 +228,7 @@ class Transport:
         except Exception:
             logger.exception("%s from %s failed", event, sid)
             return self._answer(sid, event, Unavailable("The server failed; try again."))
-        self.metrics.acks.labels("ok").inc()
+        self.metrics.count(self.metrics.acks, "ok")
         answer = {"ok": True}
         if result:
             answer.update(result)
@@ -232,7 +236,7 @@ class Transport:
 
     def _answer(self, sid, event, error):
         """A failure: the ack if the client asked for one, else an `error` event."""
-        self.metrics.acks.labels(error.code).inc()
+        self.metrics.count(self.metrics.acks, error.code)
         if error.code == "rate_limited":
             self.metrics.rate_limited.inc()
         if getattr(_call, "wants_ack", False):
@@ -274,7 +278,7 @@ class Transport:
         rooms = self.sio.manager.rooms.get(NAMESPACE, {})
         reached = sum(len(rooms.get(target, ())) for target in effect.to) - len(effect.skip)
         if reached > 0:
-            self.metrics.messages_delivered.labels(effect.data["kind"]).inc(reached)
+            self.metrics.count(self.metrics.messages_delivered, effect.data["kind"], reached)
 
     # -- sessions that never connect, and clients that stopped reading -------------------
 

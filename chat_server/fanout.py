@@ -1,17 +1,17 @@
-"""One frame, many sockets: how an event reaches a crowd.
+"""One frame, many sockets: how events reach a crowd.
 
 python-socketio encodes an emit once, but then gives every recipient its own trip
 through Engine.IO: a queue put, a wake-up of that socket's writer greenlet, the
 websocket frame built again, and only then the send. With a thousand recipients per
 message that per-recipient Python work is the whole budget of the event loop.
 
-Here an emit is framed once and written straight to every websocket that has nothing
-waiting to go out before it; a socket that does (a long-polling client, one in the
-middle of an upgrade, a compressed connection, a slow reader with a backlog, a writer
-busy with an earlier frame) takes the library's own path. Either way each socket gets
-its frames in emit order: a frame is written directly only when the socket's queue is
-empty and its websocket's send lock is free with no one waiting for it.
-"""
+Here an emit (and an ack) is encoded and framed once, and the `Outbox` writes each
+websocket's frames of one turn of the event loop with one send. A socket that cannot
+take them so (a long-polling client, one in the middle of an upgrade, a compressed
+connection, a slow reader with a backlog, a writer busy with an earlier frame) takes
+the library's own path. Either way each socket gets its frames in emit order: frames
+skip the queue only when the socket's queue is empty and its websocket's send lock is
+free with no one waiting for it."""
 
 import json
 import struct
@@ -58,28 +58,75 @@ def track_websockets(eio):
     eio._async = {**eio._async, "websocket": websocket}
 
 
-def write_now(eio_socket, frame):
-    """Write `frame` to the socket's websocket if nothing is waiting to go out before it.
-
-    Returns False, having written nothing, when the frame must take the queue instead.
-    Nothing yields between the checks and the send, so a free send lock means no frame
-    is half written. A partial write is finished by a greenlet that holds the lock until
-    then, so nothing overtakes the rest of the frame.
-    """
+def _writable(eio_socket):
+    """Whether a frame may skip the socket's queue: it has an uncompressed websocket, and
+    nothing queued or half written goes before it. Nothing yields between this check and
+    the send that follows it."""
     ws = getattr(eio_socket, "websocket", None)
     if ws is None or ws.extensions or eio_socket.upgrading or eio_socket.closed:
         return False
     lock = ws._sendlock
-    if lock.counter <= 0 or lock._waiters or eio_socket.queue.qsize():
+    return lock.counter > 0 and not lock._waiters and not eio_socket.queue.qsize()
+
+
+def write_now(eio_socket, data):
+    """Write `data` (whole frames) to the socket's websocket if nothing waits before it.
+
+    Returns False, having written nothing, when the frames must take the queue instead.
+    A partial write is finished by a greenlet that holds the websocket's send lock until
+    then, so nothing overtakes the rest.
+    """
+    if not _writable(eio_socket):
         return False
+    ws = eio_socket.websocket
     try:
-        sent = ws.socket.fd.send(frame)
+        sent = ws.socket.fd.send(data)
     except OSError:  # a full buffer (BlockingIOError) or a broken connection:
         return False  # the queued path waits, or notices and closes the session
-    if sent < len(frame):
-        lock.acquire()  # free and nobody waiting: returns at once
-        runtime.spawn(_finish, ws, lock, frame[sent:])
+    if sent < len(data):
+        ws._sendlock.acquire()  # free and nobody waiting: returns at once
+        runtime.spawn(_finish, ws, ws._sendlock, data[sent:])
     return True
+
+
+class Outbox:
+    """Frames for websockets, gathered while the event loop runs other work and written
+    with one send per socket when it next comes round.
+
+    A commit of twenty messages to a thousand clients is then a thousand sends, not
+    twenty thousand, and a connection storm's `addChat`s to one client leave together.
+    A socket that cannot take frames directly gets them queued at once (nothing of it
+    is pending), or, if that changed meanwhile, when the outbox is flushed, in order.
+    """
+
+    def __init__(self, server):
+        self.server = server
+        self.pending = {}  # pending[eio_sid] = [(frame, Engine.IO text), ...]
+
+    def put(self, eio_sid, frame, text):
+        """Take a frame for the socket; False when it must be queued by the caller now."""
+        frames = self.pending.get(eio_sid)
+        if frames is None:
+            eio_socket = self.server.eio.sockets.get(eio_sid)
+            if eio_socket is None or not _writable(eio_socket):
+                return False
+            if not self.pending:
+                runtime.spawn(self.flush)
+            frames = self.pending[eio_sid] = []
+        frames.append((frame, text))
+        return True
+
+    def flush(self):
+        pending, self.pending = self.pending, {}
+        sockets = self.server.eio.sockets
+        for eio_sid, frames in pending.items():
+            eio_socket = sockets.get(eio_sid)
+            if eio_socket is None:
+                continue
+            data = frames[0][0] if len(frames) == 1 else b"".join(f for f, _ in frames)
+            if not write_now(eio_socket, data):
+                for _, text in frames:
+                    self.server.eio.send(eio_sid, text[1:])
 
 
 def _finish(ws, lock, rest):
@@ -101,8 +148,7 @@ _encoder = json.JSONEncoder(separators=(",", ":"))
 
 def send_text(server, eio_sid, text):
     """Send one Engine.IO text packet (`text` starts with its type, "4") to one client."""
-    eio_socket = server.eio.sockets.get(eio_sid)
-    if eio_socket is None or not write_now(eio_socket, text_frame(text.encode())):
+    if not server.manager.outbox.put(eio_sid, text_frame(text.encode()), text):
         server.eio.send(eio_sid, text[1:])
 
 
@@ -122,7 +168,9 @@ def send_ack(server, eio_sid, namespace, ack_id, result):
 
 
 class FanoutManager(socketio.Manager):
-    """python-socketio's client manager, with emits framed once and written directly."""
+    """python-socketio's client manager, with emits framed once and sent by the outbox."""
+
+    _outbox = None
 
     def emit(self, event, data, namespace, room=None, skip_sid=None, callback=None,
              to=None, **kwargs):
@@ -138,17 +186,20 @@ class FanoutManager(socketio.Manager):
                                 callback=callback, **kwargs)
         frame = text_frame(text.encode())
         skip = skip_sid if isinstance(skip_sid, list) else (skip_sid,)
-        sockets = self.server.eio.sockets
+        put = self.outbox.put
         queued = None
         for sid, eio_sid in self.get_participants(namespace, room):
-            if sid in skip:
-                continue
-            eio_socket = sockets.get(eio_sid)
-            if eio_socket is None or write_now(eio_socket, frame):
+            if sid in skip or put(eio_sid, frame, text):
                 continue
             if queued is None:
                 queued = eio_packet.Packet(eio_packet.MESSAGE, text[1:])
             self.server._send_eio_packet(eio_sid, queued)
+
+    @property
+    def outbox(self):
+        if self._outbox is None:
+            self._outbox = Outbox(self.server)
+        return self._outbox
 
 
 class FanoutRedisManager(socketio.RedisManager, FanoutManager):

@@ -22,12 +22,17 @@ class Presence:
     def __init__(self):
         self.by_sid = {}  # self.by_sid[sid] = Connection
         self.by_user = {}  # self.by_user[user_key][sid] = Connection, oldest first
+        # self._wire[user_key] = USER as sent ({"name", "sids"}), kept up to date here:
+        # every connect sends the whole list, so it must not be rebuilt for each.
+        self._wire = {}
 
     def add(self, conn):
         """Returns True when this is the user's first connection."""
         self.by_sid[conn.sid] = conn
-        tabs = self.by_user.setdefault(conn.user.key, {})
+        key = conn.user.key
+        tabs = self.by_user.setdefault(key, {})
         tabs[conn.sid] = conn
+        self._wire[key] = {"name": next(iter(tabs.values())).user.name, "sids": list(tabs)}
         return len(tabs) == 1
 
     def remove(self, sid):
@@ -35,11 +40,15 @@ class Presence:
         conn = self.by_sid.pop(sid, None)
         if conn is None:
             return None, False
-        tabs = self.by_user.get(conn.user.key, {})
+        key = conn.user.key
+        tabs = self.by_user.get(key, {})
         tabs.pop(sid, None)
         if tabs:
+            self._wire[key] = {"name": next(iter(tabs.values())).user.name,
+                               "sids": list(tabs)}
             return conn, False
-        self.by_user.pop(conn.user.key, None)
+        self.by_user.pop(key, None)
+        self._wire.pop(key, None)
         return conn, True
 
     def get(self, sid):
@@ -60,8 +69,8 @@ class Presence:
         return next(iter(tabs.values())).user if tabs else None
 
     def users(self):
-        return [{"name": next(iter(tabs.values())).user.name, "sids": list(tabs)}
-                for tabs in self.by_user.values()]
+        """Who is online, as USER objects; shared with the presence: read, never change."""
+        return list(self._wire.values())
 
     def __len__(self):
         return len(self.by_sid)

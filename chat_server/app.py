@@ -43,6 +43,7 @@ class App:
             runtime.sleep(0.05)
         if self.transport.in_flight:
             logger.warning("%d requests still running at shutdown", self.transport.in_flight)
+        self.sio.manager.outbox.flush()  # the last acks, before their sockets close
         for socket_ in list(self.sio.eio.sockets.values()):
             socket_.close(wait=False)
         runtime.sleep(0.5)  # let the close packets and disconnect handlers run

@@ -46,6 +46,12 @@ class Chat:
         self.scaled = presence is not None
         self.presence = presence if presence is not None else Presence()
         self.later = later  # later(seconds, fn, *args): run fn after a delay (scaled mode)
+        # One node: the rooms each user was found to be a member of, so sends to a room
+        # and its history need no store round trip. Every membership change goes through
+        # this process and forgets what it changes (before and after the store call, so a
+        # lookup racing it cannot leave a stale entry). With several nodes other processes
+        # change memberships, so scaled mode always asks the store.
+        self._member_of = {}  # self._member_of[user_id][room_key] = Room
         self.limiter = limiter or RateLimiter(config.rate_limit, monotonic)
         # Highest message id this node has handed to the transport; see `go_live`.
         self.delivered_mark = 0
@@ -192,8 +198,10 @@ class Chat:
 
     def _user_left(self, sid, user):
         effects = [Emit("userLeft", {"sid": sid, "name": user.name}, [lobby()])]
+        self._member_of.pop(user.id, None)  # fetched again if the user comes back
         if user.guest:
             changes = self.store_call(self.store.retire_guest, user.id)
+            self._member_of.pop(user.id, None)
             for change in changes:
                 if not change.deleted:
                     effects.append(self._room_event(change.room, "left", user.name))
@@ -315,12 +323,21 @@ class Chat:
 
     def _member_room(self, user, name):
         key = fold(validation.check_room_name(name))
+        room = self._member_of.get(user.id, {}).get(key)
+        if room is not None:
+            return room
         room, member = self.store_call(self.store.room_for, key, user.id)
         if room is None:
             raise NotFound("No such room.")
         if not member:
             raise Forbidden("You are not a member of that room.")
+        if not self.scaled:
+            self._member_of.setdefault(user.id, {})[key] = room
         return room
+
+    def _forget_room(self, room_key):
+        for rooms in self._member_of.values():
+            rooms.pop(room_key, None)
 
     def _room_event(self, room, what, name):
         return Emit("roomEvent", {"room": room.name, "event": what, "name": name},
@@ -367,7 +384,11 @@ class Chat:
     def leave_room(self, sid, payload):
         conn = self._conn(sid)
         room = self._member_room(conn.user, validation.parse_room(payload))
+        self._member_of.get(conn.user.id, {}).pop(room.key, None)
         change = self.store_call(self.store.remove_member, room.id, conn.user.id)
+        self._member_of.get(conn.user.id, {}).pop(room.key, None)
+        if change.deleted:
+            self._forget_room(room.key)
         target = room_target(room.key)
         effects = [self._room_event(room, "left", conn.user.name),
                    Exit(self.presence.sids_of(conn.user.key), target)]
@@ -380,7 +401,9 @@ class Chat:
         room = self._room(validation.parse_room(payload))
         if room.owner is None or fold(room.owner) != conn.user.key:
             raise Forbidden("Only the room's owner may close it.")
+        self._forget_room(room.key)
         self.store_call(self.store.delete_room, room.id)
+        self._forget_room(room.key)
         logger.info("room %s closed by %s", room.name, conn.user.name)
         self.publish([self._room_event(room, "closed", conn.user.name),
                       Close(room_target(room.key))])

@@ -639,3 +639,36 @@ def test_one_batch_with_a_repeated_client_id_stores_it_once(chat):
     assert (dup1, dup2, dup3) == (False, False, True)
     assert second == first and plain.id > first.id
     assert [m["text"] for m in chat.history("s1", {"conversation": "lobby"})] == ["hi", "plain"]
+
+
+def test_a_send_racing_a_leave_leaves_no_stale_membership(tmp_path):
+    """Sends to a room skip the store once membership is known (one node); a lookup made
+    while a leave is being stored must not let the user send after the leave."""
+    store = Store(f"sqlite:///{tmp_path}/race.db")
+    chat = None
+    raced = []
+
+    def store_call(fn, *args):
+        if fn.__name__ == "remove_member" and not raced:
+            # the store has not removed the membership yet: another tab sends meanwhile
+            raced.append(chat.send_message("t2", {"content": "during", "destId": "#r"}))
+        return fn(*args)
+
+    chat = Chat(store, Config(), publish=lambda effects: None, store_call=store_call)
+    chat.start()
+    alice = join(chat, "t1", {"name": "alice"})
+    join(chat, "t2", {"token": alice.token})
+    join(chat, "b", {"name": "bob"})
+    chat.join_room("b", {"room": "#r"})
+    chat.join_room("t1", {"room": "#r"})
+    chat.send_message("t1", {"content": "before", "destId": "#r"})  # membership now known
+    chat.leave_room("t1", {"room": "#r"})
+    assert raced and raced[0].text == "during"
+    for sid in ("t1", "t2"):
+        with pytest.raises(Forbidden):
+            chat.send_message(sid, {"content": "after", "destId": "#r"})
+    chat.close_room("b", {"room": "#r"})
+    chat.join_room("t1", {"room": "#r"})  # a new room under the same name
+    with pytest.raises(Forbidden):
+        chat.send_message("b", {"content": "old member", "destId": "#r"})
+    store.close()

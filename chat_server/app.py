@@ -100,7 +100,8 @@ def create_app(config):
     transport = Transport(sio, config, metrics)
     chat = Chat(store, config, publish=transport.apply, store_call=store_call,
                 offload=runtime.offload, presence=scale.presence if scale else None,
-                later=runtime.spawn_after, limiter=scale.limiter if scale else None)
+                later=runtime.spawn_after, limiter=scale.limiter if scale else None,
+                pause=runtime.sleep)
     chat.on_accepted = lambda message: metrics.count(metrics.messages_accepted, message.kind)
     chat.submit = runtime.Batcher(chat.commit_batch).submit
     transport.attach(chat)

@@ -35,7 +35,7 @@ class Chat:
 
     def __init__(self, store, config, publish, store_call=_direct, offload=_direct,
                  clock=time.time, monotonic=time.monotonic, presence=None, later=None,
-                 limiter=None):
+                 limiter=None, pause=lambda: None):
         self.store = store
         self.config = config
         self.publish = publish
@@ -46,6 +46,7 @@ class Chat:
         self.scaled = presence is not None
         self.presence = presence if presence is not None else Presence()
         self.later = later  # later(seconds, fn, *args): run fn after a delay (scaled mode)
+        self.pause = pause  # pause(): let other work run (the event loop) before going on
         # One node: the rooms each user was found to be a member of, so sends to a room
         # and its history need no store round trip. Every membership change goes through
         # this process and forgets what it changes (before and after the store call, so a
@@ -300,17 +301,26 @@ class Chat:
     def _submit_now(self, item):
         return self.commit_batch([item])[0]
 
+    # Messages delivered per turn of the event loop: a batch of 500 broadcasts to 1,000
+    # clients at once would hold the loop for half a second.
+    DELIVER_AT_ONCE = 16
+
     def commit_batch(self, items):
-        """Store a batch in one transaction, then deliver each new message in id order."""
+        """Store a batch in one transaction, then deliver each new message in id order.
+
+        Delivery pauses between groups of messages; `delivered_mark` says how far it got,
+        so a client going live meanwhile replays up to there and gets the rest live.
+        """
         results = self.store_call(self.store.insert_messages, items)
-        effects = []
-        for message, duplicate in results:
-            if not duplicate:
-                effects.append(Emit("reply", message.to_wire(), targets_of(message.conv_key)))
-                self.delivered_mark = max(self.delivered_mark, message.id)
+        fresh = [message for message, duplicate in results if not duplicate]
+        for start in range(0, len(fresh), self.DELIVER_AT_ONCE):
+            if start:
+                self.pause()
+            group = fresh[start:start + self.DELIVER_AT_ONCE]
+            self.publish([Emit("reply", m.to_wire(), targets_of(m.conv_key)) for m in group])
+            self.delivered_mark = max(self.delivered_mark, group[-1].id)
+            for message in group:
                 self.on_accepted(message)
-        if effects:
-            self.publish(effects)
         return results
 
     # -- rooms -------------------------------------------------------------------------

@@ -672,3 +672,40 @@ def test_a_send_racing_a_leave_leaves_no_stale_membership(tmp_path):
     with pytest.raises(Forbidden):
         chat.send_message("b", {"content": "old member", "destId": "#r"})
     store.close()
+
+
+def test_a_big_batch_is_delivered_in_groups_and_a_client_going_live_between_gets_each_once(
+        tmp_path):
+    """Delivery pauses between groups of a batch (the event loop serves others); a client
+    that goes live during a pause replays what was delivered and gets the rest live."""
+    from chat_server.models import NewMessage
+
+    store = Store(f"sqlite:///{tmp_path}/groups.db")
+    published = []
+    pauses = []
+
+    def pause():
+        pauses.append(len(published))
+        if len(pauses) == 1:
+            chat.connect("late", {"name": "late", "lastId": 0})
+            chat.go_live("late")
+
+    chat = Chat(store, Config(), publish=published.extend, pause=pause)
+    chat.start()
+    sender = join(chat, "s", {"name": "sender"})
+    published.clear()
+    count = 2 * Chat.DELIVER_AT_ONCE + 3
+    items = [NewMessage("lobby", "lobby", "broadcast", sender.user.id, "sender", "s", None,
+                        None, f"m{i}", 0, None) for i in range(count)]
+    results = chat.commit_batch(items)
+    ids = [message.id for message, _ in results]
+    assert len(pauses) == 2  # three groups
+    entered = next(i for i, e in enumerate(published)
+                   if isinstance(e, Enter) and e.sids == ["late"] and e.audience == "lobby")
+    replayed = [e.data["id"] for e in published[entered:]
+                if isinstance(e, Emit) and e.event == "reply" and e.to == ["late"]]
+    live = [e.data["id"] for e in published[entered:]
+            if isinstance(e, Emit) and e.event == "reply" and e.to == ["lobby"]]
+    assert replayed == ids[:Chat.DELIVER_AT_ONCE]
+    assert live == ids[Chat.DELIVER_AT_ONCE:]
+    store.close()

@@ -7,8 +7,7 @@ message that per-recipient Python work is the whole budget of the event loop.
 
 Here an emit (and an ack) is encoded and framed once, and the `Outbox` writes each
 websocket's frames of one turn of the event loop with one send. A socket that cannot
-take them so (a long-polling client, one in the middle of an upgrade, a compressed
-connection, a slow reader with a backlog, a writer busy with an earlier frame) takes
+take them so (a long-polling client, one in the middle of an upgrade, a slow reader with a backlog, a writer busy with an earlier frame) takes
 the library's own path. Either way each socket gets its frames in emit order: frames
 skip the queue only when the socket's queue is empty and its websocket's send lock is
 free with no one waiting for it."""
@@ -36,10 +35,13 @@ def text_frame(payload):
 
 
 def track_websockets(eio):
-    """Remember each Engine.IO socket's websocket (as `socket.websocket`) while it is open.
+    """Remember each Engine.IO socket's websocket (as `socket.websocket`) while it is open,
+    and decline per-message compression.
 
     Engine.IO keeps the websocket in a local variable of its handler; wrapping the
-    websocket class it builds for each upgrade is the one place to see it.
+    websocket class it builds for each upgrade is the one place to see it. Compression
+    (which browsers offer) would make every frame different per socket, and chat frames
+    are small: like Node's socket.io by default, the server does not take it up.
     """
     build = eio._async["websocket"]
 
@@ -53,7 +55,13 @@ def track_websockets(eio):
             finally:
                 eio_socket.websocket = None
 
-        return build(tracked, server)
+        app = build(tracked, server)
+
+        def uncompressed(environ, start_response):
+            environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
+            return app(environ, start_response)
+
+        return uncompressed
 
     eio._async = {**eio._async, "websocket": websocket}
 

@@ -1,6 +1,9 @@
 """HTTP promises: /healthz, the page's security headers, and the same-origin default."""
 # ruff: noqa: F811 - the fixtures imported from chat_client are used as arguments
 
+import base64
+import os
+import socket
 from html.parser import HTMLParser
 
 import pytest
@@ -135,3 +138,42 @@ def test_cors_origins_keeps_the_page_origin(cors_server, client_factory, transpo
     c = origin_client(client_factory, transport)
     c.connect(srv.url, transport=transport, headers={"Origin": srv.url})
     ok(c.call("listUsers"))
+
+
+def _frame_text(sock):
+    """Read one unmasked server frame; returns (first byte, payload text)."""
+    head = sock.recv(2, socket.MSG_WAITALL)
+    size = head[1] & 0x7F
+    if size == 126:
+        size = int.from_bytes(sock.recv(2, socket.MSG_WAITALL), "big")
+    elif size == 127:
+        size = int.from_bytes(sock.recv(8, socket.MSG_WAITALL), "big")
+    return head[0], sock.recv(size, socket.MSG_WAITALL).decode()
+
+
+def test_websocket_compression_offered_by_browsers_is_declined(server):
+    """Browsers offer permessage-deflate; the server answers without it and sends plain
+    text frames (compressed frames would have to be built per socket)."""
+    host, port = server.url.split("//")[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(
+            f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+            f"Origin: {server.url}\r\n\r\n".encode())
+        response = b""
+        while b"\r\n\r\n" not in response:
+            response += sock.recv(1)
+        assert response.startswith(b"HTTP/1.1 101"), response
+        assert b"sec-websocket-extensions" not in response.lower(), response
+        first, text = _frame_text(sock)
+        assert first == 0x81 and text.startswith("0{"), (first, text)  # OPEN, no RSV1
+        mask = os.urandom(4)
+        payload = b"40"
+        sock.sendall(bytes((0x81, 0x80 | len(payload))) + mask
+                     + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+        first, text = _frame_text(sock)
+        assert first == 0x81 and text.startswith("40{"), (first, text)  # CONNECT
+        first, text = _frame_text(sock)
+        assert first == 0x81 and text.startswith('42["welcome"'), (first, text)

@@ -16,6 +16,7 @@ import eventlet.corolocal  # noqa: E402
 import eventlet.event  # noqa: E402
 import eventlet.queue  # noqa: E402
 import eventlet.semaphore  # noqa: E402
+import eventlet.websocket  # noqa: E402
 import eventlet.wsgi  # noqa: E402
 from eventlet import tpool  # noqa: E402
 
@@ -123,8 +124,23 @@ def timeout(seconds):
 
 
 def monkey_patch():
-    """Make the standard library cooperative. Only the entry point calls this."""
+    """Make the standard library cooperative, and unmask websocket frames quickly. Only the
+    entry point calls this."""
     eventlet.monkey_patch()
+    eventlet.websocket.RFC6455WebSocket._apply_mask = staticmethod(unmask)
+
+
+def unmask(data, mask, length=None, offset=0):
+    """XOR `length` bytes of a client's frame with its 4-byte mask, starting `offset`
+    bytes into the mask cycle: what eventlet's `RFC6455WebSocket._apply_mask` computes,
+    as one big-integer XOR instead of a bytes object per byte (that loop was a tenth of
+    the event loop's time in the DM benchmark)."""
+    if length is None:
+        length = len(data)
+    key = bytes(mask[(offset + i) % 4] for i in range(4))
+    pad = (key * (length // 4 + 1))[:length]
+    return (int.from_bytes(data[:length], "big") ^ int.from_bytes(pad, "big")).to_bytes(
+        length, "big")
 
 
 def listen(host, port):

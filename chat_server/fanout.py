@@ -13,6 +13,7 @@ skip the queue only when the socket's queue is empty and its websocket's send lo
 free with no one waiting for it."""
 
 import json
+import logging
 import struct
 
 import socketio
@@ -20,6 +21,8 @@ from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
 from . import runtime
+
+logger = logging.getLogger(__name__)
 
 
 def text_frame(payload):
@@ -132,9 +135,12 @@ class Outbox:
             if eio_socket is None:
                 continue
             data = frames[0][0] if len(frames) == 1 else b"".join(f for f, _ in frames)
-            if not write_now(eio_socket, data):
-                for _, text in frames:
-                    self.server.eio.send(eio_sid, text[1:])
+            try:
+                if not write_now(eio_socket, data):
+                    for _, text in frames:
+                        self.server.eio.send(eio_sid, text[1:])
+            except Exception:  # one broken session must not cost the others their frames
+                logger.exception("could not send to %s", eio_sid)
 
 
 def _finish(ws, lock, rest):

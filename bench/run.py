@@ -13,6 +13,7 @@ kills what it started, also on errors and Ctrl-C. See bench/README.md.
 import argparse
 import json
 import logging
+import math
 import os
 import queue
 import re
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from datetime import datetime
 from pathlib import Path
 
@@ -43,6 +45,7 @@ OURS_ENV = {
     "RATE_LIMIT": "off",         # sends per connection and per user
     "MAX_CONNECTIONS": "20000",  # connection cap (the eventlet pool is sized from it)
     "CONNECT_RATE": "off",       # connections per client address: every bench client is 127.0.0.1
+    "METRICS_TOKEN": "bench-heartbeat",  # /metrics: the heartbeat greenlet's delays, per window
 }
 
 ALL_SERVERS = ["ours", "minimal", "node"]
@@ -259,7 +262,40 @@ def snapshot(server, gen, probe):
     return {"t": time.monotonic(), "srv": cpu_seconds(server.proc.pid),
             "srv_wait": runqueue_wait_seconds(server.proc.pid),
             "gen": cpu_seconds(gen.pid),
-            "probe": cpu_seconds(probe.proc.pid) if probe else 0.0}
+            "probe": cpu_seconds(probe.proc.pid) if probe else 0.0,
+            "heartbeat": heartbeat(server)}
+
+
+def heartbeat(server):
+    """Our server's heartbeat greenlet (it wakes every 50 ms): from /metrics, how many of
+    its wake-ups so far were at most `le` seconds late, per bucket bound."""
+    if server.kind != "ours":
+        return None
+    request = urllib.request.Request(server.url + "/metrics", headers={
+        "Authorization": "Bearer " + OURS_ENV["METRICS_TOKEN"]})
+    try:
+        text = urllib.request.urlopen(request, timeout=5).read().decode()
+    except OSError:
+        return None
+    counts = {}
+    for line in text.splitlines():
+        if line.startswith("chat_event_loop_delay_seconds_bucket{"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            counts[float(bound)] = float(line.rsplit(" ", 1)[1])
+    return counts or None
+
+
+def heartbeat_max_ms(before, after):
+    """The bucket bound (ms) that the latest wake-up of the window stayed within."""
+    if not before or not after:
+        return None
+    total = after[math.inf] - before[math.inf]
+    if total <= 0:
+        return None
+    for bound in sorted(after):
+        if after[bound] - before.get(bound, 0) >= total:
+            return math.inf if bound == math.inf else round(bound * 1000)
+    return None
 
 
 def pct(after, before, key, dt):
@@ -320,6 +356,8 @@ def run_generator(server, scenario, params, probe, deadline, workdir, on_first_p
                     "rss_kb": rss_kb(server.proc.pid),
                     "server_alive": server.proc.alive(),
                 })
+                phase["heartbeat_max_ms"] = heartbeat_max_ms(before.get("heartbeat"),
+                                                              after.get("heartbeat"))
                 if probe:
                     stall = probe.result(name) or {}
                     phase["stall_p99_ms"] = stall.get("p99_ms")
@@ -507,7 +545,11 @@ def flags(phase):
 def stall(phase):
     if phase.get("stall_max_ms") is None:
         return "-"
-    return f"{fmt(phase.get('stall_p99_ms'))}/{fmt(phase.get('stall_max_ms'))}"
+    text = f"{fmt(phase.get('stall_p99_ms'))}/{fmt(phase.get('stall_max_ms'))}"
+    beat = phase.get("heartbeat_max_ms")
+    if beat is not None:
+        text += " hb>2500" if beat == math.inf else f" hb<={beat}"
+    return text
 
 
 def mb(kb):
@@ -518,7 +560,7 @@ def report(results, servers):
     """Builds the tables (markdown) and the numbers the ratio table compares."""
     out = []
     key = {s: {} for s in servers}  # key[server][metric] = value, for the ratio table
-    common = ["RSS MB", "srv CPU%", "srv wait%", "gen CPU%", "stall p99/max ms", "flags"]
+    common = ["RSS MB", "srv CPU%", "srv wait%", "gen CPU%", "stall p99/max ms, hb max", "flags"]
 
     def tail(p):
         return [mb(p.get("rss_kb")), p.get("srv_cpu"), p.get("srv_wait"), p.get("gen_cpu"),
@@ -553,7 +595,7 @@ def report(results, servers):
         out.append(table("Connections (time to connect N clients; RSS after all connected)",
                          ["server", "N", "connected", "failed", "time s", "conn p50 ms",
                           "conn p99 ms", "RSS MB", "KB/conn", "srv CPU%", "srv wait%",
-                          "gen CPU%", "stall p99/max ms", "flags", "note"], rows))
+                          "gen CPU%", "stall p99/max ms, hb max", "flags", "note"], rows))
 
     rows = []
     for s in servers:

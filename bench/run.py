@@ -277,11 +277,12 @@ def heartbeat(server):
         text = urllib.request.urlopen(request, timeout=5).read().decode()
     except OSError:
         return None
-    counts = {}
-    for line in text.splitlines():
-        if line.startswith("chat_event_loop_delay_seconds_bucket{"):
-            bound = line.split('le="', 1)[1].split('"', 1)[0]
-            counts[float(bound)] = float(line.rsplit(" ", 1)[1])
+    from prometheus_client.parser import text_string_to_metric_families  # the project's venv
+
+    counts = {float(sample.labels["le"]): sample.value
+              for family in text_string_to_metric_families(text)
+              if family.name == "chat_event_loop_delay_seconds"
+              for sample in family.samples if sample.name.endswith("_bucket")}
     return counts or None
 
 

@@ -7,8 +7,8 @@ message that per-recipient Python work is the whole budget of the event loop.
 
 Here an emit (and an ack) is encoded and framed once, and the `Outbox` writes each
 websocket's frames of one turn of the event loop with one send. A socket that cannot
-take them so (a long-polling client, one in the middle of an upgrade, a slow reader with a backlog, a writer busy with an earlier frame) takes
-the library's own path. Either way each socket gets its frames in emit order: frames
+take them so (a long-polling client, one in the middle of an upgrade, a slow reader
+with a backlog, a writer busy with an earlier frame) takes the library's own path. Either way each socket gets its frames in emit order: frames
 skip the queue only when the socket's queue is empty and its websocket's send lock is
 free with no one waiting for it."""
 

@@ -45,12 +45,15 @@ class Metrics:
                                   "Largest event-loop lag seen since start.", registry=r)
 
     def count(self, counter, label, amount=1):
-        """`counter.labels(label).inc(amount)`, with the labelled child looked up once:
-        this runs for every message."""
-        child = self._children.get((counter, label))
+        """`counter.labels(label).inc(amount)`; this runs for every message."""
+        self._child(counter, label).inc(amount)
+
+    def _child(self, metric, label):
+        """`metric.labels(label)`, looked up once (the library's lookup is not cheap)."""
+        child = self._children.get((metric, label))
         if child is None:
-            child = self._children[(counter, label)] = counter.labels(label)
-        child.inc(amount)
+            child = self._children[(metric, label)] = metric.labels(label)
+        return child
 
     def watch(self, state):
         """Register `state()` -> dict of current figures, read at each scrape."""
@@ -65,11 +68,8 @@ class Metrics:
             try:
                 return store_call(fn, *args)
             finally:
-                name = getattr(fn, "__name__", "call")
-                child = self._children.get((histogram, name))
-                if child is None:
-                    child = self._children[(histogram, name)] = histogram.labels(name)
-                child.observe(time.perf_counter() - started)
+                self._child(histogram, getattr(fn, "__name__", "call")).observe(
+                    time.perf_counter() - started)
 
         return call
 

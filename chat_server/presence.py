@@ -32,7 +32,7 @@ class Presence:
         key = conn.user.key
         tabs = self.by_user.setdefault(key, {})
         tabs[conn.sid] = conn
-        self._wire[key] = {"name": next(iter(tabs.values())).user.name, "sids": list(tabs)}
+        self._rewire(key, tabs)
         return len(tabs) == 1
 
     def remove(self, sid):
@@ -44,12 +44,14 @@ class Presence:
         tabs = self.by_user.get(key, {})
         tabs.pop(sid, None)
         if tabs:
-            self._wire[key] = {"name": next(iter(tabs.values())).user.name,
-                               "sids": list(tabs)}
+            self._rewire(key, tabs)
             return conn, False
         self.by_user.pop(key, None)
         self._wire.pop(key, None)
         return conn, True
+
+    def _rewire(self, key, tabs):
+        self._wire[key] = {"name": next(iter(tabs.values())).user.name, "sids": list(tabs)}
 
     def get(self, sid):
         return self.by_sid.get(sid)

@@ -506,6 +506,17 @@ class RawEngineIO:
 
 
 # -- fixtures --------------------------------------------------------------------------
+def scrape_metrics(srv, token):
+    """/metrics of a server started with METRICS_TOKEN=token: {(name, labels): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = srv.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(response.text)
+            for sample in family.samples}
+
+
 def private_server(env, scope="module"):
     """A fixture: one server with its own settings and database, shared by a module's tests.
 

@@ -31,8 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 import websocket
-from chat_client import ChatClient, disconnect_all, eventually, ok, uid, uname
-from prometheus_client.parser import text_string_to_metric_families
+from chat_client import ChatClient, disconnect_all, eventually, ok, scrape_metrics, uid, uname
 
 CYCLES = 1_500
 WARM_UP = 200
@@ -52,13 +51,7 @@ def rss_mb(pid):
 
 
 def metrics(srv):
-    r = srv.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
-    assert r.status_code == 200
-    out = {}
-    for family in text_string_to_metric_families(r.text):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
+    return scrape_metrics(srv, METRICS_TOKEN)
 
 
 class Light:

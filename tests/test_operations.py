@@ -6,22 +6,15 @@ import sys
 
 import pytest
 import socketio
-from prometheus_client.parser import text_string_to_metric_families
 
-from chat_client import ChatClient, client_factory, err, join, ok, send, send_to, uname, uroom  # noqa: F401
+from chat_client import ChatClient, client_factory, err, join, ok, scrape_metrics, send, send_to, uname, uroom  # noqa: F401
 from conftest import ROOT
 
 TOKEN = "metrics-secret-123"
 
 
 def scrape(srv):
-    response = srv.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
-    assert response.status_code == 200
-    values = {}
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            values[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return values
+    return scrape_metrics(srv, TOKEN)
 
 
 def value(values, name, **labels):

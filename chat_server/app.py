@@ -1,61 +1,153 @@
-"""`create_app(config)` builds the whole server; nothing happens at import time."""
+"""`create_app(config)` builds the whole server; nothing happens at import time.
+
+The one place where the mode is chosen: one node (everything in this process) or
+several (`cluster/`: Redis for fan-out, presence and rate limits).
+"""
+
+from __future__ import annotations
 
 import hmac
 import logging
-import os
-import secrets
-import socket
 import time
 import urllib.parse
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
 
-import engineio.payload
 import socketio
 
-from . import runtime
-from .chat import Chat
-from .errors import Unavailable
-from .fanout import FanoutManager, FanoutRedisManager, track_websockets
+from . import compat, runtime
+from .config import Config, without_password
+from .delivery import Delivery
+from .domain.chat import Chat
+from .domain.errors import Unavailable
+from .domain.modes import one_node, several_nodes
+from .fanout import FanoutManager, send_ack
+from .handlers import SocketHandlers
 from .metrics import Metrics
 from .store import Store
-from .transport import ChatSocketServer, Transport
 from .web import WebApp
 
+if TYPE_CHECKING:
+    from .cluster.node import ClusterNode
+
 logger = logging.getLogger(__name__)
+
+# A long-polling client sends everything it queued in one POST: a browser retrying its
+# pending messages after a reconnect easily sends more than python-engineio's default of
+# 16 packets. The POST stays bounded by `max_http_buffer_size`.
+MAX_PACKETS_PER_POLL = 512
 
 
 @dataclass
 class App:
-    wsgi: object
-    sio: socketio.Server
+    wsgi: Callable
+    sio: compat.SocketServer
     chat: Chat
     store: Store
-    transport: Transport
-    scale: object = None
+    handlers: SocketHandlers
+    cluster: ClusterNode | None = None
 
-    def shutdown(self, grace):
+    def shutdown(self, grace: float) -> None:
         """Let sends in flight finish (their acks go out), then close every connection at
         the Engine.IO level so clients see a transport close and reconnect elsewhere or
         later, rather than a server disconnect after which they would give up."""
-        self.transport.draining = True  # new connections are refused, /readyz says 503
+        self.handlers.draining = True  # new connections are refused, /readyz says 503
         deadline = time.monotonic() + grace
-        while self.transport.in_flight and time.monotonic() < deadline:
+        while self.handlers.in_flight and time.monotonic() < deadline:
             runtime.sleep(0.05)
-        if self.transport.in_flight:
-            logger.warning("%d requests still running at shutdown", self.transport.in_flight)
-        self.sio.manager.outbox.flush()  # the last acks, before their sockets close
-        for socket_ in list(self.sio.eio.sockets.values()):
-            socket_.close(wait=False)
+        if self.handlers.in_flight:
+            logger.warning("%d requests still running at shutdown", self.handlers.in_flight)
+        self.sio.manager.frames.flush()  # the last acks, before their sockets close
+        for session in list(compat.sessions(self.sio).values()):
+            compat.close_session(session)
         runtime.sleep(0.5)  # let the close packets and disconnect handlers run
-        if self.scale:
-            try:
-                self.scale.presence.leave_cluster()
-            except Exception as error:
-                logger.warning("could not leave the cluster cleanly: %s", error)
+        if self.cluster:
+            self.cluster.leave()
         self.store.close()
 
 
-def _origin_check(config):
+def create_app(config: Config) -> App:
+    compat.check()
+    compat.allow_many_packets_per_poll(MAX_PACKETS_PER_POLL)
+    metrics = Metrics()
+    store = Store(config.database_url)
+    store_call = metrics.timed(runtime.Lane().run if store.is_sqlite else _green_call)
+    cluster = _cluster(config)
+    sio = compat.SocketServer(
+        send_ack=send_ack,
+        async_mode="eventlet",
+        client_manager=cluster.manager if cluster else FanoutManager(),
+        cors_allowed_origins=_origin_check(config),
+        max_http_buffer_size=config.max_http_buffer_size,
+        logger=False,
+        engineio_logger=False,
+    )
+    compat.track_websockets(sio.eio)
+    delivery = Delivery(sio, metrics)
+    if cluster:
+        mode = several_nodes(cluster.presence, cluster.limiter, runtime.spawn_after)
+    else:
+        mode = one_node(config)
+    chat = Chat(store, config, publish=delivery.apply, mode=mode, store_call=store_call,
+                offload=runtime.offload, group_commit=runtime.Batcher, pause=runtime.sleep,
+                on_accepted=lambda m: metrics.count(metrics.messages_accepted, m.kind))
+    chat.start()
+    if not cluster:
+        chat.identity.retire_leftover_guests()
+    handlers = SocketHandlers(sio, chat, config, metrics)
+    sio.start_background_task(handlers.watch_sessions)
+    sio.start_background_task(metrics.probe_loop, runtime.sleep)
+    if cluster:
+        sio.start_background_task(cluster.beat, chat.identity.reap)
+    if config.admin_user:
+        _instrument(sio, config)
+
+    def health() -> dict:
+        """Alive, and what answers: the store (and Redis when scaled)."""
+        report: dict[str, Any] = {"status": "ok", "store": "ok",
+                                  "connections": len(chat.presence)}
+        if handlers.draining:
+            report["status"] = "draining"
+        try:
+            with runtime.timeout(3):
+                store_call(store.ping)
+        except (Unavailable, runtime.TimeoutError):
+            report["store"] = "unavailable"
+        if cluster:
+            report["redis"] = "ok" if cluster.ping() else "unavailable"
+            report["node"] = cluster.node
+        return report
+
+    def state() -> dict:
+        figures = {"connections": handlers.connections_by_transport(),
+                   "users": len(chat.presence.users()),
+                   "rooms": store_call(store.count_rooms)}
+        if cluster:
+            figures["redis_up"] = 1 if cluster.ping() else 0
+        return figures
+
+    metrics.watch(state)
+    web = WebApp(health, metrics=metrics, metrics_token=config.metrics_token)
+    wsgi = _refuse_oversize_posts(socketio.WSGIApp(sio, web), sio, config.max_http_buffer_size)
+    if cluster:
+        wsgi = cluster.mark_node(wsgi)
+    return App(wsgi, sio, chat, store, handlers, cluster)
+
+
+def _cluster(config: Config) -> ClusterNode | None:
+    if not config.redis_url:
+        return None
+    from .cluster.node import ClusterNode  # imports redis: only scaled nodes need it
+
+    return ClusterNode(config)
+
+
+def _green_call(fn: Callable, *args: Any) -> Any:
+    """psycopg2 is made green by eventlet's monkey-patching: call it on the hub."""
+    return fn(*args)
+
+
+def _origin_check(config: Config) -> Callable[[str | None, dict], bool]:
     """Same origin always; `CORS_ORIGINS` adds to it (python-socketio's default is only the
     same origin, and a list would replace it rather than widen it). The Admin UI's page
     is let in when the Admin UI is on."""
@@ -63,7 +155,7 @@ def _origin_check(config):
     if config.admin_user:
         extra.add(config.admin_origin)
 
-    def allowed(origin, environ):
+    def allowed(origin: str | None, environ: dict) -> bool:
         if origin is None or "*" in extra or origin in extra:
             return True
         host = environ.get("HTTP_HOST", "")
@@ -72,84 +164,13 @@ def _origin_check(config):
     return allowed
 
 
-# A long-polling client sends everything it queued in one POST: a browser retrying its
-# pending messages after a reconnect easily sends more than python-engineio's default of
-# 16 packets. The POST stays bounded by `max_http_buffer_size`.
-MAX_PACKETS_PER_POLL = 512
-
-
-def create_app(config):
-    engineio.payload.Payload.max_decode_packets = MAX_PACKETS_PER_POLL
-    metrics = Metrics()
-    store = Store(config.database_url)
-    if store.is_sqlite:
-        store_call = runtime.Lane().run  # sqlite3 blocks: OS thread, one at a time
-    else:
-        store_call = _call  # psycopg2 is made green by eventlet's monkey-patching
-    store_call = metrics.timed(store_call)
-    scale = _Scale(config) if config.redis_url else None
-    sio = ChatSocketServer(
-        async_mode="eventlet",
-        client_manager=scale.manager if scale else FanoutManager(),
-        cors_allowed_origins=_origin_check(config),
-        max_http_buffer_size=config.max_http_buffer_size,
-        logger=False,
-        engineio_logger=False,
-    )
-    track_websockets(sio.eio)
-    transport = Transport(sio, config, metrics)
-    chat = Chat(store, config, publish=transport.apply, store_call=store_call,
-                offload=runtime.offload, presence=scale.presence if scale else None,
-                later=runtime.spawn_after, limiter=scale.limiter if scale else None,
-                pause=runtime.sleep)
-    chat.on_accepted = lambda message: metrics.count(metrics.messages_accepted, message.kind)
-    chat.submit = runtime.Batcher(chat.commit_batch).submit
-    transport.attach(chat)
-    chat.start()
-    sio.start_background_task(transport.watch_sessions)
-    sio.start_background_task(metrics.probe_loop, runtime.sleep)
-    if scale:
-        sio.start_background_task(scale.beat, chat)
-    if config.admin_user:
-        _instrument(sio, config)
-
-    def health():
-        """Alive, and what answers: the store (and Redis when scaled)."""
-        report = {"status": "ok", "store": "ok", "connections": len(chat.presence)}
-        if transport.draining:
-            report["status"] = "draining"
-        try:
-            with runtime.timeout(3):
-                store_call(store.ping)
-        except (Unavailable, runtime.TimeoutError):
-            report["store"] = "unavailable"
-        if scale:
-            report["redis"] = "ok" if scale.ping() else "unavailable"
-            report["node"] = scale.node
-        return report
-
-    def state():
-        figures = {"connections": transport.connections_by_transport(),
-                   "users": len(chat.presence.users()) if scale else len(chat.presence.by_user),
-                   "rooms": store_call(store.count_rooms)}
-        if scale:
-            figures["redis_up"] = 1 if scale.ping() else 0
-        return figures
-
-    metrics.watch(state)
-    web = WebApp(health, metrics=metrics, metrics_token=config.metrics_token)
-    wsgi = _refuse_oversize_posts(socketio.WSGIApp(sio, web), sio, config.max_http_buffer_size)
-    if scale:
-        wsgi = scale.mark_node(wsgi)
-    return App(wsgi, sio, chat, store, transport, scale)
-
-
-def _instrument(sio, config):
+def _instrument(sio: compat.SocketServer, config: Config) -> None:
     """The official Socket.IO Admin UI on /admin, only ever with a password."""
+    assert config.admin_user is not None and config.admin_password is not None
     expected_user = config.admin_user.encode()
     expected_password = config.admin_password.encode()
 
-    def allowed(auth):
+    def allowed(auth: object) -> bool:
         if not isinstance(auth, dict):
             return False
         user = str(auth.get("username", "")).encode()
@@ -164,7 +185,7 @@ def _instrument(sio, config):
                 "read-only" if config.admin_read_only else "read-write")
 
 
-def check_connections(config):
+def check_connections(config: Config) -> list[str]:
     """What stops `config` from serving: an unreachable store or Redis. Empty when fine."""
     problems = []
     store = Store(config.database_url)
@@ -172,7 +193,7 @@ def check_connections(config):
         store.create_schema()
         store.ping()
     except Exception as error:
-        problems.append(f"store {_without_password(config.database_url)}: "
+        problems.append(f"store {without_password(config.database_url)}: "
                         f"{error.__class__.__name__}")
     finally:
         store.close()
@@ -182,87 +203,19 @@ def check_connections(config):
         try:
             redis.Redis.from_url(config.redis_url, socket_connect_timeout=3).ping()
         except Exception as error:
-            problems.append(f"redis {_without_password(config.redis_url)}: "
+            problems.append(f"redis {without_password(config.redis_url)}: "
                             f"{error.__class__.__name__}")
     return problems
 
 
-def _call(fn, *args):
-    return fn(*args)
-
-
-class _Scale:
-    """What running several nodes adds: python-socketio's Redis manager carries every
-    emit between nodes, and presence lives in Redis with per-node heartbeats."""
-
-    def __init__(self, config):
-        import redis
-
-        from .models import User
-        from .presence import RedisPresence
-        from .ratelimit import SharedRateLimiter
-
-        self.node = config.node_name or f"{socket.gethostname()}-{os.getpid()}-" \
-                                        f"{secrets.token_hex(3)}"
-        self.manager = FanoutRedisManager(config.redis_url, channel="chat_server")
-        self.redis = redis.Redis.from_url(config.redis_url, socket_timeout=5,
-                                          socket_connect_timeout=5, health_check_interval=10)
-        self.presence = RedisPresence(self.redis, self.node, lambda d: User(**d),
-                                      ttl=config.presence_ttl)
-        self.limiter = SharedRateLimiter(self.redis, config.rate_limit)
-        logger.info("scaled mode: node %s, Redis at %s", self.node,
-                    _without_password(config.redis_url))
-
-    def mark_node(self, app):
-        """Name this node in a cookie, so a proxy can keep a long-polling session on it
-        (deploy/nginx.conf routes on it)."""
-        cookie = ("Set-Cookie", f"chat_node={self.node}; Path=/; HttpOnly; SameSite=Lax")
-
-        def marked(environ, start_response):
-            if not environ.get("PATH_INFO", "").startswith("/socket.io"):
-                return app(environ, start_response)
-
-            def start(status, headers, exc_info=None):
-                return start_response(status, [*headers, cookie], exc_info)
-
-            return app(environ, start)
-
-        return marked
-
-    def ping(self):
-        try:
-            with runtime.timeout(2):
-                return bool(self.redis.ping())
-        except Exception:
-            return False
-
-    def beat(self, chat):
-        """Heartbeat this node and reap dead ones, for as long as the server runs."""
-        while True:
-            try:
-                self.presence.heartbeat()
-                chat.reap()
-            except Exception as error:
-                logger.warning("presence heartbeat failed: %s", error)
-            runtime.sleep(self.presence.beat_every)
-
-
-def _without_password(url):
-    parts = urllib.parse.urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
-    return url
-
-
-def _refuse_oversize_posts(app, sio, limit):
+def _refuse_oversize_posts(app: Callable, sio: compat.SocketServer, limit: int) -> Callable:
     """Close a long-polling session whose POST is over the buffer size, without reading it.
 
     python-engineio refuses such a POST too, but then waits for the client's next poll
     before it answers; a client that never polls again would hold that request forever.
     """
 
-    def guarded(environ, start_response):
+    def guarded(environ: dict, start_response: Callable) -> Any:
         if environ.get("REQUEST_METHOD") == "POST" and \
                 environ.get("PATH_INFO", "").startswith("/socket.io"):
             try:
@@ -271,11 +224,11 @@ def _refuse_oversize_posts(app, sio, limit):
                 length = limit + 1
             if length > limit:
                 query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
-                socket = sio.eio.sockets.get((query.get("sid") or [""])[0])
-                if socket is not None:
+                session = compat.sessions(sio).get((query.get("sid") or [""])[0])
+                if session is not None:
                     logger.info("closing %s: POST of %d bytes is over the limit",
-                                socket.sid, length)
-                    socket.close(wait=False)
+                                session.sid, length)
+                    compat.close_session(session)
                 start_response("413 Payload Too Large", [("Content-Type", "text/plain"),
                                                           ("Connection", "close")])
                 return [b"payload too large\n"]

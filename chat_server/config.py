@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 
 
@@ -252,3 +253,12 @@ def setup_logging(level, log_format="text"):
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, level))
+
+
+def without_password(url):
+    """`url` as it may be logged: a password in it is replaced by `***`."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    return url

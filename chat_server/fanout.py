@@ -5,22 +5,23 @@ through Engine.IO: a queue put, a wake-up of that socket's writer greenlet, the
 websocket frame built again, and only then the send. With a thousand recipients per
 message that per-recipient Python work is the whole budget of the event loop.
 
-Here an emit (and an ack) is encoded and framed once, and the `Outbox` writes each
+Here an emit (and an ack) is encoded and framed once, and the `FrameBatcher` writes each
 websocket's frames of one turn of the event loop with one send. A socket that cannot
 take them so (a long-polling client, one in the middle of an upgrade, a slow reader
 with a backlog, a writer busy with an earlier frame) takes the library's own path. Either way each socket gets its frames in emit order: frames
 skip the queue only when the socket's queue is empty and its websocket's send lock is
 free with no one waiting for it."""
 
+from __future__ import annotations
+
 import json
 import logging
 import struct
+from typing import Any
 
 import socketio
-from engineio import packet as eio_packet
-from socketio import packet as sio_packet
 
-from . import runtime
+from . import compat, runtime
 
 logger = logging.getLogger(__name__)
 
@@ -37,77 +38,14 @@ def text_frame(payload):
     return head + payload
 
 
-def track_websockets(eio):
-    """Remember each Engine.IO socket's websocket (as `socket.websocket`) while it is open,
-    and decline per-message compression.
-
-    Engine.IO keeps the websocket in a local variable of its handler; wrapping the
-    websocket class it builds for each upgrade is the one place to see it. Compression
-    (which browsers offer) would make every frame different per socket, and chat frames
-    are small: like Node's socket.io by default, the server does not take it up.
-    """
-    build = eio._async["websocket"]
-
-    def websocket(handler, server):
-        eio_socket = handler.__self__
-
-        def tracked(ws):
-            eio_socket.websocket = ws
-            try:
-                return handler(ws)
-            finally:
-                eio_socket.websocket = None
-
-        app = build(tracked, server)
-
-        def uncompressed(environ, start_response):
-            environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
-            return app(environ, start_response)
-
-        return uncompressed
-
-    eio._async = {**eio._async, "websocket": websocket}
-
-
-def _writable(eio_socket):
-    """Whether a frame may skip the socket's queue: it has an uncompressed websocket, and
-    nothing queued or half written goes before it. Nothing yields between this check and
-    the send that follows it."""
-    ws = getattr(eio_socket, "websocket", None)
-    if ws is None or ws.extensions or eio_socket.upgrading or eio_socket.closed:
-        return False
-    lock = ws._sendlock
-    return lock.counter > 0 and not lock._waiters and not eio_socket.queue.qsize()
-
-
-def write_now(eio_socket, data):
-    """Write `data` (whole frames) to the socket's websocket if nothing waits before it.
-
-    Returns False, having written nothing, when the frames must take the queue instead.
-    A partial write is finished by a greenlet that holds the websocket's send lock until
-    then, so nothing overtakes the rest.
-    """
-    if not _writable(eio_socket):
-        return False
-    ws = eio_socket.websocket
-    try:
-        sent = ws.socket.fd.send(data)
-    except OSError:  # a full buffer (BlockingIOError) or a broken connection:
-        return False  # the queued path waits, or notices and closes the session
-    if sent < len(data):
-        ws._sendlock.acquire()  # free and nobody waiting: returns at once
-        runtime.spawn(_finish, ws, ws._sendlock, data[sent:])
-    return True
-
-
-class Outbox:
+class FrameBatcher:
     """Frames for websockets, gathered while the event loop runs other work and written
     with one send per socket when it next comes round.
 
     A commit of twenty messages to a thousand clients is then a thousand sends, not
     twenty thousand, and a connection storm's `addChat`s to one client leave together.
     A socket that cannot take frames directly gets them queued at once (nothing of it
-    is pending), or, if that changed meanwhile, when the outbox is flushed, in order.
+    is pending), or, if that changed meanwhile, when the frames is flushed, in order.
     """
 
     def __init__(self, server):
@@ -118,8 +56,8 @@ class Outbox:
         """Take a frame for the socket; False when it must be queued by the caller now."""
         frames = self.pending.get(eio_sid)
         if frames is None:
-            eio_socket = self.server.eio.sockets.get(eio_sid)
-            if eio_socket is None or not _writable(eio_socket):
+            session = compat.sessions(self.server).get(eio_sid)
+            if session is None or not compat.writable(session):
                 return False
             if not self.pending:
                 runtime.spawn(self.flush)
@@ -129,27 +67,18 @@ class Outbox:
 
     def flush(self):
         pending, self.pending = self.pending, {}
-        sockets = self.server.eio.sockets
+        sessions = compat.sessions(self.server)
         for eio_sid, frames in pending.items():
-            eio_socket = sockets.get(eio_sid)
-            if eio_socket is None:
+            session = sessions.get(eio_sid)
+            if session is None:
                 continue
             data = frames[0][0] if len(frames) == 1 else b"".join(f for f, _ in frames)
             try:
-                if not write_now(eio_socket, data):
+                if not compat.write_now(session, data):
                     for _, text in frames:
                         self.server.eio.send(eio_sid, text[1:])
             except Exception:  # one broken session must not cost the others their frames
                 logger.exception("could not send to %s", eio_sid)
-
-
-def _finish(ws, lock, rest):
-    try:
-        ws.socket.sendall(rest)
-    except OSError:
-        pass  # the connection is gone; its reader will see that and close the session
-    finally:
-        lock.release()
 
 
 def dumps(value):
@@ -162,7 +91,7 @@ _encoder = json.JSONEncoder(separators=(",", ":"))
 
 def send_text(server, eio_sid, text):
     """Send one Engine.IO text packet (`text` starts with its type, "4") to one client."""
-    if not server.manager.outbox.put(eio_sid, text_frame(text.encode()), text):
+    if not server.manager.frames.put(eio_sid, text_frame(text.encode()), text):
         server.eio.send(eio_sid, text[1:])
 
 
@@ -177,14 +106,13 @@ def send_ack(server, eio_sid, namespace, ack_id, result):
             pass
         else:
             return send_text(server, eio_sid, text)
-    server._send_packet(eio_sid, server.packet_class(sio_packet.ACK, namespace=namespace,
-                                                     id=ack_id, data=args))
+    compat.send_packet(server, eio_sid, namespace, ack_id, args)
 
 
 class FanoutManager(socketio.Manager):
-    """python-socketio's client manager, with emits framed once and sent by the outbox."""
+    """python-socketio's client manager, with emits framed once and sent by the frames."""
 
-    _outbox = None
+    _frames = None
 
     def emit(self, event, data, namespace, room=None, skip_sid=None, callback=None,
              to=None, **kwargs):
@@ -200,20 +128,17 @@ class FanoutManager(socketio.Manager):
                                 callback=callback, **kwargs)
         frame = text_frame(text.encode())
         skip = skip_sid if isinstance(skip_sid, list) else (skip_sid,)
-        put = self.outbox.put
-        queued = None
+        put = self.frames.put
         for sid, eio_sid in self.get_participants(namespace, room):
             if sid in skip or put(eio_sid, frame, text):
                 continue
-            if queued is None:
-                queued = eio_packet.Packet(eio_packet.MESSAGE, text[1:])
-            self.server._send_eio_packet(eio_sid, queued)
+            compat.send_eio_text(self.server, eio_sid, text[1:])
 
     @property
-    def outbox(self):
-        if self._outbox is None:
-            self._outbox = Outbox(self.server)
-        return self._outbox
+    def frames(self):
+        if self._frames is None:
+            self._frames = FrameBatcher(self.server)
+        return self._frames
 
 
 class FanoutRedisManager(socketio.RedisManager, FanoutManager):

@@ -1,7 +1,8 @@
 """The async layer. Everything that knows about eventlet is here, so it can be swapped.
 
 eventlet is in bug-fix-only maintenance upstream; the rest of the package only sees
-`Lane`, `Batcher`, `offload`, `spawn`, `sleep` and `Event`.
+`Lane`, `Batcher`, `offload`, `spawn`, `sleep` and `Event` (and `compat`, which leans on
+eventlet's internals, reaches it through here).
 """
 
 import logging
@@ -127,20 +128,9 @@ def monkey_patch():
     """Make the standard library cooperative, and unmask websocket frames quickly. Only the
     entry point calls this."""
     eventlet.monkey_patch()
-    eventlet.websocket.RFC6455WebSocket._apply_mask = staticmethod(unmask)
+    from . import compat
 
-
-def unmask(data, mask, length=None, offset=0):
-    """XOR `length` bytes of a client's frame with its 4-byte mask, starting `offset`
-    bytes into the mask cycle: what eventlet's `RFC6455WebSocket._apply_mask` computes,
-    as one big-integer XOR instead of a bytes object per byte (that loop was a tenth of
-    the event loop's time in the DM benchmark)."""
-    if length is None:
-        length = len(data)
-    key = bytes(mask[(offset + i) % 4] for i in range(4))
-    pad = (key * (length // 4 + 1))[:length]
-    return (int.from_bytes(data[:length], "big") ^ int.from_bytes(pad, "big")).to_bytes(
-        length, "big")
+    compat.speed_up_unmasking()
 
 
 def listen(host, port):

@@ -12,9 +12,9 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 from sqlalchemy import event, exc
 
-from .errors import NameTaken, Unavailable
-from .models import Message, Room, User
-from .validation import dm_key
+from .domain.errors import NameTaken, Unavailable
+from .domain.models import Message, Room, User
+from .domain.validation import dm_key
 
 logger = logging.getLogger(__name__)
 

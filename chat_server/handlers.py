@@ -1,91 +1,29 @@
 """Socket.IO handlers: parse, call the domain, answer, and apply the domain's effects.
 
-Nothing here decides who may read what; `chat.Chat` does. This layer only turns domain
-errors into protocol errors and effects into Socket.IO emits and room changes.
+Nothing here decides who may read what; the domain (`domain/`) does. This layer only
+turns domain errors into protocol errors (docs/protocol.md §2) and, through `delivery`,
+effects into Socket.IO emits and room changes.
 """
+
+from __future__ import annotations
 
 import logging
 import time
+from typing import Any, Callable
 
-import engineio.exceptions
 import socketio
 
-from . import runtime
-from .effects import Close, Emit, Enter, Exit
-from .errors import ChatError, InvalidPayload, ServerFull, Unavailable
-from .fanout import send_ack
-from .ratelimit import RateLimiter
+from . import compat, runtime
+from .config import Config
+from .domain.chat import Chat
+from .domain.errors import ChatError, InvalidPayload, ServerFull, Unavailable
+from .domain.ratelimit import RateLimiter
+from .metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
 NAMESPACE = "/"
-MAX_ATTACHMENTS = 8  # binary attachments one packet may announce; each is one frame
-_call = runtime.local()  # _call.wants_ack: whether the event being handled asked for an ack
-
-
-class ChatSocketServer(socketio.Server):
-    """python-socketio's Server, plus what PROTOCOL.md asks of it that the library leaves
-    open. These overrides use the library's internal hooks, so they are kept few and small.
-
-    - A failure goes back as an `error` event when the client gave no ack callback, so
-      handlers must know whether one was given.
-    - Event names that are not strings, or are "*", are renamed so they reach the
-      catch-all handler as unknown events.
-    - An undecodable packet closes that one connection (the library logs and goes on).
-    - Acks are encoded and written by `fanout`, as emits are.
-    """
-
-    def _handle_eio_connect(self, eio_sid, environ):
-        super()._handle_eio_connect(eio_sid, environ)
-        socket = self.eio.sockets.get(eio_sid)
-        if socket is not None:
-            socket.receive = _closing_on_unknown_packets(socket)
-
-    def _handle_eio_message(self, eio_sid, data):
-        try:
-            if isinstance(data, bytes) and eio_sid not in self._binary_packet:
-                raise ValueError("binary frame where none was expected")
-            if isinstance(data, str) and data[:1] in ("5", "6"):
-                # BINARY_EVENT / BINARY_ACK: the library buffers every attachment a packet
-                # announces, without a bound. A few are answered (as a bad payload); more
-                # close the connection.
-                count = data[1:data.find("-")] if "-" in data[:12] else ""
-                if not count.isdigit() or int(count) > MAX_ATTACHMENTS:
-                    raise ValueError("too many binary attachments")
-            super()._handle_eio_message(eio_sid, data)
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError,
-                RecursionError) as error:
-            logger.info("closing %s: undecodable packet (%s)", eio_sid, error)
-            socket = self.eio.sockets.get(eio_sid)
-            if socket is not None:
-                # Not eio.disconnect(): over long-polling it waits for the client's next
-                # poll, and this runs inside the client's POST.
-                socket.close(wait=False)
-
-    def _handle_event_internal(self, server, sid, eio_sid, data, namespace, id):
-        _call.wants_ack = id is not None
-        if not data or not isinstance(data[0], str) or data[0] == "*":
-            # "*" names the library's catch-all handler: called directly, it would take
-            # the client's first argument for the sid (and answer someone else).
-            data = ["<not an event name>", *(data[1:] if data else [])]
-        result = server._trigger_event(data[0], namespace, sid, *data[1:])
-        if id is not None and result is not self.not_handled:
-            send_ack(server, eio_sid, namespace, id, result)
-
-
-def _closing_on_unknown_packets(socket):
-    """Engine.IO ignores unknown packet types over websocket; we close the connection."""
-    receive = socket.receive
-
-    def checked(pkt):
-        try:
-            return receive(pkt)
-        except engineio.exceptions.UnknownPacketError:
-            logger.info("closing %s: unknown Engine.IO packet type", socket.sid)
-            socket.close(wait=False, abort=True)
-            raise engineio.exceptions.SocketIsClosedError() from None
-
-    return checked
+Route = Callable[[str, Any], "dict | None"]
 
 
 def client_address(environ, trusted_proxies):
@@ -104,35 +42,38 @@ def client_address(environ, trusted_proxies):
     return address
 
 
-class Transport:
-    def __init__(self, sio, config, metrics):
+class SocketHandlers:
+    """The handlers of every client event, registered on `sio` when built."""
+
+    def __init__(self, sio: socketio.Server, chat: Chat, config: Config, metrics: Metrics):
         self.sio = sio
+        self.chat = chat
         self.config = config
         self.metrics = metrics
-        self.chat = None
-        self.ready = {}  # self.ready[sid] = runtime.Event, set once `welcome` was sent
+        self.ready: dict[str, runtime.Event] = {}  # set once the sid's `welcome` was sent
         self.in_flight = 0  # events being handled now; shutdown waits for them
         self.draining = False  # shutting down: no new connections
         self.connect_limiter = RateLimiter(config.connect_rate)
-        self.routes = {}
+        self.routes = self._routes(chat)
+        sio.on("connect", self.on_connect)
+        sio.on("disconnect", self.on_disconnect)
+        sio.on("*", self.on_event)
 
-    def attach(self, chat):
-        """Register handlers for `chat`'s actions on the server."""
-        self.chat = chat
-        self.routes = {
-            "message": lambda sid, p: {"message": chat.send_lobby(sid, p).to_wire()},
-            "sendMessage": lambda sid, p: {"message": chat.send_message(sid, p).to_wire()},
-            "joinRoom": lambda sid, p: chat.join_room(sid, p),
-            "leaveRoom": lambda sid, p: chat.leave_room(sid, p),
-            "closeRoom": lambda sid, p: chat.close_room(sid, p),
-            "listRooms": lambda sid, p: {"rooms": chat.list_rooms(sid)},
-            "listUsers": lambda sid, p: {"users": chat.list_users(sid)},
-            "history": lambda sid, p: {"messages": chat.history(sid, p)},
-            "typing": lambda sid, p: chat.typing(sid, p),
+    @staticmethod
+    def _routes(chat: Chat) -> dict[str, Route]:
+        """Client events (docs/protocol.md §2) and what answers them."""
+        sending, rooms = chat.sending, chat.rooms
+        return {
+            "message": lambda sid, p: {"message": sending.send_lobby(sid, p).to_wire()},
+            "sendMessage": lambda sid, p: {"message": sending.send_message(sid, p).to_wire()},
+            "joinRoom": rooms.join_room,
+            "leaveRoom": rooms.leave_room,
+            "closeRoom": rooms.close_room,
+            "listRooms": lambda sid, p: {"rooms": rooms.list_rooms(sid)},
+            "listUsers": lambda sid, p: {"users": chat.identity.list_users(sid)},
+            "history": lambda sid, p: {"messages": chat.reading.history(sid, p)},
+            "typing": chat.typing.typing,
         }
-        self.sio.on("connect", self.on_connect)
-        self.sio.on("disconnect", self.on_disconnect)
-        self.sio.on("*", self.on_event)
 
     # -- life-cycle of a connection -----------------------------------------------------
 
@@ -150,7 +91,8 @@ class Transport:
             return self._refuse(address, ServerFull(
                 "Too many connections from your address; try again in a minute."))
         try:
-            conn = self.chat.connect(sid, auth, transport=transport, address=address)
+            conn = self.chat.identity.connect(sid, auth, transport=transport,
+                                                 address=address)
         except ChatError as error:
             return self._refuse(address, error)
         except Exception:
@@ -179,7 +121,7 @@ class Transport:
 
     def _go_live(self, sid):
         try:
-            self.chat.go_live(sid)
+            self.chat.live.go_live(sid)
         except Exception:
             logger.exception("could not send welcome to %s", sid)
             self.sio.disconnect(sid)
@@ -195,7 +137,7 @@ class Transport:
         self.ready.pop(sid, None)
         conn = self.chat.presence.get(sid)
         try:
-            self.chat.disconnect(sid)
+            self.chat.identity.disconnect(sid)
         except Exception:
             logger.exception("disconnect of %s failed", sid)
         if conn is not None:
@@ -239,46 +181,10 @@ class Transport:
         self.metrics.count(self.metrics.acks, error.code)
         if error.code == "rate_limited":
             self.metrics.rate_limited.inc()
-        if getattr(_call, "wants_ack", False):
+        if compat.wants_ack():
             return {"ok": False, "error": error.as_dict()}
         self.sio.emit("error", {**error.as_dict(), "event": event}, to=sid)
         return None
-
-    # -- effects ------------------------------------------------------------------------
-
-    def apply(self, effects):
-        """Carry out the domain's effects, in order, without yielding in between.
-
-        A failing effect is logged and skipped: by now the change is stored, so the
-        sender's ack must still say so.
-        """
-        for effect in effects:
-            try:
-                self._apply(effect)
-            except Exception:
-                logger.exception("could not apply %r", effect)
-
-    def _apply(self, effect):
-        if isinstance(effect, Emit):
-            self.sio.emit(effect.event, effect.data, to=effect.to, skip_sid=effect.skip or None)
-            if effect.event == "reply":
-                self._count_delivery(effect)
-        elif isinstance(effect, Enter):
-            for sid in effect.sids:
-                self.sio.enter_room(sid, effect.audience)
-        elif isinstance(effect, Exit):
-            for sid in effect.sids:
-                self.sio.leave_room(sid, effect.audience)
-        elif isinstance(effect, Close):
-            self.sio.close_room(effect.audience)
-
-    def _count_delivery(self, effect):
-        """Connections of this node that the emit reaches, from room sizes alone: this runs
-        for every message, so it must not walk the members."""
-        rooms = self.sio.manager.rooms.get(NAMESPACE, {})
-        reached = sum(len(rooms.get(target, ())) for target in effect.to) - len(effect.skip)
-        if reached > 0:
-            self.metrics.count(self.metrics.messages_delivered, effect.data["kind"], reached)
 
     # -- sessions that never connect, and clients that stopped reading -------------------
 
@@ -293,7 +199,7 @@ class Transport:
             self.connect_limiter.prune()
             self._close_stalled_readers()
             now = time.monotonic()
-            live = set(self.sio.eio.sockets)
+            live = set(compat.sessions(self.sio))
             for eio_sid in list(first_seen):
                 if eio_sid not in live:
                     del first_seen[eio_sid]
@@ -313,9 +219,9 @@ class Transport:
 
     def _close_stalled_readers(self):
         limit = self.config.max_queued_packets
-        for eio_sid, socket in list(self.sio.eio.sockets.items()):
-            queued = socket.queue.qsize()
-            if queued > limit and not socket.closed:
+        for eio_sid, session in list(compat.sessions(self.sio).items()):
+            queued = compat.queued_packets(session)
+            if queued > limit and not session.closed:
                 logger.info("closing %s: %d packets queued, the client is not reading",
                             eio_sid, queued)
-                socket.close(wait=False, abort=True)
+                compat.close_session(session, abort=True)

@@ -2,10 +2,11 @@
 
 import pytest
 
-from chat_server.chat import Chat
+from chat_server.domain.chat import Chat
+from chat_server.domain.sending import Sending
 from chat_server.config import Config, RateLimit
-from chat_server.effects import Close, Emit, Enter, Exit
-from chat_server.errors import (BadPassword, BadToken, Forbidden, InvalidName, InvalidPayload,
+from chat_server.domain.effects import Close, Emit, Enter, Exit
+from chat_server.domain.errors import (BadPassword, BadToken, Forbidden, InvalidName, InvalidPayload,
                                 NameTaken, NotFound, RateLimited, ServerFull, TooLarge)
 from chat_server.store import Store
 
@@ -46,8 +47,8 @@ def chat(make_chat):
 
 def join(chat, sid, auth=None):
     """Connect and go live, as the transport does; returns the Connection."""
-    conn = chat.connect(sid, auth)
-    chat.go_live(sid)
+    conn = chat.identity.connect(sid, auth)
+    chat.live.go_live(sid)
     return conn
 
 
@@ -69,11 +70,11 @@ def test_guest_gets_fresh_guest_name_and_token(chat):
 def test_guest_token_dies_with_last_connection_and_name_is_never_reused(chat):
     first = join(chat, "s1")
     join(chat, "s2", {"token": first.token})  # a second tab of the same guest
-    chat.disconnect("s1")
+    chat.identity.disconnect("s1")
     assert chat.presence.online_user(first.user.key) is not None
-    chat.disconnect("s2")
+    chat.identity.disconnect("s2")
     with pytest.raises(BadToken):
-        chat.connect("s3", {"token": first.token})
+        chat.identity.connect("s3", {"token": first.token})
     assert chat.store.user_by_key(first.user.key, include_gone=True).name == first.user.name
 
 
@@ -81,7 +82,7 @@ def test_guest_token_dies_with_last_connection_and_name_is_never_reused(chat):
                                   "GUEST-abc", "#room", "a:b", "\u0301accent", 5, ["x"]])
 def test_invalid_names_are_refused(chat, name):
     with pytest.raises(InvalidName):
-        chat.connect("s1", {"name": name})
+        chat.identity.connect("s1", {"name": name})
 
 
 @pytest.mark.parametrize("name", ["alice", "Ålesund", "名前", "a.b-c_d", "x" * 32, "नमस्ते"])
@@ -92,37 +93,37 @@ def test_names_of_any_script_are_accepted(chat, name):
 def test_registered_name_needs_its_token(chat):
     alice = join(chat, "s1", {"name": "Alice"})
     with pytest.raises(NameTaken):
-        chat.connect("s2", {"name": "alice"})  # case-insensitive
+        chat.identity.connect("s2", {"name": "alice"})  # case-insensitive
     again = join(chat, "s3", {"token": alice.token})
     assert again.user.id == alice.user.id
     with pytest.raises(BadToken):
-        chat.connect("s4", {"token": alice.token, "name": "bob"})
+        chat.identity.connect("s4", {"token": alice.token, "name": "bob"})
     with pytest.raises(BadToken):
-        chat.connect("s5", {"token": "not-a-token"})
+        chat.identity.connect("s5", {"token": "not-a-token"})
 
 
 def test_password_registers_and_logs_in_from_anywhere(chat):
     join(chat, "s1", {"name": "carol", "password": "hunter22"})
-    chat.disconnect("s1")
+    chat.identity.disconnect("s1")
     login = join(chat, "s2", {"name": "Carol", "password": "hunter22"})
     assert login.user.name == "carol"
     with pytest.raises(BadPassword):
-        chat.connect("s3", {"name": "carol", "password": "wrong"})
+        chat.identity.connect("s3", {"name": "carol", "password": "wrong"})
     with pytest.raises(NameTaken):
-        chat.connect("s4", {"name": "carol"})
+        chat.identity.connect("s4", {"name": "carol"})
 
 
 def test_password_for_a_name_registered_without_one_is_name_taken(chat):
     join(chat, "s1", {"name": "dave"})
     with pytest.raises(NameTaken):
-        chat.connect("s2", {"name": "dave", "password": "pw"})
+        chat.identity.connect("s2", {"name": "dave", "password": "pw"})
 
 
 def test_server_full(make_chat):
     chat = make_chat(max_connections=1)
     join(chat, "s1")
     with pytest.raises(ServerFull):
-        chat.connect("s2", None)
+        chat.identity.connect("s2", None)
 
 
 def test_welcome_then_addchat_to_others(chat):
@@ -144,16 +145,16 @@ def test_userleft_only_when_last_tab_closes(chat):
     alice = join(chat, "s1", {"name": "alice"})
     join(chat, "s2", {"token": alice.token})
     chat.published.clear()
-    chat.disconnect("s1")
+    chat.identity.disconnect("s1")
     assert emits(chat, "userLeft") == []
-    chat.disconnect("s2")
+    chat.identity.disconnect("s2")
     assert emits(chat, "userLeft")[0].data == {"sid": "s2", "name": "alice"}
 
 
 def test_lobby_message_is_stored_and_broadcast(chat):
     join(chat, "s1", {"name": "alice"})
     chat.published.clear()
-    message = chat.send_lobby("s1", "  hello  ")
+    message = chat.sending.send_lobby("s1", "  hello  ")
     assert message.text == "  hello  "  # stored untrimmed
     wire = message.to_wire()
     assert wire["from"] == "alice" and wire["fromSid"] == "s1" and wire["to"] is None
@@ -164,7 +165,7 @@ def test_lobby_message_is_stored_and_broadcast(chat):
 
 def test_forged_fields_are_ignored(chat):
     join(chat, "s1", {"name": "alice"})
-    message = chat.send_lobby("s1", {"text": "hi", "from": "mallory", "id": 1, "ts": 5})
+    message = chat.sending.send_lobby("s1", {"text": "hi", "from": "mallory", "id": 1, "ts": 5})
     assert message.from_name == "alice" and message.ts != 5
 
 
@@ -178,15 +179,15 @@ def test_bad_lobby_payloads(chat, payload, error):
     join(chat, "s1", {"name": "alice"})
     chat.published.clear()
     with pytest.raises(error):
-        chat.send_lobby("s1", payload)
+        chat.sending.send_lobby("s1", payload)
     assert chat.published == []
 
 
 def test_text_limit_counts_code_points_after_trimming(chat):
     join(chat, "s1", {"name": "alice"})
-    assert chat.send_lobby("s1", " " * 50 + "é" * 2000 + " " * 50)
+    assert chat.sending.send_lobby("s1", " " * 50 + "é" * 2000 + " " * 50)
     with pytest.raises(TooLarge):
-        chat.send_lobby("s1", "😀" * 2001)
+        chat.sending.send_lobby("s1", "😀" * 2001)
 
 
 def test_client_id_makes_sends_idempotent_across_tabs_and_events(chat):
@@ -194,12 +195,12 @@ def test_client_id_makes_sends_idempotent_across_tabs_and_events(chat):
     join(chat, "s2", {"token": alice.token})
     join(chat, "s3", {"name": "bob"})
     chat.published.clear()
-    first = chat.send_lobby("s1", {"text": "once", "clientId": "c-1"})
-    again = chat.send_lobby("s2", {"text": "once", "clientId": "c-1"})
-    third = chat.send_message("s1", {"content": "other", "destId": "bob", "clientId": "c-1"})
+    first = chat.sending.send_lobby("s1", {"text": "once", "clientId": "c-1"})
+    again = chat.sending.send_lobby("s2", {"text": "once", "clientId": "c-1"})
+    third = chat.sending.send_message("s1", {"content": "other", "destId": "bob", "clientId": "c-1"})
     assert first == again == third
     assert len(emits(chat, "reply")) == 1
-    other_user = chat.send_lobby("s3", {"text": "mine", "clientId": "c-1"})
+    other_user = chat.sending.send_lobby("s3", {"text": "mine", "clientId": "c-1"})
     assert other_user.id != first.id
 
 
@@ -208,27 +209,27 @@ def test_rate_limit_per_connection_and_per_user(make_chat):
     alice = join(chat, "s1", {"name": "alice"})
     join(chat, "s2", {"token": alice.token})
     for i in range(3):
-        chat.send_lobby("s1" if i % 2 else "s2", f"m{i}")
+        chat.sending.send_lobby("s1" if i % 2 else "s2", f"m{i}")
     with pytest.raises(RateLimited):
-        chat.send_lobby("s2", "too many")  # the user's bucket is shared by its tabs
+        chat.sending.send_lobby("s2", "too many")  # the user's bucket is shared by its tabs
     chat.clock_.now += 3.4  # one token back per 3.33 s
-    chat.send_lobby("s1", "again")
+    chat.sending.send_lobby("s1", "again")
     with pytest.raises(RateLimited):
-        chat.send_lobby("s1", "and again")
+        chat.sending.send_lobby("s1", "and again")
 
 
 def test_retry_is_answered_and_not_counted_even_over_the_limit(make_chat):
     chat = make_chat(rate_limit=RateLimit(2, 10.0))
     join(chat, "s1", {"name": "alice"})
-    first = chat.send_lobby("s1", {"text": "a", "clientId": "k1"})
+    first = chat.sending.send_lobby("s1", {"text": "a", "clientId": "k1"})
     tokens = chat.limiter.buckets[("sid", "s1")].tokens
     for _ in range(5):
-        assert chat.send_lobby("s1", {"text": "a", "clientId": "k1"}) == first  # refunded
+        assert chat.sending.send_lobby("s1", {"text": "a", "clientId": "k1"}) == first  # refunded
         assert chat.limiter.buckets[("sid", "s1")].tokens == tokens
-    chat.send_lobby("s1", {"text": "b", "clientId": "k2"})
-    assert chat.send_lobby("s1", {"text": "a", "clientId": "k1"}) == first  # over the limit
+    chat.sending.send_lobby("s1", {"text": "b", "clientId": "k2"})
+    assert chat.sending.send_lobby("s1", {"text": "a", "clientId": "k1"}) == first  # over the limit
     with pytest.raises(RateLimited):
-        chat.send_lobby("s1", {"text": "c", "clientId": "k3"})
+        chat.sending.send_lobby("s1", {"text": "c", "clientId": "k3"})
 
 
 def test_every_send_attempt_counts_even_a_malformed_one(make_chat):
@@ -238,19 +239,19 @@ def test_every_send_attempt_counts_even_a_malformed_one(make_chat):
     join(chat, "s1", {"name": "alice"})
     join(chat, "s2", {"name": "bob"})
     for send, payload, error in (
-            (chat.send_lobby, "", InvalidPayload),
-            (chat.send_lobby, {"text": "x" * 11, "clientId": "c-1"}, TooLarge),
-            (chat.send_message, {"content": "hi"}, InvalidPayload),
-            (chat.send_message, {"content": "hi", "destId": "bob", "clientId": 7},
+            (chat.sending.send_lobby, "", InvalidPayload),
+            (chat.sending.send_lobby, {"text": "x" * 11, "clientId": "c-1"}, TooLarge),
+            (chat.sending.send_message, {"content": "hi"}, InvalidPayload),
+            (chat.sending.send_message, {"content": "hi", "destId": "bob", "clientId": 7},
              InvalidPayload)):
         with pytest.raises(error):
             send("s1", payload)
     with pytest.raises(RateLimited):
-        chat.send_lobby("s1", "fine")
+        chat.sending.send_lobby("s1", "fine")
     with pytest.raises(RateLimited):  # beyond the limit a bad payload is refused as such
-        chat.send_lobby("s1", "")
+        chat.sending.send_lobby("s1", "")
     chat.clock_.now += 2.6  # one token back per 2.5 s
-    assert chat.send_lobby("s1", "fine").text == "fine"
+    assert chat.sending.send_lobby("s1", "fine").text == "fine"
     assert [e.data["text"] for e in emits(chat, "reply")][-1:] == ["fine"]
 
 
@@ -259,10 +260,10 @@ def test_a_malformed_send_counts_for_the_user_across_tabs(make_chat):
     alice = join(chat, "s1", {"name": "alice"})
     join(chat, "s2", {"token": alice.token})
     with pytest.raises(InvalidPayload):
-        chat.send_lobby("s1", None)
-    chat.send_lobby("s2", "one")
+        chat.sending.send_lobby("s1", None)
+    chat.sending.send_lobby("s2", "one")
     with pytest.raises(RateLimited):
-        chat.send_lobby("s2", "two")
+        chat.sending.send_lobby("s2", "two")
 
 
 def test_a_retry_gets_its_original_whatever_became_of_the_destination(chat):
@@ -272,20 +273,20 @@ def test_a_retry_gets_its_original_whatever_became_of_the_destination(chat):
     alice = join(chat, "a", {"name": "alice"})
     join(chat, "b", {"name": "bob"})
     join(chat, "c", {"name": "carol"})
-    to_sid = chat.send_message("a", {"content": "hi bob", "destId": "b", "clientId": "dm"})
-    chat.join_room("a", {"room": "#team"})
-    chat.join_room("c", {"room": "#team"})
-    in_room = chat.send_message("a", {"content": "hi team", "destId": "#team",
+    to_sid = chat.sending.send_message("a", {"content": "hi bob", "destId": "b", "clientId": "dm"})
+    chat.rooms.join_room("a", {"room": "#team"})
+    chat.rooms.join_room("c", {"room": "#team"})
+    in_room = chat.sending.send_message("a", {"content": "hi team", "destId": "#team",
                                       "clientId": "room"})
-    chat.disconnect("b")
-    chat.leave_room("a", {"room": "#team"})
+    chat.identity.disconnect("b")
+    chat.rooms.leave_room("a", {"room": "#team"})
     join(chat, "a2", {"token": alice.token})
     chat.published.clear()
-    assert chat.send_message("a", {"content": "hi bob", "destId": "b",
+    assert chat.sending.send_message("a", {"content": "hi bob", "destId": "b",
                                    "clientId": "dm"}) == to_sid  # was not_found
-    assert chat.send_message("a2", {"content": "hi team", "destId": "#team",
+    assert chat.sending.send_message("a2", {"content": "hi team", "destId": "#team",
                                     "clientId": "room"}) == in_room  # was forbidden
-    assert chat.send_lobby("a", {"text": "other event", "clientId": "room"}) == in_room
+    assert chat.sending.send_lobby("a", {"text": "other event", "clientId": "room"}) == in_room
     assert emits(chat, "reply") == []
 
 
@@ -305,13 +306,13 @@ def test_a_fresh_send_pays_for_no_retry_lookup(tmp_path):
     join(chat, "s1", {"name": "alice"})
     join(chat, "s2", {"name": "bob"})
     calls.clear()
-    chat.send_lobby("s1", "plain")
-    chat.send_message("s1", {"content": "plain", "destId": "bob"})
-    chat.send_lobby("s1", {"text": "keyed", "clientId": "k"})
-    chat.send_lobby("s1", {"text": "keyed", "clientId": "k"})  # a retry, found by the insert
+    chat.sending.send_lobby("s1", "plain")
+    chat.sending.send_message("s1", {"content": "plain", "destId": "bob"})
+    chat.sending.send_lobby("s1", {"text": "keyed", "clientId": "k"})
+    chat.sending.send_lobby("s1", {"text": "keyed", "clientId": "k"})  # a retry, found by the insert
     assert "message_by_client_id" not in calls
     with pytest.raises(NotFound):
-        chat.send_message("s1", {"content": "x", "destId": "nobody", "clientId": "k2"})
+        chat.sending.send_message("s1", {"content": "x", "destId": "nobody", "clientId": "k2"})
     assert calls.count("message_by_client_id") == 1
     store.close()
 
@@ -322,14 +323,14 @@ def test_a_connection_closed_during_the_retry_lookup_leaves_no_bucket(tmp_path):
 
     def store_call(fn, *args):
         if fn.__name__ == "message_by_client_id":
-            chat.disconnect("s1")  # the client went away while the store answered
+            chat.identity.disconnect("s1")  # the client went away while the store answered
         return fn(*args)
 
     chat = Chat(store, Config(), publish=lambda effects: None, store_call=store_call)
     chat.start()
     join(chat, "s1", {"name": "alice"})
     with pytest.raises(NotFound):
-        chat.send_message("s1", {"content": "late", "destId": "nobody", "clientId": "k"})
+        chat.sending.send_message("s1", {"content": "late", "destId": "nobody", "clientId": "k"})
     assert ("sid", "s1") not in chat.limiter.buckets
     assert store.history("lobby") == []
     store.close()
@@ -338,18 +339,18 @@ def test_a_connection_closed_during_the_retry_lookup_leaves_no_bucket(tmp_path):
 def test_direct_messages_by_name_sid_offline_and_self(chat):
     alice = join(chat, "s1", {"name": "alice"})
     join(chat, "s2", {"name": "Bob"})
-    chat.disconnect("s2")
+    chat.identity.disconnect("s2")
     chat.published.clear()
-    offline = chat.send_message("s1", {"content": "later", "destId": "bob"})
+    offline = chat.sending.send_message("s1", {"content": "later", "destId": "bob"})
     assert offline.conversation == "dm:alice:bob" and offline.to == "Bob"
     assert emits(chat, "reply")[0].to == ["user:alice", "user:bob"]
     join(chat, "s3", {"name": "carol"})
-    by_sid = chat.send_message("s1", {"content": "hi", "destId": "s3"})
+    by_sid = chat.sending.send_message("s1", {"content": "hi", "destId": "s3"})
     assert by_sid.conversation == "dm:alice:carol"
-    to_self = chat.send_message("s1", {"content": "note", "destId": "alice"})
+    to_self = chat.sending.send_message("s1", {"content": "note", "destId": "alice"})
     assert to_self.conversation == "dm:alice:alice"
     with pytest.raises(NotFound):
-        chat.send_message("s1", {"content": "x", "destId": "nobody"})
+        chat.sending.send_message("s1", {"content": "x", "destId": "nobody"})
     assert alice.user.key == "alice"
 
 
@@ -363,30 +364,30 @@ def test_dm_keys_are_the_lower_cased_names_not_the_casefolded_keys(chat):
     sb = join(chat, "s2", {"name": b})
     assert (sa.user.key, sb.user.key) == ("strasse", "σοφοσ")  # names still compare casefolded
     chat.published.clear()
-    by_name = chat.send_message("s1", {"content": "hallo", "destId": "σοφοσ"})
-    by_sid = chat.send_message("s2", {"content": "γεια", "destId": "s1"})
+    by_name = chat.sending.send_message("s1", {"content": "hallo", "destId": "σοφοσ"})
+    by_sid = chat.sending.send_message("s2", {"content": "γεια", "destId": "s1"})
     assert by_name.conversation == by_sid.conversation == key
     assert by_name.to == b and by_sid.to == a
     assert [e.to for e in emits(chat, "reply")] == [["user:strasse", "user:σοφοσ"]] * 2
     for sid, peer in (("s1", "SOFOS"), ("s1", "ΣΟΦΟΣ"), ("s2", "STRASSE"), ("s2", "straße")):
         if peer == "SOFOS":
             with pytest.raises(NotFound):
-                chat.history(sid, {"conversation": peer})
+                chat.reading.history(sid, {"conversation": peer})
             continue
-        assert [m["id"] for m in chat.history(sid, {"conversation": peer})] == \
+        assert [m["id"] for m in chat.reading.history(sid, {"conversation": peer})] == \
             [by_name.id, by_sid.id]
     for sid in ("s1", "s2"):
-        assert len(chat.history(sid, {"conversation": key})) == 2
+        assert len(chat.reading.history(sid, {"conversation": key})) == 2
     for wrong in ("dm:strasse:σοφοσ", "dm:σοφος:straße", "dm:Straße:σοφος"):
         with pytest.raises(Forbidden):
-            chat.history("s1", {"conversation": wrong})
+            chat.reading.history("s1", {"conversation": wrong})
     join(chat, "s3", {"name": "carol"})
     with pytest.raises(Forbidden):
-        chat.history("s3", {"conversation": key})
-    note = chat.send_message("s1", {"content": "memo", "destId": "STRASSE"})
+        chat.reading.history("s3", {"conversation": key})
+    note = chat.sending.send_message("s1", {"content": "memo", "destId": "STRASSE"})
     assert note.conversation == "dm:straße:straße"
     assert emits(chat, "reply")[-1].to == ["user:strasse"]
-    chat.disconnect("s1")
+    chat.identity.disconnect("s1")
     chat.published.clear()
     again = join(chat, "s4", {"token": sa.token, "lastId": 0})
     welcome = emits(chat, "welcome")[0].data
@@ -406,10 +407,10 @@ def test_a_version_1_database_has_its_dm_keys_renamed(tmp_path):
     url = f"sqlite:///{tmp_path}/v1.db"
     old = Chat(Store(url), Config(), publish=lambda effects: None)
     old.start()
-    old.connect("s1", {"name": "Straße"})
-    old.connect("s2", {"name": "Bob"})
-    old.connect("s3", {"name": "ΣΟΦΟΣ"})
-    ascii_dm = old.send_message("s2", {"content": "plain", "destId": "straße"})
+    old.identity.connect("s1", {"name": "Straße"})
+    old.identity.connect("s2", {"name": "Bob"})
+    old.identity.connect("s3", {"name": "ΣΟΦΟΣ"})
+    ascii_dm = old.sending.send_message("s2", {"content": "plain", "destId": "straße"})
     with old.store.engine.begin() as conn:  # write what schema 1 wrote
         for key, users_ in (("dm:strasse:σοφοσ", ("s1", "s3")), ("dm:strasse:strasse", ("s1",))):
             for sid in users_:
@@ -427,12 +428,12 @@ def test_a_version_1_database_has_its_dm_keys_renamed(tmp_path):
     new.start()
     with new.store.engine.begin() as conn:
         assert conn.execute(sa.select(store_module.meta.c.value)).scalar() == "2"
-    new.connect("t1", {"token": old.presence.get("s1").token})
-    assert [m["text"] for m in new.history("t1", {"conversation": "σοφος"})] == \
+    new.identity.connect("t1", {"token": old.presence.get("s1").token})
+    assert [m["text"] for m in new.reading.history("t1", {"conversation": "σοφος"})] == \
         ["old dm:strasse:σοφοσ"]
-    assert [m["conversation"] for m in new.history("t1", {"conversation": "straße"})] == \
+    assert [m["conversation"] for m in new.reading.history("t1", {"conversation": "straße"})] == \
         ["dm:straße:straße"]
-    assert new.history("t1", {"conversation": "bob"})[0]["id"] == ascii_dm.id
+    assert new.reading.history("t1", {"conversation": "bob"})[0]["id"] == ascii_dm.id
     snap = new.store.snapshot(old.presence.get("s1").user.id, 0, 10)
     assert sorted(c for c, _ in snap.conversations) == \
         ["dm:bob:straße", "dm:straße:straße", "dm:straße:σοφος", "lobby"]
@@ -445,74 +446,74 @@ def test_rooms_join_leave_ownership_and_deletion(chat):
     join(chat, "a", {"name": "alice"})
     join(chat, "b", {"name": "bob"})
     join(chat, "c", {"name": "carol"})
-    created = chat.join_room("a", {"room": "#Team"})
+    created = chat.rooms.join_room("a", {"room": "#Team"})
     assert created["room"] == {"room": "#Team", "owner": "alice", "private": False, "members": 1}
-    chat.join_room("b", {"room": "#team"})
-    chat.join_room("c", {"room": "#TEAM"})
-    chat.send_message("a", {"content": "hello team", "destId": "#team"})
+    chat.rooms.join_room("b", {"room": "#team"})
+    chat.rooms.join_room("c", {"room": "#TEAM"})
+    chat.sending.send_message("a", {"content": "hello team", "destId": "#team"})
     chat.published.clear()
-    chat.leave_room("a", {"room": "#team"})
+    chat.rooms.leave_room("a", {"room": "#team"})
     assert any(isinstance(e, Exit) and e.sids == ["a"] for e in chat.published)
     left = emits(chat, "roomEvent")[0]
     assert left.data == {"room": "#Team", "event": "left", "name": "alice"}
     assert chat.store.room_by_key("#team").owner == "bob"  # longest-standing member
     with pytest.raises(Forbidden):
-        chat.send_message("a", {"content": "x", "destId": "#team"})
-    chat.leave_room("b", {"room": "#team"})
-    chat.leave_room("c", {"room": "#team"})
+        chat.sending.send_message("a", {"content": "x", "destId": "#team"})
+    chat.rooms.leave_room("b", {"room": "#team"})
+    chat.rooms.leave_room("c", {"room": "#team"})
     assert chat.store.room_by_key("#team") is None
     assert chat.store.history("#team") == []
     with pytest.raises(NotFound):
-        chat.close_room("b", {"room": "#team"})
+        chat.rooms.close_room("b", {"room": "#team"})
     with pytest.raises(NotFound):
-        chat.leave_room("b", {"room": "#team"})
+        chat.rooms.leave_room("b", {"room": "#team"})
 
 
 def test_close_room_is_for_the_owner_only(chat):
     join(chat, "a", {"name": "alice"})
     join(chat, "b", {"name": "bob"})
-    chat.join_room("a", {"room": "#x"})
-    chat.join_room("b", {"room": "#x"})
+    chat.rooms.join_room("a", {"room": "#x"})
+    chat.rooms.join_room("b", {"room": "#x"})
     with pytest.raises(Forbidden):
-        chat.close_room("b", {"room": "#x"})
+        chat.rooms.close_room("b", {"room": "#x"})
     chat.published.clear()
-    chat.close_room("a", {"room": "#X"})
+    chat.rooms.close_room("a", {"room": "#X"})
     assert emits(chat, "roomEvent")[0].data == {"room": "#x", "event": "closed", "name": "alice"}
     assert any(isinstance(e, Close) and e.audience == "room:#x" for e in chat.published)
     with pytest.raises(NotFound):
-        chat.history("b", {"conversation": "#x"})
+        chat.reading.history("b", {"conversation": "#x"})
 
 
 def test_private_room_needs_password(chat):
     join(chat, "a", {"name": "alice"})
     join(chat, "b", {"name": "bob"})
     join(chat, "c", {"name": "carol"})
-    chat.join_room("a", {"room": "#secret", "password": "s3cret"})
+    chat.rooms.join_room("a", {"room": "#secret", "password": "s3cret"})
     with pytest.raises(BadPassword):
-        chat.join_room("b", {"room": "#secret"})
+        chat.rooms.join_room("b", {"room": "#secret"})
     with pytest.raises(BadPassword):
-        chat.join_room("b", {"room": "#secret", "password": "guess"})
-    info = chat.join_room("b", {"room": "#secret", "password": "s3cret"})
+        chat.rooms.join_room("b", {"room": "#secret", "password": "guess"})
+    info = chat.rooms.join_room("b", {"room": "#secret", "password": "s3cret"})
     assert info["room"]["private"] and info["members"] == ["alice", "bob"]
-    assert [r["room"] for r in chat.list_rooms("c")].count("#secret") == 0
-    assert [r["room"] for r in chat.list_rooms("b")].count("#secret") == 1
+    assert [r["room"] for r in chat.rooms.list_rooms("c")].count("#secret") == 0
+    assert [r["room"] for r in chat.rooms.list_rooms("b")].count("#secret") == 1
     with pytest.raises(Forbidden):
-        chat.history("c", {"conversation": "#secret"})
+        chat.reading.history("c", {"conversation": "#secret"})
     with pytest.raises(Forbidden):
-        chat.typing("c", {"to": "#secret", "typing": True})
+        chat.typing.typing("c", {"to": "#secret", "typing": True})
 
 
 def test_join_enters_every_tab_and_announces(chat):
     alice = join(chat, "a1", {"name": "alice"})
     join(chat, "a2", {"token": alice.token})
     chat.published.clear()
-    info = chat.join_room("a1", {"room": "#r"})
+    info = chat.rooms.join_room("a1", {"room": "#r"})
     enter = [e for e in chat.published if isinstance(e, Enter)][0]
     assert sorted(enter.sids) == ["a1", "a2"] and enter.audience == "room:#r"
     assert emits(chat, "roomEvent")[0].data["event"] == "joined"
     assert info["history"] == []
     chat.published.clear()
-    chat.join_room("a2", {"room": "#r"})  # already a member: no second announcement
+    chat.rooms.join_room("a2", {"room": "#r"})  # already a member: no second announcement
     assert emits(chat, "roomEvent") == []
 
 
@@ -520,24 +521,24 @@ def test_history_paging_and_permissions(chat):
     join(chat, "a", {"name": "alice"})
     join(chat, "b", {"name": "bob"})
     join(chat, "c", {"name": "carol"})
-    ids = [chat.send_message("a", {"content": f"m{i}", "destId": "bob"}).id for i in range(7)]
-    newest = chat.history("b", {"conversation": "alice", "limit": 3})
+    ids = [chat.sending.send_message("a", {"content": f"m{i}", "destId": "bob"}).id for i in range(7)]
+    newest = chat.reading.history("b", {"conversation": "alice", "limit": 3})
     assert [m["id"] for m in newest] == ids[-3:]
-    older = chat.history("b", {"conversation": "alice", "before": ids[-3], "limit": 3})
+    older = chat.reading.history("b", {"conversation": "alice", "before": ids[-3], "limit": 3})
     assert [m["id"] for m in older] == ids[1:4]
-    after = chat.history("a", {"conversation": "bob", "after": ids[1], "limit": 2})
+    after = chat.reading.history("a", {"conversation": "bob", "after": ids[1], "limit": 2})
     assert [m["id"] for m in after] == ids[2:4]
-    window = chat.history("a", {"conversation": "dm:alice:bob", "after": ids[0], "before": ids[3]})
+    window = chat.reading.history("a", {"conversation": "dm:alice:bob", "after": ids[0], "before": ids[3]})
     assert [m["id"] for m in window] == ids[1:3]
     with pytest.raises(Forbidden):
-        chat.history("c", {"conversation": "dm:alice:bob"})
+        chat.reading.history("c", {"conversation": "dm:alice:bob"})
     with pytest.raises(NotFound):
-        chat.history("c", {"conversation": "nobody"})
+        chat.reading.history("c", {"conversation": "nobody"})
     for bad in ({"conversation": "lobby", "limit": 0}, {"conversation": "lobby", "limit": 101},
                 {"conversation": "lobby", "limit": True}, {"conversation": "lobby", "before": -1},
                 {"conversation": "lobby", "after": "3"}, {"conversation": 5}, {}):
         with pytest.raises(InvalidPayload):
-            chat.history("a", bad)
+            chat.reading.history("a", bad)
 
 
 def test_typing_goes_to_peer_or_room_never_the_sender(chat):
@@ -545,28 +546,28 @@ def test_typing_goes_to_peer_or_room_never_the_sender(chat):
     join(chat, "a2", {"token": alice.token})
     join(chat, "b", {"name": "bob"})
     chat.published.clear()
-    chat.typing("a1", {"to": "bob", "typing": True})
+    chat.typing.typing("a1", {"to": "bob", "typing": True})
     event = emits(chat, "typing")[0]
     assert event.to == ["user:bob"] and sorted(event.skip) == ["a1", "a2"]
     assert event.data == {"from": "alice", "to": "bob", "typing": True}
     with pytest.raises(NotFound):
-        chat.typing("a1", {"to": "nobody", "typing": True})
+        chat.typing.typing("a1", {"to": "nobody", "typing": True})
     with pytest.raises(InvalidPayload):
-        chat.typing("a1", {"to": "bob", "typing": "yes"})
+        chat.typing.typing("a1", {"to": "bob", "typing": "yes"})
 
 
 def test_replay_after_last_id_covers_own_conversations_only(chat):
     alice = join(chat, "a", {"name": "alice"})
     join(chat, "b", {"name": "bob"})
     join(chat, "c", {"name": "carol"})
-    chat.join_room("b", {"room": "#bc"})
-    chat.join_room("c", {"room": "#bc"})
-    start = chat.send_lobby("b", "before").id
-    chat.disconnect("a")
-    lobby = chat.send_lobby("b", "lobby msg").id
-    chat.send_message("b", {"content": "room msg", "destId": "#bc"})
-    dm = chat.send_message("c", {"content": "for alice", "destId": "alice"}).id
-    chat.send_message("b", {"content": "not alice's", "destId": "carol"})
+    chat.rooms.join_room("b", {"room": "#bc"})
+    chat.rooms.join_room("c", {"room": "#bc"})
+    start = chat.sending.send_lobby("b", "before").id
+    chat.identity.disconnect("a")
+    lobby = chat.sending.send_lobby("b", "lobby msg").id
+    chat.sending.send_message("b", {"content": "room msg", "destId": "#bc"})
+    dm = chat.sending.send_message("c", {"content": "for alice", "destId": "alice"}).id
+    chat.sending.send_message("b", {"content": "not alice's", "destId": "carol"})
     chat.published.clear()
     join(chat, "a2", {"token": alice.token, "lastId": start})
     welcome = emits(chat, "welcome")[0].data
@@ -580,7 +581,7 @@ def test_replay_after_last_id_covers_own_conversations_only(chat):
 def test_replay_is_capped_and_says_so(make_chat):
     chat = make_chat(replay_limit=3)
     alice = join(chat, "a", {"name": "alice"})
-    ids = [chat.send_lobby("a", f"m{i}").id for i in range(5)]
+    ids = [chat.sending.send_lobby("a", f"m{i}").id for i in range(5)]
     chat.published.clear()
     join(chat, "a2", {"token": alice.token, "lastId": 0})
     assert [e.data["id"] for e in emits(chat, "reply")] == ids[:3]
@@ -590,10 +591,10 @@ def test_replay_is_capped_and_says_so(make_chat):
 def test_guest_leaving_hands_over_or_deletes_its_rooms(chat):
     guest = join(chat, "g", None)
     join(chat, "b", {"name": "bob"})
-    chat.join_room("g", {"room": "#mine"})
-    chat.join_room("g", {"room": "#shared"})
-    chat.join_room("b", {"room": "#shared"})
-    chat.disconnect("g")
+    chat.rooms.join_room("g", {"room": "#mine"})
+    chat.rooms.join_room("g", {"room": "#shared"})
+    chat.rooms.join_room("b", {"room": "#shared"})
+    chat.identity.disconnect("g")
     assert chat.store.room_by_key("#mine") is None
     assert chat.store.room_by_key("#shared").owner == "bob"
     assert guest.user.guest
@@ -603,31 +604,31 @@ def test_ids_keep_growing_after_restart(tmp_path):
     url = f"sqlite:///{tmp_path}/ids.db"
     first = Chat(Store(url), Config(), publish=lambda e: None)
     first.start()
-    first.connect("s1", {"name": "alice"})
-    first.join_room("s1", {"room": "#gone"})
-    last = first.send_message("s1", {"content": "x", "destId": "#gone"}).id
-    first.close_room("s1", {"room": "#gone"})  # deletes the newest message
+    first.identity.connect("s1", {"name": "alice"})
+    first.rooms.join_room("s1", {"room": "#gone"})
+    last = first.sending.send_message("s1", {"content": "x", "destId": "#gone"}).id
+    first.rooms.close_room("s1", {"room": "#gone"})  # deletes the newest message
     first.store.close()
     second = Chat(Store(url), Config(), publish=lambda e: None)
     second.start()
-    second.connect("s2", None)
-    assert second.send_lobby("s2", "y").id > last
+    second.identity.connect("s2", None)
+    assert second.sending.send_lobby("s2", "y").id > last
     second.store.close()
 
 
 def test_one_batch_with_a_repeated_client_id_stores_it_once(chat):
     """Two tabs' retries can land in the same group commit: the second is the first's."""
-    from chat_server.models import NewMessage
+    from chat_server.domain.models import NewMessage
 
     conn = join(chat, "s1", {"name": "alice"})
     item = NewMessage(conv_key="lobby", conversation="lobby", kind="broadcast",
                       from_user_id=conn.user.id, from_name="alice", from_sid="s1", to=None,
                       to_user_id=None, text="hi", ts=1, client_id="twice")
     other = NewMessage(**{**item.__dict__, "client_id": None, "text": "plain"})
-    (first, dup1), (plain, dup2), (second, dup3) = chat.commit_batch([item, other, item])
+    (first, dup1), (plain, dup2), (second, dup3) = chat.sending.commit_batch([item, other, item])
     assert (dup1, dup2, dup3) == (False, False, True)
     assert second == first and plain.id > first.id
-    assert [m["text"] for m in chat.history("s1", {"conversation": "lobby"})] == ["hi", "plain"]
+    assert [m["text"] for m in chat.reading.history("s1", {"conversation": "lobby"})] == ["hi", "plain"]
 
 
 def test_a_send_racing_a_leave_leaves_no_stale_membership(tmp_path):
@@ -640,7 +641,7 @@ def test_a_send_racing_a_leave_leaves_no_stale_membership(tmp_path):
     def store_call(fn, *args):
         if fn.__name__ == "remove_member" and not raced:
             # the store has not removed the membership yet: another tab sends meanwhile
-            raced.append(chat.send_message("t2", {"content": "during", "destId": "#r"}))
+            raced.append(chat.sending.send_message("t2", {"content": "during", "destId": "#r"}))
         return fn(*args)
 
     chat = Chat(store, Config(), publish=lambda effects: None, store_call=store_call)
@@ -648,18 +649,18 @@ def test_a_send_racing_a_leave_leaves_no_stale_membership(tmp_path):
     alice = join(chat, "t1", {"name": "alice"})
     join(chat, "t2", {"token": alice.token})
     join(chat, "b", {"name": "bob"})
-    chat.join_room("b", {"room": "#r"})
-    chat.join_room("t1", {"room": "#r"})
-    chat.send_message("t1", {"content": "before", "destId": "#r"})  # membership now known
-    chat.leave_room("t1", {"room": "#r"})
+    chat.rooms.join_room("b", {"room": "#r"})
+    chat.rooms.join_room("t1", {"room": "#r"})
+    chat.sending.send_message("t1", {"content": "before", "destId": "#r"})  # membership now known
+    chat.rooms.leave_room("t1", {"room": "#r"})
     assert raced and raced[0].text == "during"
     for sid in ("t1", "t2"):
         with pytest.raises(Forbidden):
-            chat.send_message(sid, {"content": "after", "destId": "#r"})
-    chat.close_room("b", {"room": "#r"})
-    chat.join_room("t1", {"room": "#r"})  # a new room under the same name
+            chat.sending.send_message(sid, {"content": "after", "destId": "#r"})
+    chat.rooms.close_room("b", {"room": "#r"})
+    chat.rooms.join_room("t1", {"room": "#r"})  # a new room under the same name
     with pytest.raises(Forbidden):
-        chat.send_message("b", {"content": "old member", "destId": "#r"})
+        chat.sending.send_message("b", {"content": "old member", "destId": "#r"})
     store.close()
 
 
@@ -667,7 +668,7 @@ def test_a_big_batch_is_delivered_in_groups_and_a_client_going_live_between_gets
         tmp_path):
     """Delivery pauses between groups of a batch (the event loop serves others); a client
     that goes live during a pause replays what was delivered and gets the rest live."""
-    from chat_server.models import NewMessage
+    from chat_server.domain.models import NewMessage
 
     store = Store(f"sqlite:///{tmp_path}/groups.db")
     published = []
@@ -676,17 +677,17 @@ def test_a_big_batch_is_delivered_in_groups_and_a_client_going_live_between_gets
     def pause():
         pauses.append(len(published))
         if len(pauses) == 1:
-            chat.connect("late", {"name": "late", "lastId": 0})
-            chat.go_live("late")
+            chat.identity.connect("late", {"name": "late", "lastId": 0})
+            chat.live.go_live("late")
 
     chat = Chat(store, Config(), publish=published.extend, pause=pause)
     chat.start()
     sender = join(chat, "s", {"name": "sender"})
     published.clear()
-    count = 2 * Chat.DELIVER_AT_ONCE + 3
+    count = 2 * Sending.DELIVER_AT_ONCE + 3
     items = [NewMessage("lobby", "lobby", "broadcast", sender.user.id, "sender", "s", None,
                         None, f"m{i}", 0, None) for i in range(count)]
-    results = chat.commit_batch(items)
+    results = chat.sending.commit_batch(items)
     ids = [message.id for message, _ in results]
     assert len(pauses) == 2  # three groups
     entered = next(i for i, e in enumerate(published)
@@ -695,6 +696,6 @@ def test_a_big_batch_is_delivered_in_groups_and_a_client_going_live_between_gets
                 if isinstance(e, Emit) and e.event == "reply" and e.to == ["late"]]
     live = [e.data["id"] for e in published[entered:]
             if isinstance(e, Emit) and e.event == "reply" and e.to == ["lobby"]]
-    assert replayed == ids[:Chat.DELIVER_AT_ONCE]
-    assert live == ids[Chat.DELIVER_AT_ONCE:]
+    assert replayed == ids[:Sending.DELIVER_AT_ONCE]
+    assert live == ids[Sending.DELIVER_AT_ONCE:]
     store.close()

@@ -6,6 +6,7 @@ its user's room (all tabs of one identity) and in the rooms of the chat rooms it
 
 from dataclasses import dataclass, field
 
+from .models import Room
 from .validation import dm_user_keys
 
 
@@ -55,3 +56,12 @@ class Exit:
 @dataclass(frozen=True)
 class Close:
     audience: str
+
+
+Effect = Emit | Enter | Exit | Close
+
+
+def room_event(room: Room, what: str, name: str) -> Emit:
+    """`roomEvent` to a room's members (docs/protocol.md §3)."""
+    return Emit("roomEvent", {"room": room.name, "event": what, "name": name},
+                [room_target(room.key)])

@@ -1,81 +1,10 @@
-"""Who is online: users and their connections (one per browser tab).
-
-`Presence` covers one node; `RedisPresence` shares it between nodes.
-"""
+"""Presence shared by all nodes through Redis, with per-node heartbeats."""
 
 import json
-from dataclasses import dataclass, field
 
+from redis.exceptions import RedisError
 
-@dataclass
-class Connection:
-    sid: str
-    user: object  # models.User
-    token: str
-    connected_at: float
-    transport: str = ""
-    address: str = ""
-    extra: dict = field(default_factory=dict)
-
-
-class Presence:
-    def __init__(self):
-        self.by_sid = {}  # self.by_sid[sid] = Connection
-        self.by_user = {}  # self.by_user[user_key][sid] = Connection, oldest first
-        # self._wire[user_key] = USER as sent ({"name", "sids"}), kept up to date here:
-        # every connect sends the whole list, so it must not be rebuilt for each.
-        self._wire = {}
-
-    def add(self, conn):
-        """Returns True when this is the user's first connection."""
-        self.by_sid[conn.sid] = conn
-        key = conn.user.key
-        tabs = self.by_user.setdefault(key, {})
-        tabs[conn.sid] = conn
-        self._rewire(key, tabs)
-        return len(tabs) == 1
-
-    def remove(self, sid):
-        """Returns (connection, was_last) or (None, False) for an unknown sid."""
-        conn = self.by_sid.pop(sid, None)
-        if conn is None:
-            return None, False
-        key = conn.user.key
-        tabs = self.by_user.get(key, {})
-        tabs.pop(sid, None)
-        if tabs:
-            self._rewire(key, tabs)
-            return conn, False
-        self.by_user.pop(key, None)
-        self._wire.pop(key, None)
-        return conn, True
-
-    def _rewire(self, key, tabs):
-        self._wire[key] = {"name": next(iter(tabs.values())).user.name, "sids": list(tabs)}
-
-    def get(self, sid):
-        return self.by_sid.get(sid)
-
-    def local_sids(self):
-        return list(self.by_sid)
-
-    def user_of_sid(self, sid):
-        conn = self.by_sid.get(sid)
-        return conn.user if conn is not None else None
-
-    def sids_of(self, user_key):
-        return list(self.by_user.get(user_key, ()))
-
-    def online_user(self, user_key):
-        tabs = self.by_user.get(user_key)
-        return next(iter(tabs.values())).user if tabs else None
-
-    def users(self):
-        """Who is online, as USER objects; shared with the presence: read, never change."""
-        return list(self._wire.values())
-
-    def __len__(self):
-        return len(self.by_sid)
+from ..domain.presence import Presence
 
 
 class RedisPresence:
@@ -116,8 +45,6 @@ class RedisPresence:
         self.local = Presence()
         self._remove = redis.register_script(self._REMOVE)
         self.unsynced = []  # (sid, user) that left while Redis was unreachable
-        from redis.exceptions import RedisError  # only scaled nodes need redis installed
-
         self._redis_error = RedisError
 
     def _k(self, *parts):

@@ -1,0 +1,342 @@
+"""The one place that leans on library internals (python-socketio, python-engineio, eventlet).
+
+Everything else in the package uses only public APIs. Each function below names the
+upstream behaviour it relies on; `check()` looks for every such name and fails loudly when
+an installed version lacks one (the server calls it at start, and a test calls it), so an
+upgrade inside the pinned ranges cannot break us silently. If a check fails, read the
+library's changelog for the named attribute and adapt the function here, nowhere else.
+
+Nothing here is imported by the domain. eventlet is reached through `runtime` (which
+filters its deprecation warning) inside the functions that need it: test processes use
+the client-side helpers without loading eventlet.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from typing import Any, Callable
+
+import engineio
+import engineio.exceptions
+import engineio.payload
+import engineio.socket
+import socketio
+from engineio import packet as eio_packet
+from socketio import packet as sio_packet
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTACHMENTS = 8  # binary attachments one packet may announce; each is one frame
+
+
+class IncompatibleLibrary(RuntimeError):
+    """An installed library lacks an internal this module relies on."""
+
+
+# -- python-socketio's Server --------------------------------------------------------------
+
+class SocketServer(socketio.Server):
+    """python-socketio's Server with what docs/protocol.md asks of it that the library leaves
+    open. Relies on `Server._handle_eio_connect(eio_sid, environ)`,
+    `_handle_eio_message(eio_sid, data)`, `_handle_event_internal(server, sid, eio_sid,
+    data, namespace, id)`, `_trigger_event(event, namespace, *args)`, `_binary_packet`
+    (eio_sid -> a binary packet awaiting attachments) and `not_handled`.
+
+    - Handlers must know whether the client gave an ack callback (`wants_ack()`): without
+      one, a failure goes back as an `error` event.
+    - Event names that are not strings, or are "*", reach the catch-all as unknown events.
+    - An undecodable packet, or a binary packet announcing too many attachments, closes
+      that one connection (the library logs and goes on, buffering without bound).
+    - Acks go through `send_ack` (fanout's encoder) instead of the library's packet path.
+    """
+
+    def __init__(self, send_ack: Callable[..., None], **kwargs: Any):
+        super().__init__(**kwargs)
+        self.send_ack = send_ack  # (server, eio_sid, namespace, ack id, result)
+
+    def _handle_eio_connect(self, eio_sid: str, environ: dict) -> Any:
+        super()._handle_eio_connect(eio_sid, environ)
+        session = self.eio.sockets.get(eio_sid)
+        if session is not None:
+            session.receive = _closing_on_unknown_packets(session)
+
+    def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> Any:
+        try:
+            if isinstance(data, bytes) and eio_sid not in self._binary_packet:
+                raise ValueError("binary frame where none was expected")
+            if isinstance(data, str) and data[:1] in ("5", "6"):
+                # BINARY_EVENT / BINARY_ACK announce their attachment count before "-".
+                count = data[1:data.find("-")] if "-" in data[:12] else ""
+                if not count.isdigit() or int(count) > MAX_ATTACHMENTS:
+                    raise ValueError("too many binary attachments")
+            super()._handle_eio_message(eio_sid, data)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError,
+                RecursionError) as error:
+            logger.info("closing %s: undecodable packet (%s)", eio_sid, error)
+            session = self.eio.sockets.get(eio_sid)
+            if session is not None:
+                # Not eio.disconnect(): over long-polling it waits for the client's next
+                # poll, and this runs inside the client's POST.
+                session.close(wait=False)
+
+    def _handle_event_internal(self, server: Any, sid: str, eio_sid: str, data: list,
+                               namespace: str, id: int | None) -> None:
+        _handling().wants_ack = id is not None
+        if not data or not isinstance(data[0], str) or data[0] == "*":
+            # "*" names the library's catch-all handler: called directly, it would take
+            # the client's first argument for the sid (and answer someone else).
+            data = ["<not an event name>", *(data[1:] if data else [])]
+        result = server._trigger_event(data[0], namespace, sid, *data[1:])
+        if id is not None and result is not self.not_handled:
+            self.send_ack(server, eio_sid, namespace, id, result)
+
+
+@functools.cache
+def _handling() -> Any:
+    """Per-greenlet state of the event being handled (`wants_ack`)."""
+    from . import runtime
+
+    return runtime.local()
+
+
+def wants_ack() -> bool:
+    """Whether the event being handled (in this greenlet) came with an ack id."""
+    return getattr(_handling(), "wants_ack", False)
+
+
+def _closing_on_unknown_packets(session: Any) -> Callable[[Any], Any]:
+    """Engine.IO ignores unknown packet types over websocket; we close the connection.
+    Relies on `engineio.socket.Socket.receive(pkt)` raising `UnknownPacketError`."""
+    receive = session.receive
+
+    def checked(pkt: Any) -> Any:
+        try:
+            return receive(pkt)
+        except engineio.exceptions.UnknownPacketError:
+            logger.info("closing %s: unknown Engine.IO packet type", session.sid)
+            session.close(wait=False, abort=True)
+            raise engineio.exceptions.SocketIsClosedError() from None
+
+    return checked
+
+
+def send_packet(server: socketio.Server, eio_sid: str, namespace: str, ack_id: int,
+                args: list) -> None:
+    """The library's own ack path (`Server._send_packet`), for answers that are not JSON."""
+    server._send_packet(eio_sid, server.packet_class(sio_packet.ACK, namespace=namespace,
+                                                     id=ack_id, data=args))
+
+
+def send_eio_text(server: socketio.Server, eio_sid: str, text: str) -> None:
+    """Queue one Engine.IO message (an encoded Socket.IO packet) for one client through
+    `Server._send_eio_packet`, skipping the library's per-recipient re-encoding."""
+    server._send_eio_packet(eio_sid, eio_packet.Packet(eio_packet.MESSAGE, text))
+
+
+# -- python-engineio sessions ----------------------------------------------------------------
+
+def sessions(server: socketio.Server) -> dict:
+    """Engine.IO sessions by eio sid (`engineio.Server.sockets`)."""
+    return server.eio.sockets
+
+
+def queued_packets(session: Any) -> int:
+    """Packets waiting in a session's send queue (`engineio.socket.Socket.queue`)."""
+    return session.queue.qsize()
+
+
+def close_session(session: Any, abort: bool = False) -> None:
+    """Close a session without waiting for the client (`Socket.close(wait=False)`)."""
+    session.close(wait=False, abort=abort)
+
+
+def allow_many_packets_per_poll(limit: int) -> None:
+    """Raise the class-wide limit of packets one long-polling payload may hold
+    (`engineio.payload.Payload.max_decode_packets`, default 16, no constructor option)."""
+    engineio.payload.Payload.max_decode_packets = limit
+
+
+# -- eventlet's websockets -----------------------------------------------------------------
+
+def track_websockets(eio: engineio.Server) -> None:
+    """Remember each Engine.IO session's websocket (as `session.websocket`) while it is
+    open, and decline per-message compression.
+
+    Engine.IO keeps the websocket in a local variable of its handler; wrapping the factory
+    in `engineio.Server._async["websocket"]` (eventlet driver: `WebSocketWSGI(handler,
+    server)`, the handler a bound method of the session) is the one place to see it.
+    Compression (browsers offer it) would make every frame different per socket, and chat
+    frames are small: like Node's socket.io by default, the server does not take it up.
+    """
+    build = eio._async["websocket"]
+
+    def websocket(handler: Any, server: Any) -> Any:
+        session = handler.__self__
+
+        def tracked(ws: Any) -> Any:
+            session.websocket = ws
+            try:
+                return handler(ws)
+            finally:
+                session.websocket = None
+
+        app = build(tracked, server)
+
+        def uncompressed(environ: dict, start_response: Any) -> Any:
+            environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
+            return app(environ, start_response)
+
+        return uncompressed
+
+    eio._async = {**eio._async, "websocket": websocket}
+
+
+def writable(session: Any) -> bool:
+    """Whether frames may go straight to the session's websocket: it is uncompressed, the
+    session is not upgrading or closed, nothing is queued (`Socket.queue/upgrading/
+    closed`), and eventlet's `RFC6455WebSocket._sendlock` (a Semaphore: `counter`,
+    `_waiters`) is free with nobody waiting. Nothing yields between this and a write."""
+    ws = getattr(session, "websocket", None)
+    if ws is None or ws.extensions or session.upgrading or session.closed:
+        return False
+    lock = ws._sendlock
+    return lock.counter > 0 and not lock._waiters and not session.queue.qsize()
+
+
+def write_now(session: Any, data: bytes) -> bool:
+    """Write whole websocket frames to the session's socket (`ws.socket.fd`, the OS
+    socket under eventlet's green one) if nothing waits before them.
+
+    Returns False, having written nothing, when the frames must take the queue instead.
+    A partial write is finished by a greenlet that holds the websocket's send lock until
+    then, so nothing overtakes the rest.
+    """
+    if not writable(session):
+        return False
+    ws = session.websocket
+    try:
+        sent = ws.socket.fd.send(data)
+    except OSError:  # a full buffer (BlockingIOError) or a broken connection:
+        return False  # the queued path waits, or notices and closes the session
+    if sent < len(data):
+        from . import runtime
+
+        ws._sendlock.acquire()  # free and nobody waiting: returns at once
+        runtime.spawn(_finish, ws, data[sent:])
+    return True
+
+
+def _finish(ws: Any, rest: bytes) -> None:
+    try:
+        ws.socket.sendall(rest)
+    except OSError:
+        pass  # the connection is gone; its reader will see that and close the session
+    finally:
+        ws._sendlock.release()
+
+
+def speed_up_unmasking() -> None:
+    """Replace eventlet's `RFC6455WebSocket._apply_mask` (a bytes object per byte) with
+    `unmask`, which computes the same; a test compares the two on the same input."""
+    from .runtime import eventlet
+
+    eventlet.websocket.RFC6455WebSocket._apply_mask = staticmethod(unmask)
+
+
+def unmask(data: bytes, mask: bytes, length: int | None = None, offset: int = 0) -> bytes:
+    """XOR `length` bytes of a client's frame with its 4-byte mask, starting `offset`
+    bytes into the mask cycle, as one big-integer XOR (eventlet's loop was a tenth of the
+    event loop's time in the DM benchmark)."""
+    if length is None:
+        length = len(data)
+    key = bytes(mask[(offset + i) % 4] for i in range(4))
+    pad = (key * (length // 4 + 1))[:length]
+    return (int.from_bytes(data[:length], "big") ^ int.from_bytes(pad, "big")).to_bytes(
+        length, "big")
+
+
+def eventlet_unmask() -> Callable[..., bytes]:
+    """eventlet's own `_apply_mask`, for the equality test (before `speed_up_unmasking`)."""
+    from .runtime import eventlet
+
+    return eventlet.websocket.RFC6455WebSocket._apply_mask
+
+
+# -- python-engineio's client (tests and tools) ----------------------------------------------
+
+def handle_in_arrival_order(client: socketio.Client) -> None:
+    """Make a python-socketio client handle incoming packets one after another.
+
+    python-engineio's client runs every received message on a new thread
+    (`engineio.Client._trigger_event(..., run_async=True)`), so two events that arrived in
+    order can be handled in the opposite order. Socket.IO DISCONNECT packets (type "1")
+    keep the threaded path: their handler joins the reader thread."""
+    eio = client.eio
+    dispatch = eio._trigger_event
+
+    def in_order(event: str, *args: Any, **kwargs: Any) -> Any:
+        if event == "message" and not (args and isinstance(args[0], str)
+                                       and args[0][:1] == "1"):
+            kwargs["run_async"] = False
+        return dispatch(event, *args, **kwargs)
+
+    eio._trigger_event = in_order
+
+
+# -- the check ---------------------------------------------------------------------------------
+
+def _has(owner: Any, name: str, params: tuple[str, ...] = ()) -> str | None:
+    target = getattr(owner, name, None)
+    label = f"{getattr(owner, '__module__', '')}.{getattr(owner, '__name__', owner)}.{name}"
+    if target is None:
+        return f"{label} is missing"
+    if params:
+        found = tuple(inspect.signature(target).parameters)
+        if found[:len(params)] != params:
+            return f"{label}{found} no longer takes {params}"
+    return None
+
+
+def check() -> None:
+    """Raise `IncompatibleLibrary` naming every internal above that the installed
+    libraries lack."""
+    from .runtime import eventlet
+
+    server = socketio.Server
+    problems = [
+        _has(server, "_handle_eio_connect", ("self", "eio_sid", "environ")),
+        _has(server, "_handle_eio_message", ("self", "eio_sid", "data")),
+        _has(server, "_handle_event_internal",
+             ("self", "server", "sid", "eio_sid", "data", "namespace", "id")),
+        _has(server, "_trigger_event", ("self", "event", "namespace")),
+        _has(server, "_send_packet", ("self", "eio_sid", "pkt")),
+        _has(server, "_send_eio_packet", ("self", "eio_sid", "eio_pkt")),
+        _has(engineio.socket.Socket, "receive", ("self", "pkt")),
+        _has(engineio.socket.Socket, "close", ("self", "wait", "abort")),
+        _has(engineio.payload.Payload, "max_decode_packets"),
+        _has(engineio.Client, "_trigger_event", ("self", "event")),
+        _has(eventlet.websocket.RFC6455WebSocket, "_apply_mask",
+             ("data", "mask", "length", "offset")),
+    ]
+    probe = server(async_mode="eventlet")  # eventlet's driver: what the server runs
+    for name in ("_binary_packet", "not_handled"):
+        if not hasattr(probe, name):
+            problems.append(f"socketio.Server()._binary_packet/{name} is missing")
+    if "websocket" not in getattr(probe.eio, "_async", {}):
+        problems.append("engineio.Server._async['websocket'] is missing")
+    session = engineio.socket.Socket(probe.eio, "probe")
+    for name in ("queue", "upgrading", "closed"):
+        if not hasattr(session, name):
+            problems.append(f"engineio.socket.Socket.{name} is missing")
+    lock = eventlet.semaphore.Semaphore()
+    for name in ("counter", "_waiters"):
+        if not hasattr(lock, name):
+            problems.append(f"eventlet.semaphore.Semaphore.{name} is missing")
+    if "self._sendlock = semaphore.Semaphore()" not in inspect.getsource(eventlet.websocket):
+        problems.append("eventlet.websocket.WebSocket._sendlock is no longer a Semaphore")
+    problems = [p for p in problems if p]
+    if problems:
+        raise IncompatibleLibrary("installed library internals changed: "
+                                  + "; ".join(problems))

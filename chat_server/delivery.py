@@ -1,0 +1,54 @@
+"""Carries out the domain's effects on Socket.IO: emits and room changes."""
+
+from __future__ import annotations
+
+import logging
+
+import socketio
+
+from .domain.effects import Close, Effect, Emit, Enter, Exit
+from .metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+NAMESPACE = "/"
+
+
+class Delivery:
+    def __init__(self, sio: socketio.Server, metrics: Metrics):
+        self.sio = sio
+        self.metrics = metrics
+
+    def apply(self, effects: list[Effect]) -> None:
+        """Carry out effects in order, without yielding in between.
+
+        A failing effect is logged and skipped: by now the change is stored, so the
+        sender's ack must still say so.
+        """
+        for effect in effects:
+            try:
+                self._apply(effect)
+            except Exception:
+                logger.exception("could not apply %r", effect)
+
+    def _apply(self, effect: Effect) -> None:
+        if isinstance(effect, Emit):
+            self.sio.emit(effect.event, effect.data, to=effect.to, skip_sid=effect.skip or None)
+            if effect.event == "reply":
+                self._count_delivery(effect)
+        elif isinstance(effect, Enter):
+            for sid in effect.sids:
+                self.sio.enter_room(sid, effect.audience)
+        elif isinstance(effect, Exit):
+            for sid in effect.sids:
+                self.sio.leave_room(sid, effect.audience)
+        elif isinstance(effect, Close):
+            self.sio.close_room(effect.audience)
+
+    def _count_delivery(self, effect: Emit) -> None:
+        """Connections of this node that the emit reaches, from room sizes alone: this runs
+        for every message, so it must not walk the members."""
+        rooms = self.sio.manager.rooms.get(NAMESPACE, {})
+        reached = sum(len(rooms.get(target, ())) for target in effect.to) - len(effect.skip)
+        if reached > 0:
+            self.metrics.count(self.metrics.messages_delivered, effect.data["kind"], reached)

@@ -1,0 +1,55 @@
+"""The chat domain assembled: one object per concern, sharing one `Context`.
+
+Every action validates its payload, checks who may do it, changes the store, and says
+what should be sent to whom as a list of effects (`effects.py`). Choosing recipients
+happens only in the domain, because it is a security decision; the transport applies the
+effects to Socket.IO, and tests read them directly.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Callable
+
+from .context import Context
+from .identity import Identity
+from .live import GoingLive
+from .models import Message
+from .modes import Mode, one_node
+from .ports import Publish, Runner, direct
+from .reading import Reading
+from .rooms import Rooms
+from .sending import OneByOne, Sending, Submitter
+from .typing_status import TypingStatus
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..store import Store
+
+
+class Chat:
+    def __init__(self, store: Store, config: Config, publish: Publish, *,
+                 mode: Mode | None = None, store_call: Runner = direct,
+                 offload: Runner = direct, clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 group_commit: Callable[[Callable], Submitter] = OneByOne,
+                 on_accepted: Callable[[Message], None] = lambda message: None,
+                 pause: Callable[[], None] = lambda: None):
+        mode = mode or one_node(config, monotonic)
+        self.store = store
+        self.presence = mode.presence
+        self.limiter = mode.limiter
+        self.ctx = ctx = Context(store, config, publish, mode.presence, store_call, offload,
+                                 clock)
+        self.identity = Identity(ctx, mode.limiter, mode.memberships)
+        self.rooms = Rooms(ctx, self.identity.conn, mode.memberships)
+        self.sending = Sending(ctx, self.identity, self.rooms, mode.limiter, group_commit,
+                               on_accepted, pause)
+        self.live = GoingLive(ctx, mode.handover, lambda: self.sending.delivered_mark)
+        self.reading = Reading(ctx, self.identity, self.rooms)
+        self.typing = TypingStatus(ctx, self.identity, self.rooms)
+
+    def start(self) -> None:
+        """Prepare the store and learn how far message ids have gone."""
+        self.ctx.store_call(self.store.create_schema)
+        self.sending.delivered_mark = self.ctx.store_call(self.store.newest_id) or 0

@@ -1,0 +1,146 @@
+"""Who a connection is: guests, registered names, tokens and passwords; who is online."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from . import security, validation
+from .context import Context
+from .effects import Emit, lobby, room_event
+from .errors import BadPassword, BadToken, Forbidden, InvalidName, NameTaken, NotFound, ServerFull
+from .models import User
+from .ports import LimiterPort, Memberships
+from .presence import Connection
+from .validation import Auth, fold
+
+logger = logging.getLogger(__name__)
+
+
+class Identity:
+    def __init__(self, ctx: Context, limiter: LimiterPort, memberships: Memberships):
+        self.ctx = ctx
+        self.limiter = limiter
+        self.memberships = memberships
+
+    def retire_leftover_guests(self) -> int:
+        """One node, at start: no guest has a connection, so every guest on record is gone
+        (with several nodes, guests elsewhere are alive: see `reap`)."""
+        retired = self.ctx.store_call(self.ctx.store.retire_all_guests)
+        if retired:
+            logger.info("retired %d guests left over from the last run", retired)
+        return retired
+
+    # -- connecting --------------------------------------------------------------------
+
+    def connect(self, sid: str, auth: object, transport: str = "",
+                address: str = "") -> Connection:
+        """Identify a new connection; raises a ChatError that refuses it."""
+        parsed = validation.parse_auth(auth)
+        presence = self.ctx.presence
+        if len(presence) >= self.ctx.config.max_connections:
+            raise ServerFull()
+        user, token = self._identify(parsed)
+        if user.guest and parsed.token is not None and presence.online_user(user.key) is None:
+            raise BadToken()  # a guest's token lives only while one of its tabs does
+        conn = Connection(sid, user, token, time.monotonic(), transport, address,
+                          {"last_id": parsed.last_id})
+        presence.add(conn)
+        return conn
+
+    def _identify(self, auth: Auth) -> tuple[User, str]:
+        store, call = self.ctx.store, self.ctx.store_call
+        if auth.token is not None:
+            user = call(store.user_by_token, security.hash_token(auth.token))
+            if user is None or (auth.name is not None and fold(auth.name) != user.key):
+                raise BadToken()
+            return user, auth.token
+        if auth.name is None:
+            return self._new_guest()
+        validation.check_new_user_name(auth.name)
+        key = fold(auth.name)
+        user = call(store.user_by_key, key)
+        token = security.new_token()
+        if user is None:
+            password_hash = None
+            if auth.password is not None:
+                password_hash = self.ctx.offload(security.hash_password, auth.password)
+            user = call(store.create_user, auth.name, key, False,
+                        security.hash_token(token), password_hash)
+            logger.info("registered name %s", user.name)
+            return user, token
+        if auth.password is None or user.password_hash is None:
+            raise NameTaken()
+        if not self.ctx.offload(security.verify_password, user.password_hash, auth.password):
+            raise BadPassword()
+        call(store.add_session, user.id, security.hash_token(token))
+        return user, token
+
+    def _new_guest(self) -> tuple[User, str]:
+        token = security.new_token()
+        for _ in range(5):
+            name = validation.GUEST_PREFIX + security.guest_suffix()
+            try:
+                user = self.ctx.store_call(self.ctx.store.create_user, name, name, True,
+                                           security.hash_token(token))
+                return user, token
+            except NameTaken:
+                continue
+        raise InvalidName("Could not pick a guest name; try again.")
+
+    # -- leaving -----------------------------------------------------------------------
+
+    def disconnect(self, sid: str) -> None:
+        conn, last = self.ctx.presence.remove(sid)
+        if conn is None:
+            return
+        self.limiter.forget(("sid", sid))
+        if last:
+            self.limiter.forget(("user", conn.user.key))
+            self._user_left(sid, conn.user)
+
+    def _user_left(self, sid: str, user: User) -> None:
+        effects = [Emit("userLeft", {"sid": sid, "name": user.name}, [lobby()])]
+        self.memberships.forget(user_id=user.id)  # fetched again if the user comes back
+        if user.guest:
+            changes = self.ctx.store_call(self.ctx.store.retire_guest, user.id)
+            self.memberships.forget(user_id=user.id)
+            effects += [room_event(change.room, "left", user.name)
+                        for change in changes if not change.deleted]
+        self.ctx.publish(effects)
+
+    def reap(self) -> None:
+        """Several nodes: forget the connections of nodes that stopped beating."""
+        for sid, user, last in self.ctx.presence.reap():
+            logger.info("reaped sid=%s user=%s of a dead node", sid, user.name)
+            if last:
+                self._user_left(sid, user)
+
+    # -- looking people up -------------------------------------------------------------
+
+    def conn(self, sid: str) -> Connection:
+        conn = self.ctx.presence.get(sid)
+        if conn is None:  # the transport only calls us for live sids
+            raise Forbidden("This connection is not signed in.")
+        return conn
+
+    def peer(self, dest: str) -> User:
+        """The user a direct message goes to: an online sid, or a user name."""
+        other = self.ctx.presence.user_of_sid(dest)
+        if other is not None:
+            return other
+        return self.peer_by_name(dest)
+
+    def peer_by_name(self, name: str) -> User:
+        if not validation.valid_user_name(name):
+            raise NotFound("No such user.")
+        key = fold(name)
+        user = self.ctx.presence.online_user(key) or self.ctx.store_call(
+            self.ctx.store.user_by_key, key)
+        if user is None:
+            raise NotFound("No such user.")
+        return user
+
+    def list_users(self, sid: str) -> list[dict]:
+        self.conn(sid)
+        return self.ctx.presence.users()

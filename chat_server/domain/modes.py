@@ -1,0 +1,37 @@
+"""One node or several: the one place where the mode picks an implementation of each port."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+from .live import CatchUpHandover, LocalHandover
+from .ports import Handover, LimiterPort, Memberships, PresencePort
+from .presence import Presence
+from .ratelimit import RateLimiter
+from .rooms import MembershipCache, NoMembershipCache
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+
+@dataclass(frozen=True)
+class Mode:
+    presence: PresencePort
+    limiter: LimiterPort
+    memberships: Memberships
+    handover: Handover
+
+
+def one_node(config: Config, monotonic: Callable[[], float] = time.monotonic) -> Mode:
+    """Everything in this process: presence and buckets in memory, memberships cached."""
+    return Mode(Presence(), RateLimiter(config.rate_limit, monotonic), MembershipCache(),
+                LocalHandover())
+
+
+def several_nodes(presence: PresencePort, limiter: LimiterPort,
+                  later: Callable[..., object]) -> Mode:
+    """Presence and buckets shared in Redis (`cluster/`); memberships always read from
+    the shared store; a catch-up after each replay. `later(seconds, fn, *args)`."""
+    return Mode(presence, limiter, NoMembershipCache(), CatchUpHandover(later))

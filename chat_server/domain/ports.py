@@ -1,0 +1,74 @@
+"""What the domain runs on, as small typed interfaces.
+
+`app.py` picks one implementation of each port for the mode it runs in (one node, or
+several sharing Redis and PostgreSQL, see `modes.py`); the domain never asks which.
+Tests pass plain callables and the one-node implementations.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from .effects import Effect
+    from .models import Message, Room, User
+    from .presence import Connection
+
+T = TypeVar("T")
+
+
+class Runner(Protocol):
+    """Runs a blocking call somewhere the event loop does not wait for it (`store_call`
+    on the store's lane, `offload` on an OS thread) and returns its result."""
+
+    def __call__(self, fn: Callable[..., T], /, *args: Any) -> T: ...
+
+
+def direct(fn: Callable[..., T], /, *args: Any) -> T:
+    """A `Runner` for tests and tools: just call it."""
+    return fn(*args)
+
+
+Publish = Callable[["list[Effect]"], None]  # hands effects to the transport, in order
+
+
+class PresencePort(Protocol):
+    """Who is online: `presence.Presence` (one node) or `cluster.presence.RedisPresence`."""
+
+    def add(self, conn: Connection) -> bool: ...
+    def remove(self, sid: str) -> tuple[Connection | None, bool]: ...
+    def get(self, sid: str) -> Connection | None: ...
+    def local_sids(self) -> list[str]: ...
+    def user_of_sid(self, sid: str) -> User | None: ...
+    def sids_of(self, user_key: str) -> list[str]: ...
+    def online_user(self, user_key: str) -> User | None: ...
+    def users(self) -> list[dict]: ...
+    def reap(self) -> list[tuple[str, User, bool]]: ...
+    def __len__(self) -> int: ...
+
+
+class LimiterPort(Protocol):
+    """Token buckets: `ratelimit.RateLimiter` or `cluster.ratelimit.SharedRateLimiter`."""
+
+    def acquire(self, *keys: tuple[str, str]) -> bool: ...
+    def refund(self, *keys: tuple[str, str]) -> None: ...
+    def forget(self, key: tuple[str, str]) -> None: ...
+    def prune(self) -> None: ...
+
+
+class Memberships(Protocol):
+    """Rooms each user was found to be a member of, so a send to a room needs no store
+    round trip: `rooms.MembershipCache` (one node) or `rooms.NoMembershipCache`."""
+
+    def known(self, user_id: int, room_key: str) -> Room | None: ...
+    def remember(self, user_id: int, room: Room) -> None: ...
+    def forget(self, user_id: int | None = None, room_key: str | None = None) -> None: ...
+
+
+class Handover(Protocol):
+    """How replay meets live delivery when a client goes live: `live.LocalHandover`
+    (one node) or `live.CatchUpHandover` (several nodes)."""
+
+    def replayable(self, replay: list[Message], delivered_mark: int) -> list[Message]: ...
+    def after_welcome(self, sid: str, newest: int,
+                      catch_up: Callable[[str, int], None]) -> None: ...

@@ -1,0 +1,144 @@
+"""Sending: `message` and `sendMessage`, from the rate limit to the store to delivery."""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+from . import validation
+from .context import Context
+from .effects import Emit, targets_of
+from .errors import ChatError, Forbidden, NotFound, RateLimited
+from .identity import Identity
+from .models import Message, NewMessage
+from .ports import LimiterPort
+from .presence import Connection
+from .rooms import Rooms
+from .validation import Send
+
+Committed = tuple[Message, bool]  # the stored message, and whether it was a retry's original
+Destination = tuple[str, str, str, "str | None", "int | None"]  # key, name, kind, to, to id
+
+
+class Submitter(Protocol):
+    def submit(self, item: NewMessage) -> Committed: ...
+
+
+class OneByOne:
+    """Commits each message on its own; the server groups them (`runtime.Batcher`)."""
+
+    def __init__(self, process: Callable[[list[NewMessage]], list[Committed]]):
+        self.process = process
+
+    def submit(self, item: NewMessage) -> Committed:
+        return self.process([item])[0]
+
+
+class Sending:
+    # Messages delivered per turn of the event loop: a batch of 500 broadcasts to 1,000
+    # clients at once would hold the loop for half a second.
+    DELIVER_AT_ONCE = 16
+
+    def __init__(self, ctx: Context, identity: Identity, rooms: Rooms, limiter: LimiterPort,
+                 group_commit: Callable[[Callable], Submitter] = OneByOne,
+                 on_accepted: Callable[[Message], None] = lambda message: None,
+                 pause: Callable[[], None] = lambda: None):
+        self.ctx = ctx
+        self.identity = identity
+        self.rooms = rooms
+        self.limiter = limiter
+        self.on_accepted = on_accepted  # metrics
+        self.pause = pause  # lets other work run (the event loop) before going on
+        # Highest message id handed to the transport; see `live.GoingLive`.
+        self.delivered_mark = 0
+        self._commits = group_commit(self.commit_batch)
+
+    def send_lobby(self, sid: str, payload: object) -> Message:
+        """`message`: to everyone. Returns the stored MESSAGE (the original, for a retry)."""
+        conn = self.identity.conn(sid)
+        send = self._parse(conn, validation.parse_message, payload)
+        return self._send(conn, send, lambda: ("lobby", "lobby", "broadcast", None, None))
+
+    def send_message(self, sid: str, payload: object) -> Message:
+        """`sendMessage`: to a room the sender is in, or directly to a user."""
+        conn = self.identity.conn(sid)
+        send = self._parse(conn, validation.parse_send_message, payload)
+
+        def destination() -> Destination:
+            assert send.dest is not None
+            if send.dest.startswith("#"):
+                room = self.rooms.member_room(conn.user, send.dest)
+                return room.key, room.name, "room", room.name, None
+            peer = self.identity.peer(send.dest)
+            conv = validation.dm_key(conn.user.name, peer.name)
+            return conv, conv, "direct", peer.name, peer.id
+
+        return self._send(conn, send, destination)
+
+    def _parse(self, conn: Connection, parse: Callable[[object, int], Send],
+               payload: object) -> Send:
+        """Every attempt counts, a malformed one too (it has no clientId one could trust)."""
+        try:
+            return parse(payload, self.ctx.config.max_text_length)
+        except ChatError:
+            self._charge(conn)  # over the limit, it is `rate_limited` like any other
+            raise
+
+    def _send(self, conn: Connection, send: Send,
+              destination: Callable[[], Destination]) -> Message:
+        """Charge the rate limit, find the destination, store and deliver.
+
+        A retry of a clientId this user already had accepted gets its original MESSAGE,
+        not counted: on the way in, the store finds it and the token is given back; and
+        when the send fails first, over the limit or because its destination is gone (the
+        DM peer's sid went offline, the sender left the room), one store lookup tells a
+        retry from a new send. A fresh send pays for no lookup.
+        """
+        try:
+            self._charge(conn)
+            where = destination()
+        except (RateLimited, NotFound, Forbidden) as error:
+            if send.client_id is None:
+                raise
+            original = self.ctx.store_call(self.ctx.store.message_by_client_id,
+                                           conn.user.id, send.client_id)
+            if original is None:
+                raise
+            if not isinstance(error, RateLimited):
+                self._refund(conn)
+            return original
+        conv_key, conversation, kind, to, to_user_id = where
+        item = NewMessage(
+            conv_key=conv_key, conversation=conversation, kind=kind, from_user_id=conn.user.id,
+            from_name=conn.user.name, from_sid=conn.sid, to=to, to_user_id=to_user_id,
+            text=send.text, ts=self.ctx.now_ms(), client_id=send.client_id)
+        message, duplicate = self._commits.submit(item)
+        if duplicate:
+            self._refund(conn)
+        return message
+
+    def _charge(self, conn: Connection) -> None:
+        """Take a token from the connection's and the user's buckets, or refuse the send."""
+        if not self.limiter.acquire(("sid", conn.sid), ("user", conn.user.key)):
+            raise RateLimited()
+
+    def _refund(self, conn: Connection) -> None:
+        self.limiter.refund(("sid", conn.sid), ("user", conn.user.key))
+
+    def commit_batch(self, items: list[NewMessage]) -> list[Committed]:
+        """Store a batch in one transaction, then deliver each new message in id order.
+
+        Delivery pauses between groups of messages; `delivered_mark` says how far it got,
+        so a client going live meanwhile replays up to there and gets the rest live.
+        """
+        results = self.ctx.store_call(self.ctx.store.insert_messages, items)
+        fresh = [message for message, duplicate in results if not duplicate]
+        for start in range(0, len(fresh), self.DELIVER_AT_ONCE):
+            if start:
+                self.pause()
+            group = fresh[start:start + self.DELIVER_AT_ONCE]
+            self.ctx.publish([Emit("reply", m.to_wire(), targets_of(m.conv_key))
+                              for m in group])
+            self.delivered_mark = max(self.delivered_mark, group[-1].id)
+            for message in group:
+                self.on_accepted(message)
+        return results

@@ -87,7 +87,8 @@ class SocketHandlers:
         if self.draining:
             return self._refuse(address, Unavailable("The server is restarting; try again."))
         if not self.connect_limiter.acquire(("addr", address)):
-            # PROTOCOL.md has no connect code for this; server_full says "try later".
+            # v2 names `rate_limited` for this (docs/protocol.md §1), which arrives with the
+                # presence issue (#13); until then server_full says "try later".
             return self._refuse(address, ServerFull(
                 "Too many connections from your address; try again in a minute."))
         try:

@@ -14,91 +14,10 @@ from sqlalchemy import event, exc
 
 from .domain.errors import NameTaken, Unavailable
 from .domain.models import Message, Room, User
-from .domain.validation import dm_key
+from .schema import (MESSAGE_LOCK, SCHEMA_VERSION, dm_members, memberships, messages, meta,
+                     metadata, rename_dm_keys, rooms, sessions, sqlite_pragmas, users)
 
 logger = logging.getLogger(__name__)
-
-# 2: `dm:` keys name the users lower-cased ("straße"), no longer by their casefolded keys
-# ("strasse"); a version 1 database has its direct conversations renamed at start.
-SCHEMA_VERSION = 2
-# Message ids are 64-bit; SQLite's rowid alias must be spelled INTEGER.
-MessageId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-# Serialises message inserts across nodes on PostgreSQL, so ids commit in id order and a
-# reader who saw id N never later finds a smaller id appear (see insert_messages).
-MESSAGE_LOCK = 7_310_001
-
-metadata = sa.MetaData()
-
-meta = sa.Table(
-    "meta", metadata,
-    sa.Column("key", sa.String(64), primary_key=True),
-    sa.Column("value", sa.String(255), nullable=False),
-)
-
-users = sa.Table(
-    "users", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.String(64), nullable=False),
-    sa.Column("key", sa.String(128), nullable=False, unique=True),
-    sa.Column("guest", sa.Boolean, nullable=False),
-    # Guests are never deleted, so their names are never handed out again.
-    sa.Column("gone", sa.Boolean, nullable=False, default=False),
-    sa.Column("password_hash", sa.String(255)),
-    sa.Column("created_at", sa.BigInteger, nullable=False),
-)
-
-sessions = sa.Table(
-    "sessions", metadata,
-    sa.Column("token_hash", sa.String(64), primary_key=True),
-    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False, index=True),
-    sa.Column("created_at", sa.BigInteger, nullable=False),
-)
-
-rooms = sa.Table(
-    "rooms", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.String(64), nullable=False),
-    sa.Column("key", sa.String(128), nullable=False, unique=True),
-    sa.Column("owner_id", sa.Integer, sa.ForeignKey("users.id")),
-    sa.Column("password_hash", sa.String(255)),
-    sa.Column("created_at", sa.BigInteger, nullable=False),
-)
-
-# `id` orders members by seniority: an owner who leaves hands over to the lowest id.
-memberships = sa.Table(
-    "memberships", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("room_id", sa.Integer, sa.ForeignKey("rooms.id", ondelete="CASCADE"),
-              nullable=False),
-    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False, index=True),
-    sa.UniqueConstraint("room_id", "user_id"),
-)
-
-# The direct conversations each user takes part in, for welcome and replay.
-dm_members = sa.Table(
-    "dm_members", metadata,
-    sa.Column("conv_key", sa.String(300), primary_key=True),
-    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), primary_key=True, index=True),
-)
-
-messages = sa.Table(
-    "messages", metadata,
-    sa.Column("id", MessageId, primary_key=True, autoincrement=True),
-    sa.Column("conv_key", sa.String(300), nullable=False),
-    sa.Column("conversation", sa.String(300), nullable=False),
-    sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("from_user_id", sa.Integer, nullable=False),
-    sa.Column("from_name", sa.String(64), nullable=False),
-    sa.Column("from_sid", sa.String(64), nullable=False),
-    sa.Column("to_name", sa.String(64)),
-    sa.Column("text", sa.Text, nullable=False),
-    sa.Column("ts", sa.BigInteger, nullable=False),
-    sa.Column("client_id", sa.String(64)),
-    sa.Index("ix_messages_conv_id", "conv_key", "id"),
-    sa.UniqueConstraint("from_user_id", "client_id", name="uq_messages_client_id"),
-    # AUTOINCREMENT: ids of deleted rooms' messages are never reused, so ids only grow.
-    sqlite_autoincrement=True,
-)
 
 
 def now_ms():
@@ -144,7 +63,7 @@ class Store:
                 url, poolclass=sa.pool.StaticPool,
                 connect_args={"check_same_thread": False, "timeout": 5},
             )
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "connect", sqlite_pragmas)
         else:
             # psycopg2, because eventlet's monkey-patching makes it cooperative; a plain
             # postgresql:// would pick psycopg 3 on SQLAlchemy 2.1, which would block the hub.
@@ -169,7 +88,7 @@ class Store:
             elif int(version) > SCHEMA_VERSION:
                 raise RuntimeError(f"database schema {version} is newer than this server")
             elif int(version) < SCHEMA_VERSION:
-                renamed = _rename_dm_keys(conn)
+                renamed = rename_dm_keys(conn)
                 conn.execute(meta.update().where(meta.c.key == "schema")
                              .values(value=str(SCHEMA_VERSION)))
                 logger.info("schema %s -> %d: %d direct conversations renamed", version,
@@ -222,7 +141,7 @@ class Store:
                     created_at=now_ms())).inserted_primary_key[0]
                 conn.execute(sessions.insert().values(
                     token_hash=token_hash, user_id=user_id, created_at=now_ms()))
-        except _IntegrityError:
+        except exc.IntegrityError:
             raise NameTaken() from None
         return User(id=user_id, name=name, key=key, guest=guest, password_hash=password_hash)
 
@@ -280,7 +199,7 @@ class Store:
                     name=name, key=key, owner_id=owner_id, password_hash=password_hash,
                     created_at=now_ms())).inserted_primary_key[0]
                 conn.execute(memberships.insert().values(room_id=room_id, user_id=owner_id))
-        except _IntegrityError:
+        except exc.IntegrityError:
             return None
         return self.room_by_key(key)
 
@@ -289,7 +208,7 @@ class Store:
         try:
             with self._tx() as conn:
                 conn.execute(memberships.insert().values(room_id=room_id, user_id=user_id))
-        except _IntegrityError:
+        except exc.IntegrityError:
             return False
         return True
 
@@ -442,7 +361,7 @@ class Store:
         return _message(row) if row is not None else None
 
     def history(self, conv_key, before=None, after=None, limit=50):
-        """Messages of one conversation, oldest first (see PROTOCOL.md `history`)."""
+        """Messages of one conversation, oldest first (docs/protocol.md §2, `history`)."""
         query = sa.select(messages).where(messages.c.conv_key == conv_key)
         if before is not None:
             query = query.where(messages.c.id < before)
@@ -491,36 +410,6 @@ class Store:
             return conn.execute(sa.select(sa.func.max(messages.c.id))).scalar()
 
 
-def _rename_dm_keys(conn):
-    """Schema 1 -> 2: `dm:k1:k2` named the users by their keys (casefolded); rename each
-    direct conversation to `dm_key` of its users' names. ASCII names keep their keys."""
-    old_keys = set(conn.execute(sa.select(dm_members.c.conv_key).distinct()).scalars())
-    old_keys |= set(conn.execute(sa.select(messages.c.conv_key).distinct()
-                                 .where(messages.c.kind == "direct")).scalars())
-    pairs = {key: key.split(":")[1:] for key in old_keys if key.count(":") == 2}
-    wanted = sorted({part for pair in pairs.values() for part in pair})
-    names = {}
-    for start in range(0, len(wanted), 500):
-        names.update(conn.execute(sa.select(users.c.key, users.c.name)
-                                  .where(users.c.key.in_(wanted[start:start + 500]))).all())
-    renamed = 0
-    for old, (first, second) in sorted(pairs.items()):
-        if first not in names or second not in names:
-            continue
-        new = dm_key(names[first], names[second])
-        if new == old:
-            continue
-        conn.execute(messages.update().where(messages.c.conv_key == old)
-                     .values(conv_key=new, conversation=new))
-        taken = sa.select(dm_members.c.user_id).where(dm_members.c.conv_key == new)
-        conn.execute(dm_members.delete().where(dm_members.c.conv_key == old,
-                                               dm_members.c.user_id.in_(taken)))
-        conn.execute(dm_members.update().where(dm_members.c.conv_key == old)
-                     .values(conv_key=new))
-        renamed += 1
-    return renamed
-
-
 class Snapshot:
     __slots__ = ("rooms", "conversations", "replay")
 
@@ -537,13 +426,3 @@ class RoomChange:
         self.room, self.deleted, self.new_owner = room, deleted, new_owner
 
 
-_IntegrityError = exc.IntegrityError
-
-
-def _sqlite_pragmas(dbapi_conn, _record):
-    cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()

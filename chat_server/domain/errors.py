@@ -2,7 +2,7 @@
 
 
 class ChatError(Exception):
-    """A request the chat refuses; `code` is one of PROTOCOL.md's error codes."""
+    """A request the chat refuses; `code` is one of the error codes of docs/protocol.md §2."""
 
     code = "invalid_payload"
     default_message = "The request is not valid."

@@ -1,4 +1,4 @@
-"""Plain records shared by the domain and the store; `to_wire` gives PROTOCOL.md's shapes."""
+"""Plain records shared by the domain and the store; `to_wire` gives the shapes of docs/protocol.md §3."""
 
 from dataclasses import dataclass
 

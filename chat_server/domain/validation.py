@@ -1,4 +1,4 @@
-"""Payload and name rules of PROTOCOL.md, as pure functions that raise domain errors."""
+"""Payload and name rules of docs/protocol.md, as pure functions that raise domain errors."""
 
 import unicodedata
 from dataclasses import dataclass
@@ -233,8 +233,8 @@ class Auth:
 def parse_auth(auth):
     """Connect-time auth. Names are checked by the domain; shapes are checked here.
 
-    PROTOCOL.md has no connect code for a malformed `lastId` or auth object, so those are
-    refused with `invalid_payload`, the general code for a malformed payload.
+    A malformed `lastId` or auth object is refused with `invalid_payload` (docs/protocol.md
+    §1).
     """
     if auth is None:
         return Auth(None, None, None, None)

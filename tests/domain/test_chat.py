@@ -402,7 +402,7 @@ def test_a_version_1_database_has_its_dm_keys_renamed(tmp_path):
     welcome and replay keep every message of those conversations."""
     import sqlalchemy as sa
 
-    from chat_server import store as store_module
+    from chat_server import schema
 
     url = f"sqlite:///{tmp_path}/v1.db"
     old = Chat(Store(url), Config(), publish=lambda effects: None)
@@ -415,19 +415,19 @@ def test_a_version_1_database_has_its_dm_keys_renamed(tmp_path):
         for key, users_ in (("dm:strasse:σοφοσ", ("s1", "s3")), ("dm:strasse:strasse", ("s1",))):
             for sid in users_:
                 user = old.presence.get(sid).user
-                conn.execute(store_module.dm_members.insert().values(conv_key=key,
+                conn.execute(schema.dm_members.insert().values(conv_key=key,
                                                                       user_id=user.id))
-            conn.execute(store_module.messages.insert().values(
+            conn.execute(schema.messages.insert().values(
                 conv_key=key, conversation=key, kind="direct", from_name="Straße",
                 from_user_id=old.presence.get("s1").user.id, from_sid="s1", text="old " + key,
                 ts=1, to_name="x", client_id=None))
-        conn.execute(store_module.meta.update().values(value="1"))
+        conn.execute(schema.meta.update().values(value="1"))
     old.store.close()
 
     new = Chat(Store(url), Config(), publish=lambda effects: None)
     new.start()
     with new.store.engine.begin() as conn:
-        assert conn.execute(sa.select(store_module.meta.c.value)).scalar() == "2"
+        assert conn.execute(sa.select(schema.meta.c.value)).scalar() == "2"
     new.identity.connect("t1", {"token": old.presence.get("s1").token})
     assert [m["text"] for m in new.reading.history("t1", {"conversation": "σοφος"})] == \
         ["old dm:strasse:σοφοσ"]

@@ -1,121 +1,19 @@
-"""Shared fixtures: the real server as a child process on an ephemeral port.
+"""Every shared fixture of the suite, registered once: test modules use them by name.
 
-Tests never import eventlet or monkey-patch themselves: the server runs exactly as users
-run it (`python -m chat_server`), and tests talk to it over real sockets.
+The helpers behind them (the server process, the recording client, the raw Engine.IO
+session, the backing services) live in `tests/support/`; test modules import those
+explicitly. Fixtures that only one module needs stay in that module.
 """
 
 import os
-import re
-import signal
-import subprocess
-import sys
-import threading
-import time
-from pathlib import Path
 
-import engineio.payload
 import pytest
-import requests
 
-ROOT = Path(__file__).resolve().parent.parent
+from support.client import TRANSPORTS, CALL_TIMEOUT, ChatClient, disconnect_all
+from support.raw_engineio import RawEngineIO
+from support.server import ServerProcess
 
-# The server answers a long-poll with every packet queued for the client; python-engineio's
-# client refuses more than 16 per response unless told otherwise (its documented knob).
-engineio.payload.Payload.max_decode_packets = 4096
-SERVING = re.compile(r"Serving on http://([\d.]+):(\d+)")
-
-
-class ServerProcess:
-    """One `python -m chat_server` child; restartable on the same port and database."""
-
-    def __init__(self, tmp_path, env=None, args=()):
-        self.tmp_path = Path(tmp_path)
-        self.db_path = self.tmp_path / "chat.db"
-        self.database_url = f"sqlite:///{self.db_path}"
-        self.extra_env = dict(env or {})
-        self.args = list(args)
-        self.port = 0
-        self.proc = None
-        self._pump = None
-        self.log_lines = []
-        self._log_lock = threading.Lock()
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout=20):
-        if self.proc is not None:  # restarting after a stop, kill or exit
-            self.proc.poll() is None and self.proc.kill()
-            self._reap()
-        env = dict(os.environ)
-        env.setdefault("LOG_LEVEL", "INFO")
-        # Every test client comes from 127.0.0.1: the per-address limit has its own tests.
-        env.setdefault("CONNECT_RATE", "off")
-        env.update(self.extra_env)
-        cmd = [
-            sys.executable, "-m", "chat_server",
-            "--host", "127.0.0.1", "--port", str(self.port),
-            "--database-url", self.extra_env.get("DATABASE_URL", self.database_url),
-            *self.args,
-        ]
-        self.proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, bufsize=1,
-        )
-        ready = threading.Event()
-
-        def pump(proc=self.proc):
-            for line in proc.stdout:
-                with self._log_lock:
-                    self.log_lines.append(line.rstrip("\n"))
-                m = SERVING.search(line)
-                if m and not ready.is_set():
-                    self.port = int(m.group(2))
-                    ready.set()
-
-        self._pump = threading.Thread(target=pump, daemon=True)
-        self._pump.start()
-        deadline = time.monotonic() + timeout
-        while not ready.wait(0.05):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("server did not start:\n" + "\n".join(self.log_lines))
-        return self
-
-    def log_text(self):
-        with self._log_lock:
-            return "\n".join(self.log_lines)
-
-    def kill(self):
-        """SIGKILL: no shutdown code runs, as in a crash."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        self._reap()
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self._reap()
-
-    def _reap(self):
-        if self.proc is None:
-            return
-        self.proc.wait(10)
-        self._pump.join(5)
-        self.proc.stdout.close()
-
-    def restart(self):
-        self.kill()
-        return self.start()
-
-    def get(self, path, **kw):
-        return requests.get(self.url + path, timeout=10, **kw)
-
+# -- chat servers ---------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
@@ -149,13 +47,64 @@ def server_factory(tmp_path):
         srv.stop()
 
 
+# -- clients --------------------------------------------------------------------------------
+
+@pytest.fixture(params=TRANSPORTS)
+def transport(request):
+    """The Socket.IO transport under test: every protocol test runs over both."""
+    return request.param
+
+
+@pytest.fixture
+def client_factory():
+    """Make unconnected `ChatClient`s that are always disconnected at teardown."""
+    made = []
+
+    def make(**client_kwargs):
+        c = ChatClient(**client_kwargs)
+        made.append(c)
+        return c
+
+    yield make
+    disconnect_all(made)
+
+
+@pytest.fixture
+def connect(client_factory, transport):
+    """connect(url, auth=None, **kw) -> a connected ChatClient over the test's transport."""
+
+    def _connect(url, auth=None, transport=transport, headers=None, timeout=CALL_TIMEOUT,
+                 **client_kwargs):
+        c = client_factory(**client_kwargs)
+        c.connect(url, auth=auth, transport=transport, headers=headers, timeout=timeout)
+        return c
+
+    return _connect
+
+
+@pytest.fixture
+def raw_factory():
+    """Make `RawEngineIO` sessions that are always closed at teardown."""
+    made = []
+
+    def make(url, transport="polling", **kw):
+        r = RawEngineIO(url, transport, **kw)
+        made.append(r)
+        return r
+
+    yield make
+    for r in made:
+        r.close()
+
+
 # -- real Redis, PostgreSQL and nginx for the scale-out tests ------------------------------
 
 @pytest.fixture(scope="session")
 def backing_services():
-    """One Redis and one PostgreSQL cluster for the session, or a skip naming what is
-    missing (scripts/setup.sh --test installs them; CI always has them)."""
-    import services
+    """One Redis and one PostgreSQL cluster for the session, or a skip naming what is missing.
+
+    scripts/setup.sh --test installs them; CI always has them."""
+    from support import services
 
     missing = services.available()
     if missing:

@@ -1,0 +1,1 @@
+"""Hostile clients, abuse, limits, churn and crashes: what must not break the server."""

@@ -1,0 +1,1 @@
+"""Running the server: the command line, start and stop, metrics, logs, admin."""

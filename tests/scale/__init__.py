@@ -1,0 +1,1 @@
+"""Several nodes on real Redis, PostgreSQL and nginx (marker `scale`)."""

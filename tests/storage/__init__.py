@@ -1,0 +1,1 @@
+"""The store under faults: a locked database, a full disk."""

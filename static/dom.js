@@ -31,6 +31,8 @@ function append(node, children) {
   }
 }
 
+export const byId = (id) => document.getElementById(id);
+
 export function clear(node) {
   while (node.firstChild) node.removeChild(node.firstChild);
 }

@@ -1,0 +1,36 @@
+// What the page says when the server refuses something: connect errors
+// (docs/protocol.md, "Signing in") and error acks ("Errors").
+
+import { TEXT_LIMIT } from './rules.js';
+
+/** field: where the sign-in form shows it ('name' | 'password' | 'form'). */
+export const CONNECT_ERRORS = {
+  invalid_name: {
+    field: 'name',
+    text: 'Names can be 1 to 32 letters, digits, "_", "-" or ".", and cannot start with "guest-".',
+  },
+  name_taken: {
+    field: 'name',
+    text: 'Someone already uses this name. Pick another one, or enter its password if it is yours.',
+  },
+  bad_password: { field: 'password', text: 'That password is not right for this name.' },
+  bad_token: { field: 'form', text: 'Your saved session is no longer valid. Please sign in again.' },
+  server_full: { field: 'form', text: 'The chat is full right now. Please try again in a minute.' },
+  unavailable: { field: 'form', text: 'The chat is temporarily unavailable. Please try again shortly.' },
+};
+
+const ACK_ERRORS = {
+  rate_limited: 'You are sending too fast.',
+  too_large: `Too long: a message can have at most ${TEXT_LIMIT} characters.`,
+  forbidden: 'You are not allowed to do that here.',
+  not_found: 'There is no such room or user.',
+  bad_password: 'Wrong password for this private room.',
+  invalid_payload: 'The server could not accept this.',
+  timeout: 'The server did not answer in time. Please try again.',
+  offline: 'You are offline. Please try again once reconnected.',
+};
+
+export function ackErrorText(error) {
+  const code = error && error.code;
+  return ACK_ERRORS[code] || (error && error.message) || 'Something went wrong.';
+}

@@ -1,0 +1,103 @@
+// Rooms (docs/protocol.md, "Rooms" and "Doing things"): joining, leaving and closing them,
+// the list of public rooms, and what members do (roomEvent).
+
+import { call } from './connection.js';
+import * as conversations from './conversations.js';
+import * as history from './history.js';
+import * as identity from './identity.js';
+import * as chat from './chat.js';
+import * as header from './view/header.js';
+import * as panels from './view/panels.js';
+import * as sidebar from './view/sidebar.js';
+import * as status from './view/status.js';
+import { ackErrorText } from './errors.js';
+import { lower } from './rules.js';
+
+// Several room events in a row (people joining) ask for the list once.
+const REFRESH_DELAY_MS = 200;
+let refreshTimer = null;
+
+/** Resolves to {ok: true, key} of the room joined, or the refusing ack. */
+export async function joinRoom(room, password) {
+  const res = await call('joinRoom', password ? { room, password } : { room });
+  if (!res.ok) return res;
+  const info = res.room && typeof res.room.room === 'string' ? res.room : { room };
+  const conv = conversations.ensureRoom(info);
+  if (Array.isArray(res.members)) conversations.setMembers(conv, res.members);
+  history.takeJoined(conv, res.history);
+  return { ok: true, key: conv.key };
+}
+
+export async function browseRooms() {
+  const res = await call('listRooms');
+  if (!res.ok) {
+    panels.showRoomError(ackErrorText(res.error));
+    return;
+  }
+  panels.showPublicRooms(Array.isArray(res.rooms) ? res.rooms : []);
+}
+
+export async function leaveRoom() {
+  const conv = conversations.active();
+  if (conv.type !== 'room') return;
+  const res = await call('leaveRoom', { room: conv.title });
+  if (!res.ok) {
+    header.showError(`Could not leave: ${ackErrorText(res.error)}`);
+    return;
+  }
+  chat.removeConversation(conv.key);
+  status.toast(`You left ${conv.title}.`);
+}
+
+export async function closeRoom() {
+  const conv = conversations.active();
+  if (conv.type !== 'room') return;
+  const res = await call('closeRoom', { room: conv.title });
+  if (!res.ok) {
+    header.showError(`Could not close the room: ${ackErrorText(res.error)}`);
+    return;
+  }
+  chat.removeConversation(conv.key, `You closed ${conv.title}.`);
+}
+
+/** Member counts and owners change with room events: ask for the list again, soon. */
+function refreshSoon() {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(async () => {
+    const res = await call('listRooms');
+    if (!res.ok || !Array.isArray(res.rooms)) return;
+    for (const info of res.rooms) conversations.updateRoomInfo(info);
+    if (panels.publicRoomsShown()) panels.showPublicRooms(res.rooms);
+    if (conversations.active().type === 'room') chat.refreshHeader();
+    sidebar.schedule();
+  }, REFRESH_DELAY_MS);
+}
+
+export function onRoomEvent(ev) {
+  if (!ev || typeof ev.room !== 'string' || typeof ev.event !== 'string') return;
+  const key = lower(ev.room);
+  const conv = conversations.get(key);
+  const me = identity.isMe(ev.name);
+  if (ev.event === 'joined') {
+    if (!conv) {
+      if (me) { // joined from another tab
+        conversations.ensureRoom({ room: ev.room });
+        refreshSoon();
+      }
+      return;
+    }
+    conversations.addNotice(conv, me ? 'You joined.' : `${ev.name} joined.`);
+    refreshSoon();
+  } else if (ev.event === 'left') {
+    if (!conv) return;
+    if (me) {
+      chat.removeConversation(key, `You left ${conv.title}.`);
+      return;
+    }
+    conversations.addNotice(conv, `${ev.name} left.`);
+    refreshSoon();
+  } else if (ev.event === 'closed') {
+    if (!conv) return;
+    chat.removeConversation(key, me ? `You closed ${conv.title}.` : `${conv.title} was closed by its owner.`);
+  }
+}

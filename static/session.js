@@ -1,0 +1,183 @@
+// Signing in and out, and the life of the connection (docs/protocol.md, "Signing in"):
+// the welcome, refused connections, lost ones, and other tabs signing out.
+
+import * as connection from './connection.js';
+import * as identity from './identity.js';
+import * as conversations from './conversations.js';
+import * as presence from './presence.js';
+import * as outbox from './outbox.js';
+import * as typing from './typing.js';
+import * as history from './history.js';
+import * as store from './storage.js';
+import * as chat from './chat.js';
+import * as signin from './view/signin.js';
+import * as header from './view/header.js';
+import * as sidebar from './view/sidebar.js';
+import * as status from './view/status.js';
+import * as messages from './view/messages.js';
+import * as composer from './view/composer.js';
+import { CONNECT_ERRORS } from './errors.js';
+import { isGuestName } from './rules.js';
+
+/**
+ * The one place a session starts over: a welcome, a lost connection and a sign-out all
+ * come through here. online: welcomed, so sends may go; forget: the identity changes, so
+ * its conversations, who is online, its unsent messages and drafts go too.
+ */
+export function resetSession({ online = false, forget = false } = {}) {
+  connection.beginSession(online);
+  outbox.abort();
+  typing.reset();
+  if (!forget) return;
+  identity.forgetProgress();
+  conversations.reset();
+  presence.reset();
+  outbox.reset();
+  composer.forgetDrafts();
+}
+
+function showChat() {
+  signin.hide();
+  header.showChat(identity.current().name);
+}
+
+function showSignIn() {
+  header.hideChat();
+  status.hideBanner();
+  sidebar.resetTitle();
+  signin.show();
+}
+
+function connect() {
+  if (connection.connect()) return;
+  const text = 'The chat library did not load. Please reload the page.';
+  if (identity.isSignedIn()) status.showBanner('offline', text);
+  else signin.note(text);
+}
+
+const reconnectIn = (ms) => connection.reconnectIn(ms, identity.isSignedIn);
+
+/** request: {name, password} or {guest: true}. */
+export function signIn(request) {
+  identity.startSignIn(request);
+  signin.setBusy(true);
+  connect();
+}
+
+/** explicit: the person asked, so their unsent messages go too (a guest's always do). */
+export function signOut({ explicit }) {
+  const me = identity.signOut();
+  resetSession({ forget: true });
+  connection.disconnect();
+  if (me && (explicit || isGuestName(me.name))) outbox.forgetStored(me.name);
+  messages.clearAll();
+  composer.clearInput();
+  signin.setBusy(false);
+  signin.showError('form', '');
+  showSignIn();
+}
+
+export function onWelcome(w) {
+  if (!w || typeof w !== 'object' || typeof w.name !== 'string') return;
+  const firstShow = !header.chatShown();
+  const sameUser = identity.isMe(w.name);
+  resetSession({ online: true, forget: !sameUser });
+  identity.welcomed(w);
+  signin.signedIn();
+  presence.replace(w.users);
+  // Rooms: exactly the ones this identity is in now.
+  for (const conv of conversations.syncRooms(w.rooms)) {
+    chat.removeConversation(conv.key, `You are no longer in ${conv.title}.`);
+  }
+  identity.settleBaseline(conversations.noteLastIds(w.conversations));
+  outbox.restore();
+  showChat();
+  status.showBanner('online');
+  if (firstShow || !sameUser) chat.openConversation(conversations.activeKey(), false);
+  else chat.refreshOpen();
+  history.ensureLoaded(conversations.active());
+  outbox.pump();
+  const from = identity.replayFrom();
+  if (w.replayTruncated === true && from !== null) history.catchUp(from);
+}
+
+export function onConnectError(err) {
+  const data = err && err.data;
+  let code = data && typeof data === 'object' ? data.code : null;
+  if (!code && err && CONNECT_ERRORS[err.message]) code = err.message;
+  if (!code) {
+    // Could not reach the server (or a transport error): the client retries by itself.
+    const text = 'Cannot reach the chat server. Retrying…';
+    if (identity.isSignedIn()) status.showBanner('reconnecting', text);
+    else if (identity.isSigningIn()) signin.note(text);
+    if (!connection.isRetrying() && (identity.isSignedIn() || identity.isSigningIn())) reconnectIn(2000);
+    return;
+  }
+  const known = CONNECT_ERRORS[code];
+  const text = known ? known.text : (data && data.message) || 'The server refused the connection.';
+  if (identity.isSignedIn() && !identity.isSigningIn()) {
+    // Resuming a saved identity.
+    if (code !== 'bad_token') {
+      // Not about who we are (server full, store down, ...): keep the identity, retry.
+      status.showBanner('reconnecting', `${text} Retrying…`);
+      reconnectIn(4000);
+      return;
+    }
+    const wasGuest = isGuestName(identity.current().name);
+    signOut({ explicit: false });
+    signin.showError('form', wasGuest
+      ? 'Your guest session has ended. Pick a name, or continue as a new guest.'
+      : CONNECT_ERRORS.bad_token.text);
+    return;
+  }
+  // A fresh sign-in was refused: say why, next to the field concerned.
+  signin.setBusy(false);
+  identity.abandonSignIn();
+  signin.showError(known ? known.field : 'form', text);
+}
+
+export function onDisconnect(reason) {
+  resetSession();
+  if (!identity.isSignedIn() || reason === 'io client disconnect') return;
+  status.showBanner('reconnecting', 'Connection lost. Reconnecting…');
+  // socket.io does not retry by itself after the server closed the connection.
+  if (reason === 'io server disconnect') reconnectIn(1000);
+}
+
+export function onReconnectAttempt(n) {
+  if (identity.isSignedIn()) status.showBanner('reconnecting', `Connection lost. Reconnecting… (attempt ${n})`);
+}
+
+/** Another tab signed out, or signed in as someone else. */
+export function onStorage(event) {
+  if (event.key !== store.IDENTITY_KEY && event.key !== null) return;
+  const saved = store.loadIdentity();
+  const signedIn = identity.isSignedIn();
+  if (!saved && signedIn) {
+    signOut({ explicit: false });
+    signin.showError('form', 'You signed out in another tab.');
+  } else if (saved && signedIn && !identity.isMe(saved.name)) {
+    window.location.reload();
+  } else if (saved && signedIn) {
+    identity.takeToken(saved.token);
+  } else if (saved && !signedIn && !identity.isSigningIn()) {
+    window.location.reload();
+  }
+}
+
+export function boot() {
+  const saved = store.loadIdentity();
+  if (!saved) {
+    showSignIn();
+    return;
+  }
+  identity.resume(saved);
+  outbox.restore();
+  const key = store.loadActive() || 'lobby';
+  // A room or DM from before the reload: it is confirmed (or dropped) by the welcome.
+  conversations.ensureFromKey(key);
+  showChat();
+  status.showBanner('connecting', 'Connecting…');
+  chat.openConversation(key, false);
+  connect();
+}

@@ -1,0 +1,162 @@
+// The sidebar: the lobby, rooms and direct messages with their unread counts, who is
+// online, the unread total (menu badge and tab title); on a phone, the drawer holding it.
+
+import { byId, h, clear, setText } from '../dom.js';
+import * as conversations from '../conversations.js';
+import * as presence from '../presence.js';
+import * as identity from '../identity.js';
+import { lower } from '../rules.js';
+
+const sidebar = byId('sidebar');
+const lobbyList = byId('lobby-list');
+const roomList = byId('room-list');
+const dmList = byId('dm-list');
+const userList = byId('user-list');
+const onlineCount = byId('online-count');
+const menuToggle = byId('menu-toggle');
+const menuUnread = byId('menu-unread');
+const backdrop = byId('sidebar-backdrop');
+
+let timer = null;
+let onRendered = () => {};
+
+const badgeText = (n) => (n > 99 ? '99+' : String(n));
+
+/** Draw on the next tick: many changes in a row draw once. */
+export function schedule() {
+  if (timer) return;
+  timer = setTimeout(() => {
+    timer = null;
+    render();
+  }, 0);
+}
+
+function convButton(conv) {
+  const active = conv.key === conversations.activeKey();
+  const label = conv.type === 'lobby' ? 'Lobby'
+    : conv.type === 'dm' && identity.isMe(conv.peer) ? `${conv.peer} (you)` : conv.title;
+  const button = h('button', {
+    type: 'button',
+    class: active ? 'conv-btn active' : 'conv-btn',
+    'data-testid': `conv-${conv.key}`,
+    'data-conv': conv.key,
+    'aria-current': active ? 'true' : null,
+  });
+  if (conv.type === 'dm') {
+    button.appendChild(h('span', { class: presence.isOnline(conv.peer) ? 'dot online' : 'dot', 'aria-hidden': 'true' }));
+  }
+  button.appendChild(h('span', { class: 'conv-name' }, label));
+  if (conv.type === 'room' && conv.info && conv.info.private) {
+    button.appendChild(h('span', { class: 'tag' }, 'private'));
+  }
+  if (conv.unread > 0 && !active) {
+    button.appendChild(h('span', { class: 'badge', 'data-testid': `unread-${conv.key}`, 'aria-hidden': 'true' },
+      badgeText(conv.unread)));
+    button.appendChild(h('span', { class: 'visually-hidden' }, `, ${conv.unread} unread`));
+  }
+  return h('li', {}, button);
+}
+
+function userButton(user) {
+  const self = identity.isMe(user.name);
+  return h('li', {},
+    h('button', {
+      type: 'button',
+      class: 'user-btn',
+      'data-testid': `user-${lower(user.name)}`,
+      'data-name': user.name,
+      title: self ? 'Notes to yourself' : `Message ${user.name}`,
+    },
+    h('span', { class: 'dot online', 'aria-hidden': 'true' }),
+    h('span', { class: 'conv-name' }, user.name),
+    self ? h('span', { class: 'tag' }, 'you') : null,
+    h('span', { class: 'visually-hidden' }, self ? ': notes to yourself' : ': send a direct message')));
+}
+
+function fill(list, nodes, emptyText) {
+  clear(list);
+  for (const node of nodes) list.appendChild(node);
+  if (!nodes.length) list.appendChild(h('li', { class: 'empty' }, emptyText));
+}
+
+export function render() {
+  if (sidebar.closest('[hidden]')) return; // signed out: nothing to show
+  // Drawing replaces the buttons: keep keyboard focus where it was.
+  const focused = document.activeElement;
+  const focusId = focused && sidebar.contains(focused) ? focused.getAttribute('data-testid') : null;
+
+  const convs = conversations.all();
+  clear(lobbyList);
+  lobbyList.appendChild(convButton(conversations.get('lobby')));
+  const rooms = convs.filter((c) => c.type === 'room').sort((a, b) => lower(a.title).localeCompare(lower(b.title)));
+  fill(roomList, rooms.map(convButton), 'No rooms yet.');
+  const dms = convs.filter((c) => c.type === 'dm').sort((a, b) => b.maxId - a.maxId || lower(a.peer).localeCompare(lower(b.peer)));
+  fill(dmList, dms.map(convButton), 'Pick someone below to start.');
+
+  clear(userList);
+  const users = presence.list().sort((a, b) => {
+    if (identity.isMe(a.name) !== identity.isMe(b.name)) return identity.isMe(a.name) ? -1 : 1;
+    return lower(a.name).localeCompare(lower(b.name));
+  });
+  for (const user of users) userList.appendChild(userButton(user));
+  setText(onlineCount, `(${presence.count()})`);
+
+  const total = convs.reduce((n, c) => n + (c.key === conversations.activeKey() ? 0 : c.unread), 0);
+  menuUnread.hidden = total === 0;
+  setText(menuUnread, badgeText(total));
+  document.title = total ? `(${total}) Chat` : 'Chat';
+
+  onRendered();
+
+  if (focusId) {
+    const again = sidebar.querySelector(`[data-testid="${CSS.escape(focusId)}"]`);
+    if (again) again.focus();
+  }
+}
+
+export function resetTitle() {
+  document.title = 'Chat';
+}
+
+const drawerOpen = () => document.body.classList.contains('drawer-open');
+
+function openDrawer() {
+  document.body.classList.add('drawer-open');
+  menuToggle.setAttribute('aria-expanded', 'true');
+  backdrop.hidden = false;
+  const current = sidebar.querySelector('[aria-current="true"]') || sidebar.querySelector('button');
+  if (current) current.focus();
+}
+
+export function closeDrawer() {
+  if (!drawerOpen()) return;
+  document.body.classList.remove('drawer-open');
+  menuToggle.setAttribute('aria-expanded', 'false');
+  backdrop.hidden = true;
+}
+
+/** onOpen(key): a conversation picked; onUser(name): someone online picked; onRendered(). */
+export function bind(handlers) {
+  onRendered = handlers.onRendered;
+  menuToggle.addEventListener('click', () => {
+    if (drawerOpen()) closeDrawer();
+    else openDrawer();
+  });
+  backdrop.addEventListener('click', closeDrawer);
+  document.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape' && drawerOpen()) {
+      closeDrawer();
+      menuToggle.focus();
+    }
+  });
+  // The buttons are drawn again often: one listener for all of them.
+  sidebar.addEventListener('click', (event) => {
+    const conv = event.target.closest('[data-conv]');
+    if (conv) {
+      handlers.onOpen(conv.dataset.conv);
+      return;
+    }
+    const user = event.target.closest('.user-btn');
+    if (user) handlers.onUser(user.dataset.name);
+  });
+}

@@ -9,7 +9,8 @@ effects to Socket.IO, and tests read them directly.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .context import Context
 from .identity import Identity
@@ -34,7 +35,7 @@ class Chat:
                  monotonic: Callable[[], float] = time.monotonic,
                  group_commit: Callable[[Callable], Submitter] = OneByOne,
                  on_accepted: Callable[[Message], None] = lambda message: None,
-                 pause: Callable[[], None] = lambda: None):
+                 pause: Callable[[], None] = lambda: None) -> None:
         mode = mode or one_node(config, monotonic)
         self.store = store
         self.presence = mode.presence

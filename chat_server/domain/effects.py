@@ -10,19 +10,19 @@ from .models import Room
 from .validation import dm_user_keys
 
 
-def lobby():
+def lobby() -> str:
     return "lobby"
 
 
-def user_target(user_key):
+def user_target(user_key: str) -> str:
     return "user:" + user_key
 
 
-def room_target(room_key):
+def room_target(room_key: str) -> str:
     return "room:" + room_key
 
 
-def targets_of(conv_key):
+def targets_of(conv_key: str) -> list[str]:
     """Who reads a conversation: everyone, a room's members, or both sides of a DM."""
     if conv_key == "lobby":
         return [lobby()]
@@ -36,20 +36,20 @@ def targets_of(conv_key):
 @dataclass(frozen=True)
 class Emit:
     event: str
-    data: object
-    to: list  # audiences or sids
-    skip: list = field(default_factory=list)  # sids that must not receive it
+    data: object  # the event's payload, JSON-able
+    to: list[str]  # audiences or sids
+    skip: list[str] = field(default_factory=list)  # sids that must not receive it
 
 
 @dataclass(frozen=True)
 class Enter:
-    sids: list
+    sids: list[str]
     audience: str
 
 
 @dataclass(frozen=True)
 class Exit:
-    sids: list
+    sids: list[str]
     audience: str
 
 

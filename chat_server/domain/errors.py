@@ -7,11 +7,11 @@ class ChatError(Exception):
     code = "invalid_payload"
     default_message = "The request is not valid."
 
-    def __init__(self, message=None):
+    def __init__(self, message: str | None = None) -> None:
         super().__init__(message or self.default_message)
         self.message = message or self.default_message
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, str]:
         return {"code": self.code, "message": self.message}
 
 

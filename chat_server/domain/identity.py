@@ -7,7 +7,7 @@ import time
 
 from . import security, validation
 from .context import Context
-from .effects import Emit, lobby, room_event
+from .effects import Effect, Emit, lobby, room_event
 from .errors import BadPassword, BadToken, Forbidden, InvalidName, NameTaken, NotFound, ServerFull
 from .models import User
 from .ports import LimiterPort, Memberships
@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 
 class Identity:
-    def __init__(self, ctx: Context, limiter: LimiterPort, memberships: Memberships):
+    def __init__(self, ctx: Context, limiter: LimiterPort, memberships: Memberships) -> None:
         self.ctx = ctx
         self.limiter = limiter
         self.memberships = memberships
@@ -100,7 +100,7 @@ class Identity:
             self._user_left(sid, conn.user)
 
     def _user_left(self, sid: str, user: User) -> None:
-        effects = [Emit("userLeft", {"sid": sid, "name": user.name}, [lobby()])]
+        effects: list[Effect] = [Emit("userLeft", {"sid": sid, "name": user.name}, [lobby()])]
         self.memberships.forget(user_id=user.id)  # fetched again if the user comes back
         if user.guest:
             changes = self.ctx.store_call(self.ctx.store.retire_guest, user.id)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 from .context import Context
 from .effects import Effect, Emit, Enter, lobby, room_target, user_target
@@ -31,7 +32,7 @@ class CatchUpHandover:
 
     CATCH_UP_AFTER = 1.0
 
-    def __init__(self, later: Callable[..., object]):
+    def __init__(self, later: Callable[..., object]) -> None:
         self.later = later  # later(seconds, fn, *args): run fn after a delay
 
     def replayable(self, replay: list[Message], delivered_mark: int) -> list[Message]:
@@ -44,7 +45,7 @@ class CatchUpHandover:
 
 class GoingLive:
     def __init__(self, ctx: Context, handover: Handover,
-                 delivered_mark: Callable[[], int]):
+                 delivered_mark: Callable[[], int]) -> None:
         self.ctx = ctx
         self.handover = handover
         self.delivered_mark = delivered_mark  # how far delivery got (`Sending`)
@@ -66,7 +67,7 @@ class GoingLive:
         if presence.get(sid) is None:  # gone while we read
             return
         replay = self.handover.replayable(snap.replay[:limit], mark)
-        welcome = {
+        welcome: dict[str, Any] = {
             "sid": sid, "name": conn.user.name, "token": conn.token,
             "rooms": [room.to_wire() for room in snap.rooms],
             "users": users,

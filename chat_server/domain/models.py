@@ -1,6 +1,8 @@
-"""Plain records shared by the domain and the store; `to_wire` gives the shapes of docs/protocol.md §3."""
+"""Plain records shared by the domain and the store; `to_wire` gives the shapes of
+docs/protocol.md §3."""
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,7 @@ class Room:
     members: int
     password_hash: str | None = None
 
-    def to_wire(self):
+    def to_wire(self) -> dict[str, Any]:
         return {"room": self.name, "owner": self.owner, "private": self.private,
                 "members": self.members}
 
@@ -56,7 +58,7 @@ class Message:
     text: str
     ts: int
 
-    def to_wire(self):
+    def to_wire(self) -> dict[str, Any]:
         return {"id": self.id, "conversation": self.conversation, "kind": self.kind,
                 "from": self.from_name, "fromSid": self.from_sid, "to": self.to,
                 "text": self.text, "ts": self.ts}

@@ -4,28 +4,35 @@ Several nodes share presence through `cluster.presence.RedisPresence`, which kee
 same interface (`ports.PresencePort`) and a local `Presence` for its own connections.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass, field
+from typing import Any
+
+from .models import User
+
 
 @dataclass
 class Connection:
     sid: str
-    user: object  # models.User
+    user: User
     token: str
     connected_at: float
     transport: str = ""
     address: str = ""
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Presence:
-    def __init__(self):
-        self.by_sid = {}  # self.by_sid[sid] = Connection
-        self.by_user = {}  # self.by_user[user_key][sid] = Connection, oldest first
+    def __init__(self) -> None:
+        self.by_sid: dict[str, Connection] = {}
+        # self.by_user[user_key][sid] = Connection, oldest first
+        self.by_user: dict[str, dict[str, Connection]] = {}
         # self._wire[user_key] = USER as sent ({"name", "sids"}), kept up to date here:
         # every connect sends the whole list, so it must not be rebuilt for each.
-        self._wire = {}
+        self._wire: dict[str, dict[str, Any]] = {}
 
-    def add(self, conn):
+    def add(self, conn: Connection) -> bool:
         """Returns True when this is the user's first connection."""
         self.by_sid[conn.sid] = conn
         key = conn.user.key
@@ -34,7 +41,7 @@ class Presence:
         self._rewire(key, tabs)
         return len(tabs) == 1
 
-    def remove(self, sid):
+    def remove(self, sid: str) -> tuple[Connection | None, bool]:
         """Returns (connection, was_last) or (None, False) for an unknown sid."""
         conn = self.by_sid.pop(sid, None)
         if conn is None:
@@ -49,33 +56,33 @@ class Presence:
         self._wire.pop(key, None)
         return conn, True
 
-    def _rewire(self, key, tabs):
+    def _rewire(self, key: str, tabs: dict[str, Connection]) -> None:
         self._wire[key] = {"name": next(iter(tabs.values())).user.name, "sids": list(tabs)}
 
-    def get(self, sid):
+    def get(self, sid: str) -> Connection | None:
         return self.by_sid.get(sid)
 
-    def local_sids(self):
+    def local_sids(self) -> list[str]:
         return list(self.by_sid)
 
-    def user_of_sid(self, sid):
+    def user_of_sid(self, sid: str) -> User | None:
         conn = self.by_sid.get(sid)
         return conn.user if conn is not None else None
 
-    def sids_of(self, user_key):
+    def sids_of(self, user_key: str) -> list[str]:
         return list(self.by_user.get(user_key, ()))
 
-    def online_user(self, user_key):
+    def online_user(self, user_key: str) -> User | None:
         tabs = self.by_user.get(user_key)
         return next(iter(tabs.values())).user if tabs else None
 
-    def users(self):
+    def users(self) -> list[dict[str, Any]]:
         """Who is online, as USER objects; shared with the presence: read, never change."""
         return list(self._wire.values())
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.by_sid)
 
-    def reap(self):
+    def reap(self) -> list[tuple[str, User, bool]]:
         """Nothing to reap: one node has no other nodes that could die."""
         return []

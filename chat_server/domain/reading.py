@@ -12,7 +12,7 @@ from .validation import fold
 
 
 class Reading:
-    def __init__(self, ctx: Context, identity: Identity, rooms: Rooms):
+    def __init__(self, ctx: Context, identity: Identity, rooms: Rooms) -> None:
         self.ctx = ctx
         self.identity = identity
         self.rooms = rooms

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from . import security, validation
 from .context import Context
-from .effects import Close, Enter, Exit, room_event, room_target
+from .effects import Close, Effect, Enter, Exit, room_event, room_target
 from .errors import BadPassword, Forbidden, NotFound
 from .models import Room, User
 from .ports import Memberships
@@ -56,7 +56,7 @@ class NoMembershipCache:
 
 class Rooms:
     def __init__(self, ctx: Context, conn: Callable[[str], Connection],
-                 memberships: Memberships):
+                 memberships: Memberships) -> None:
         self.ctx = ctx
         self._conn = conn  # sid -> its Connection, or Forbidden
         self.memberships = memberships
@@ -120,8 +120,8 @@ class Rooms:
         if change.deleted:
             self.memberships.forget(room_key=room.key)
         target = room_target(room.key)
-        effects = [room_event(room, "left", conn.user.name),
-                   Exit(self.ctx.presence.sids_of(conn.user.key), target)]
+        effects: list[Effect] = [room_event(room, "left", conn.user.name),
+                                 Exit(self.ctx.presence.sids_of(conn.user.key), target)]
         if change.deleted:
             effects.append(Close(target))
         self.ctx.publish(effects)

@@ -9,21 +9,21 @@ from argon2.exceptions import InvalidHashError, VerificationError
 _hasher = PasswordHasher()
 
 
-def new_token():
+def new_token() -> str:
     """A long random secret; 256 bits, so a fast hash is enough to store it."""
     return secrets.token_urlsafe(32)
 
 
-def hash_token(token):
+def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def hash_password(password):
+def hash_password(password: str) -> str:
     """Slow on purpose (tens of ms): call it through `runtime.offload`, never on the hub."""
     return _hasher.hash(password)
 
 
-def verify_password(password_hash, password):
+def verify_password(password_hash: str | None, password: str) -> bool:
     """Constant-time through argon2; False for a wrong password or a damaged hash."""
     if not password_hash:
         return False
@@ -33,5 +33,5 @@ def verify_password(password_hash, password):
         return False
 
 
-def guest_suffix():
+def guest_suffix() -> str:
     return secrets.token_hex(5)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from . import validation
 from .context import Context
@@ -26,7 +27,7 @@ class Submitter(Protocol):
 class OneByOne:
     """Commits each message on its own; the server groups them (`runtime.Batcher`)."""
 
-    def __init__(self, process: Callable[[list[NewMessage]], list[Committed]]):
+    def __init__(self, process: Callable[[list[NewMessage]], list[Committed]]) -> None:
         self.process = process
 
     def submit(self, item: NewMessage) -> Committed:
@@ -41,7 +42,7 @@ class Sending:
     def __init__(self, ctx: Context, identity: Identity, rooms: Rooms, limiter: LimiterPort,
                  group_commit: Callable[[Callable], Submitter] = OneByOne,
                  on_accepted: Callable[[Message], None] = lambda message: None,
-                 pause: Callable[[], None] = lambda: None):
+                 pause: Callable[[], None] = lambda: None) -> None:
         self.ctx = ctx
         self.identity = identity
         self.rooms = rooms

@@ -10,7 +10,7 @@ from .rooms import Rooms
 
 
 class TypingStatus:
-    def __init__(self, ctx: Context, identity: Identity, rooms: Rooms):
+    def __init__(self, ctx: Context, identity: Identity, rooms: Rooms) -> None:
         self.ctx = ctx
         self.identity = identity
         self.rooms = rooms

@@ -2,6 +2,7 @@
 
 import unicodedata
 from dataclasses import dataclass
+from typing import Any, TypeGuard
 
 from .errors import BadPassword, BadToken, InvalidName, InvalidPayload, TooLarge
 
@@ -16,12 +17,12 @@ GUEST_PREFIX = "guest-"
 NAME_RULE = "Names are 1-32 letters, digits, '_', '-' or '.', and may not start with 'guest-'."
 
 
-def _is_word_char(ch, extra):
+def _is_word_char(ch: str, extra: str) -> bool:
     category = unicodedata.category(ch)
     return category[0] == "L" or category == "Nd" or category in ("Mn", "Mc") or ch in extra
 
 
-def _check_word(text, extra, max_len):
+def _check_word(text: object, extra: str, max_len: int) -> TypeGuard[str]:
     """Letters of any script, digits and `extra`; marks only after a base character."""
     if not isinstance(text, str) or not 1 <= len(text) <= max_len:
         return False
@@ -30,45 +31,45 @@ def _check_word(text, extra, max_len):
     return all(_is_word_char(ch, extra) for ch in text)
 
 
-def fold(text):
+def fold(text: str) -> str:
     """The key under which names and rooms compare case-insensitively."""
     return unicodedata.normalize("NFC", text).casefold()
 
 
-def valid_user_name(name):
+def valid_user_name(name: object) -> TypeGuard[str]:
     return _check_word(name, "_-.", NAME_MAX)
 
 
-def check_new_user_name(name):
+def check_new_user_name(name: str) -> str:
     """A name a client may ask for: valid and not in the guest namespace."""
     if not valid_user_name(name) or fold(name).startswith(GUEST_PREFIX):
         raise InvalidName(NAME_RULE)
     return name
 
 
-def is_room_name(text):
+def is_room_name(text: object) -> TypeGuard[str]:
     return isinstance(text, str) and text.startswith("#") and _check_word(text[1:], "_-", ROOM_MAX)
 
 
-def check_room_name(text):
+def check_room_name(text: object) -> str:
     if not is_room_name(text):
         raise InvalidPayload("Room names are '#' and 1-32 letters, digits, '_' or '-'.")
     return text
 
 
-def dm_part(name):
+def dm_part(name: str) -> str:
     """A user's part of a `dm:` key: the registered name, NFC, lower-cased (not casefolded:
     "Straße" is "straße"). Its `casefold()` is the user's key, so one part is one user."""
     return unicodedata.normalize("NFC", name).lower()
 
 
-def dm_key(a_name, b_name):
+def dm_key(a_name: str, b_name: str) -> str:
     """Direct conversations are named by both users' names, sorted and lower-case."""
     first, second = sorted((dm_part(a_name), dm_part(b_name)))
     return f"dm:{first}:{second}"
 
 
-def is_dm_key_of(conversation, name):
+def is_dm_key_of(conversation: str, name: str) -> bool:
     """Whether `conversation` is, spelled as the server spells it, a `dm:` key of the user
     registered as `name` (with anyone: a key naming no one else just has no messages)."""
     parts = conversation.split(":")
@@ -78,13 +79,13 @@ def is_dm_key_of(conversation, name):
     return "" < first <= second and first == first.lower() and second == second.lower()
 
 
-def dm_user_keys(conv_key):
+def dm_user_keys(conv_key: str) -> tuple[str, str]:
     """The keys of the two users a `dm:` key names (the same twice for a note to oneself)."""
     _, first, second = conv_key.split(":")
     return first.casefold(), second.casefold()
 
 
-def _unicode(text, field):
+def _unicode(text: str, field: str) -> str:
     """Valid Unicode: lone surrogates cannot be encoded, stored or hashed."""
     try:
         text.encode("utf-8")
@@ -93,14 +94,14 @@ def _unicode(text, field):
     return text
 
 
-def _storable(text, field):
+def _storable(text: str, field: str) -> str:
     """Text a database can hold: valid Unicode and no NUL (PostgreSQL refuses it)."""
     if "\x00" in text:
         raise InvalidPayload(f"'{field}' may not contain NUL characters.")
     return _unicode(text, field)
 
 
-def check_text(text, max_length, field="text"):
+def check_text(text: object, max_length: int, field: str = "text") -> str:
     if not isinstance(text, str):
         raise InvalidPayload(f"'{field}' must be a string.")
     _storable(text, field)
@@ -112,7 +113,7 @@ def check_text(text, max_length, field="text"):
     return text
 
 
-def _check_client_id(value):
+def _check_client_id(value: object) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not 1 <= len(value) <= CLIENT_ID_MAX:
@@ -120,7 +121,7 @@ def _check_client_id(value):
     return _storable(value, "clientId")
 
 
-def _check_id(value, field):
+def _check_id(value: object, field: str) -> int | None:
     if value is None:
         return None
     if type(value) is not int or not 0 <= value <= ID_MAX:
@@ -128,13 +129,13 @@ def _check_id(value, field):
     return value
 
 
-def _require_dict(payload):
+def _require_dict(payload: object) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise InvalidPayload("The payload must be an object.")
     return payload
 
 
-def _optional_password(value):
+def _optional_password(value: object) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not 1 <= len(value) <= PASSWORD_MAX:
@@ -149,7 +150,7 @@ class Send:
     dest: str | None = None  # None for the lobby
 
 
-def parse_message(payload, max_length):
+def parse_message(payload: object, max_length: int) -> Send:
     if isinstance(payload, str):
         return Send(check_text(payload, max_length), None)
     payload = _require_dict(payload)
@@ -157,7 +158,7 @@ def parse_message(payload, max_length):
                 _check_client_id(payload.get("clientId")))
 
 
-def parse_send_message(payload, max_length):
+def parse_send_message(payload: object, max_length: int) -> Send:
     payload = _require_dict(payload)
     dest = payload.get("destId")
     if not isinstance(dest, str) or not 1 <= len(dest) <= 64:
@@ -172,13 +173,13 @@ class JoinRoom:
     password: str | None
 
 
-def parse_join_room(payload):
+def parse_join_room(payload: object) -> JoinRoom:
     payload = _require_dict(payload)
     return JoinRoom(check_room_name(payload.get("room")),
                     _optional_password(payload.get("password")))
 
 
-def parse_room(payload):
+def parse_room(payload: object) -> str:
     payload = _require_dict(payload)
     return check_room_name(payload.get("room"))
 
@@ -191,7 +192,7 @@ class HistoryQuery:
     limit: int
 
 
-def parse_history(payload):
+def parse_history(payload: object) -> HistoryQuery:
     payload = _require_dict(payload)
     conversation = payload.get("conversation")
     if not isinstance(conversation, str) or not 1 <= len(conversation) <= 100:
@@ -211,7 +212,7 @@ class Typing:
     typing: bool
 
 
-def parse_typing(payload):
+def parse_typing(payload: object) -> Typing:
     payload = _require_dict(payload)
     to = payload.get("to")
     if not isinstance(to, str) or not 1 <= len(to) <= 64:
@@ -230,7 +231,7 @@ class Auth:
     last_id: int | None
 
 
-def parse_auth(auth):
+def parse_auth(auth: object) -> Auth:
     """Connect-time auth. Names are checked by the domain; shapes are checked here.
 
     A malformed `lastId` or auth object is refused with `invalid_payload` (docs/protocol.md

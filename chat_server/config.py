@@ -1,12 +1,16 @@
 """Settings, read in one place: command-line flags win over environment variables."""
 
+from __future__ import annotations
+
 import argparse
 import json
 import logging
 import os
 import time
 import urllib.parse
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, NoReturn
 
 
 class ConfigError(ValueError):
@@ -21,7 +25,7 @@ class RateLimit:
     seconds: float
 
     @property
-    def per_second(self):
+    def per_second(self) -> float:
         return self.count / self.seconds
 
 
@@ -36,7 +40,7 @@ class Config:
     connect_timeout: float = 45.0
     max_text_length: int = 2000
     max_http_buffer_size: int = 64 * 1024
-    cors_origins: tuple = ()
+    cors_origins: tuple[str, ...] = ()
     replay_limit: int = 1000
     redis_url: str | None = None
     node_name: str | None = None
@@ -49,40 +53,40 @@ class Config:
     log_format: str = "text"
     shutdown_grace: float = 10.0
     connect_rate: RateLimit | None = field(default_factory=lambda: RateLimit(60, 60.0))
-    trusted_proxies: tuple = ()
+    trusted_proxies: tuple[str, ...] = ()
     max_queued_packets: int = 2000
     check_config: bool = False  # validate settings and connections, then exit
 
 
-def _port(text):
+def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
         raise ValueError("must be 0-65535")
     return value
 
 
-def _positive_int(text):
+def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise ValueError("must be a positive integer")
     return value
 
 
-def _positive_float(text):
+def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise ValueError("must be a positive number")
     return value
 
 
-def _log_level(text):
+def _log_level(text: str) -> str:
     level = text.strip().upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
     return level
 
 
-def _rate_limit(text):
+def _rate_limit(text: str) -> RateLimit | None:
     text = text.strip().lower()
     if text in ("off", "none", "0"):
         return None
@@ -92,25 +96,25 @@ def _rate_limit(text):
     return RateLimit(_positive_int(count), _positive_float(seconds))
 
 
-def _database_url(text):
+def _database_url(text: str) -> str:
     if not (text.startswith("sqlite:///") or text.startswith("postgresql")):
         raise ValueError("must be sqlite:///PATH or postgresql://...")
     return text
 
 
-def _redis_url(text):
+def _redis_url(text: str) -> str:
     if not text.startswith(("redis://", "rediss://", "unix://")):
         raise ValueError("must be redis://HOST:PORT/DB (or rediss://, unix://)")
     return text
 
 
-def _node_name(text):
+def _node_name(text: str) -> str:
     if not text or len(text) > 64 or any(c.isspace() for c in text):
         raise ValueError("must be 1-64 characters without spaces")
     return text
 
 
-def _bool(text):
+def _bool(text: str) -> bool:
     value = text.strip().lower()
     if value in ("1", "true", "yes", "on"):
         return True
@@ -119,20 +123,20 @@ def _bool(text):
     raise ValueError("must be true or false")
 
 
-def _secret(text):
+def _secret(text: str) -> str:
     if len(text) < 8:
         raise ValueError("must be at least 8 characters")
     return text
 
 
-def _log_format(text):
+def _log_format(text: str) -> str:
     value = text.strip().lower()
     if value not in ("text", "json"):
         raise ValueError("must be text or json")
     return value
 
 
-def _origins(text):
+def _origins(text: str) -> tuple[str, ...]:
     text = text.strip()
     if text == "*":
         return ("*",)
@@ -140,12 +144,12 @@ def _origins(text):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):
+    def error(self, message: str) -> NoReturn:
         raise ConfigError(message)
 
 
 # (flag, environment variable, Config field, parser, help)
-SETTINGS = [
+SETTINGS: list[tuple[str, str, str, Callable[[str], Any], str]] = [
     ("--host", "HOST", "host", str, "address to listen on (default 0.0.0.0)"),
     ("--port", "PORT", "port", _port, "port to listen on, 0 for any free port (default 8000)"),
     ("--database-url", "DATABASE_URL", "database_url", _database_url,
@@ -197,7 +201,7 @@ SETTINGS = [
 ]
 
 
-def load(argv=None, environ=None):
+def load(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
     """Build the Config from flags and environment; raise ConfigError on a bad value."""
     environ = os.environ if environ is None else environ
     parser = _Parser(
@@ -211,7 +215,7 @@ def load(argv=None, environ=None):
                         help="check the settings, the store and Redis, print the result, exit")
     args = parser.parse_args(argv)
 
-    values = {"check_config": args.check_config}
+    values: dict[str, Any] = {"check_config": args.check_config}
     for flag, env, name, parse, _help in SETTINGS:
         raw = getattr(args, name)
         source = flag
@@ -233,7 +237,7 @@ def load(argv=None, environ=None):
 class JsonFormatter(logging.Formatter):
     """One JSON object per line, for log collectors."""
 
-    def format(self, record):
+    def format(self, record: logging.LogRecord) -> str:
         entry = {"ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
                  "level": record.levelname, "logger": record.name,
                  "message": record.getMessage()}
@@ -242,8 +246,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def setup_logging(level, log_format="text"):
+def setup_logging(level: str, log_format: str = "text") -> None:
     handler = logging.StreamHandler()
+    formatter: logging.Formatter
     if log_format == "json":
         formatter = JsonFormatter()
         formatter.converter = time.gmtime
@@ -255,7 +260,7 @@ def setup_logging(level, log_format="text"):
     root.setLevel(getattr(logging, level))
 
 
-def without_password(url):
+def without_password(url: str) -> str:
     """`url` as it may be logged: a password in it is replaced by `***`."""
     parts = urllib.parse.urlsplit(url)
     if parts.password:

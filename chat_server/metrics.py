@@ -5,19 +5,35 @@ current state (connections, users, rooms) are read from the live objects at scra
 so they can never drift from the truth.
 """
 
+from __future__ import annotations
+
 import hmac
 import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.metrics_core import Metric
+
+if TYPE_CHECKING:
+    from wsgiref.types import WSGIEnvironment
+
+    from .domain.ports import Runner
+
+M = TypeVar("M", bound=MetricWrapperBase)
+T = TypeVar("T")
+State = Callable[[], dict[str, Any]]  # current figures: connections, users, rooms...
 
 
 class Metrics:
-    def __init__(self):
+    def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self._children = {}  # (metric, label) -> labelled child
+        # (metric, label) -> labelled child, of the metric's own class
+        self._children: dict[tuple[MetricWrapperBase, str], Any] = {}
         self.messages_accepted = Counter(
             "chat_messages_accepted", "Messages stored and acked, by kind.", ["kind"],
             registry=r)
@@ -44,26 +60,26 @@ class Metrics:
         self.loop_lag_max = Gauge("chat_event_loop_lag_max_seconds",
                                   "Largest event-loop lag seen since start.", registry=r)
 
-    def count(self, counter, label, amount=1):
+    def count(self, counter: Counter, label: str, amount: float = 1) -> None:
         """`counter.labels(label).inc(amount)`; this runs for every message."""
         self._child(counter, label).inc(amount)
 
-    def _child(self, metric, label):
+    def _child(self, metric: M, label: str) -> M:
         """`metric.labels(label)`, looked up once (the library's lookup is not cheap)."""
         child = self._children.get((metric, label))
         if child is None:
             child = self._children[(metric, label)] = metric.labels(label)
         return child
 
-    def watch(self, state):
+    def watch(self, state: State) -> None:
         """Register `state()` -> dict of current figures, read at each scrape."""
         self.registry.register(_StateCollector(state))
 
-    def timed(self, store_call):
+    def timed(self, store_call: Runner) -> Runner:
         """Wrap a store runner so every call is timed under its method's name."""
         histogram = self.store_seconds
 
-        def call(fn, *args):
+        def call(fn: Callable[..., T], *args: Any) -> T:
             started = time.perf_counter()
             try:
                 return store_call(fn, *args)
@@ -73,7 +89,7 @@ class Metrics:
 
         return call
 
-    def probe_loop(self, sleep, interval=0.05):
+    def probe_loop(self, sleep: Callable[[float], object], interval: float = 0.05) -> None:
         """Run forever in a greenlet: a hub busy with blocking work wakes it up late."""
         worst = 0.0
         while True:
@@ -85,18 +101,18 @@ class Metrics:
             self.loop_delay.observe(lag)
             self.loop_lag_max.set(worst)
 
-    def render(self):
+    def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
 class _StateCollector:
-    def __init__(self, state):
+    def __init__(self, state: State) -> None:
         self.state = state
 
-    def describe(self):
+    def describe(self) -> list[Metric]:
         return []
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         figures = self.state()
         connections = GaugeMetricFamily("chat_connections",
                                         "Connections to this node, by transport.",
@@ -112,7 +128,7 @@ class _StateCollector:
                                     value=figures["redis_up"])
 
 
-def authorized(environ, token):
+def authorized(environ: WSGIEnvironment, token: str) -> bool:
     """`Authorization: Bearer <METRICS_TOKEN>`, compared in constant time."""
     header = environ.get("HTTP_AUTHORIZATION", "")
     scheme, _, given = header.partition(" ")

@@ -5,9 +5,16 @@ eventlet is in bug-fix-only maintenance upstream; the rest of the package only s
 eventlet's internals, reaches it through here).
 """
 
+from __future__ import annotations
+
 import logging
 import socket
 import warnings
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from wsgiref.types import WSGIApplication
 
 # eventlet warns on import that it is deprecated; we know, and say so in the README.
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
@@ -28,26 +35,32 @@ spawn_after = eventlet.spawn_after
 sleep = eventlet.sleep
 local = eventlet.corolocal.local  # per-greenlet attributes
 
+T = TypeVar("T")
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+Job = tuple[Callable[..., Any], tuple[Any, ...]]  # a blocking call: function, arguments
 
-def offload(fn, *args):
+
+def offload(fn: Callable[..., T], *args: Any) -> T:
     """Run a blocking C call (password hashing) on an OS thread; the hub keeps serving."""
     return tpool.execute(fn, *args)
 
 
-class Batcher:
+class Batcher(Generic[Item, Result]):
     """Group commit: items submitted while a batch is being processed form the next batch.
 
     `process(items)` returns one result per item, in order; each submitter gets its own
     result (or the batch's exception). One batch at a time, so results come in order.
     """
 
-    def __init__(self, process, max_batch=500):
+    def __init__(self, process: Callable[[list[Item]], list[Result]],
+                 max_batch: int = 500) -> None:
         self.process = process
         self.max_batch = max_batch
         self._queue = eventlet.queue.LightQueue()
         self._worker = eventlet.spawn(self._run)
 
-    def submit(self, item):
+    def submit(self, item: Item) -> Result:
         done = eventlet.event.Event()
         self._queue.put((item, done))
         ok, value = done.wait()
@@ -55,7 +68,7 @@ class Batcher:
             return value
         raise value
 
-    def _run(self):
+    def _run(self) -> None:
         while True:
             batch = [self._queue.get()]
             while len(batch) < self.max_batch:
@@ -83,31 +96,31 @@ class Lane:
     let the next call start while its own is still running.
     """
 
-    def __init__(self):
-        self._worker = Batcher(self._execute, max_batch=1)
+    def __init__(self) -> None:
+        self._worker: Batcher[Job, Any] = Batcher(self._execute, max_batch=1)
 
     @staticmethod
-    def _execute(jobs):
+    def _execute(jobs: list[Job]) -> list[Any]:
         return [tpool.execute(fn, *args) for fn, args in jobs]
 
-    def run(self, fn, *args):
+    def run(self, fn: Callable[..., T], *args: Any) -> T:
         return self._worker.submit((fn, args))
 
 
 class Event:
     """A one-shot event several greenlets can wait on."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._event = eventlet.event.Event()
 
-    def set(self):
+    def set(self) -> None:
         if not self._event.ready():
             self._event.send(True)
 
-    def is_set(self):
+    def is_set(self) -> bool:
         return self._event.ready()
 
-    def wait(self, timeout=None):
+    def wait(self, timeout: float | None = None) -> bool:
         if self._event.ready():
             return True
         with eventlet.Timeout(timeout, False):
@@ -119,12 +132,12 @@ class Event:
 TimeoutError = eventlet.Timeout
 
 
-def timeout(seconds):
+def timeout(seconds: float) -> Any:
     """`with timeout(s):` raises TimeoutError in the block after `s` seconds."""
     return eventlet.Timeout(seconds)
 
 
-def monkey_patch():
+def monkey_patch() -> None:
     """Make the standard library cooperative, and unmask websocket frames quickly. Only the
     entry point calls this."""
     eventlet.monkey_patch()
@@ -133,7 +146,7 @@ def monkey_patch():
     compat.speed_up_unmasking()
 
 
-def listen(host, port):
+def listen(host: str, port: int) -> Any:
     listener = eventlet.listen((host, port), backlog=1024, reuse_addr=True, reuse_port=False)
     # Accepted sockets inherit TCP_NODELAY on Linux: small chat frames go out at once
     # instead of waiting for the peer's delayed ACK (Nagle's algorithm).
@@ -141,7 +154,7 @@ def listen(host, port):
     return listener
 
 
-def serve(listener, wsgi_app, max_connections):
+def serve(listener: Any, wsgi_app: WSGIApplication, max_connections: int) -> None:
     """eventlet's WSGI server; its pool must outsize the connection cap (default 1,024).
 
     The socket timeout (longer than a long-poll's 45 s) ends connections whose peer

@@ -5,6 +5,8 @@ tables, and brings a database of an older `SCHEMA_VERSION` up to date in place.
 """
 
 import sqlalchemy as sa
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from .domain.validation import dm_key
 
@@ -91,7 +93,7 @@ messages = sa.Table(
 )
 
 
-def rename_dm_keys(conn):
+def rename_dm_keys(conn: sa.Connection) -> int:
     """Schema 1 -> 2: `dm:k1:k2` named the users by their keys (casefolded); rename each
     direct conversation to `dm_key` of its users' names. ASCII names keep their keys."""
     old_keys = set(conn.execute(sa.select(dm_members.c.conv_key).distinct()).scalars())
@@ -99,7 +101,7 @@ def rename_dm_keys(conn):
                                  .where(messages.c.kind == "direct")).scalars())
     pairs = {key: key.split(":")[1:] for key in old_keys if key.count(":") == 2}
     wanted = sorted({part for pair in pairs.values() for part in pair})
-    names = {}
+    names: dict[str, str] = {}
     for start in range(0, len(wanted), 500):
         names.update(conn.execute(sa.select(users.c.key, users.c.name)
                                   .where(users.c.key.in_(wanted[start:start + 500]))).all())
@@ -121,7 +123,7 @@ def rename_dm_keys(conn):
     return renamed
 
 
-def sqlite_pragmas(dbapi_conn, _record):
+def sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")

@@ -5,57 +5,89 @@ Every method is blocking and must run off the event loop (see `runtime.Lane`). E
 method is one transaction, so a caller never sees half of a change.
 """
 
+from __future__ import annotations
+
 import logging
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any, cast, overload
 
 import sqlalchemy as sa
 from sqlalchemy import event, exc
 
 from .domain.errors import NameTaken, Unavailable
-from .domain.models import Message, Room, User
-from .schema import (MESSAGE_LOCK, SCHEMA_VERSION, dm_members, memberships, messages, meta,
-                     metadata, rename_dm_keys, rooms, sessions, sqlite_pragmas, users)
+from .domain.models import Message, NewMessage, Room, User
+from .schema import (
+    MESSAGE_LOCK,
+    SCHEMA_VERSION,
+    dm_members,
+    memberships,
+    messages,
+    meta,
+    metadata,
+    rename_dm_keys,
+    rooms,
+    sessions,
+    sqlite_pragmas,
+    users,
+)
 
 logger = logging.getLogger(__name__)
 
 
-def now_ms():
+# (user id, clientId): a message's retry key. (conversation key, user id): a DM member.
+ClientKey = tuple[int, "str | None"]
+DmMember = tuple[str, "int | None"]
+
+
+def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _message(row):
+def _message(row: sa.Row) -> Message:
     return Message(id=row.id, conv_key=row.conv_key, conversation=row.conversation,
                    kind=row.kind, from_name=row.from_name, from_sid=row.from_sid,
                    to=row.to_name, text=row.text, ts=row.ts)
 
 
-def _row_values(item):
+def _row_values(item: NewMessage) -> dict[str, Any]:
     return dict(conv_key=item.conv_key, conversation=item.conversation, kind=item.kind,
                 from_user_id=item.from_user_id, from_name=item.from_name,
                 from_sid=item.from_sid, to_name=item.to, text=item.text, ts=item.ts,
                 client_id=item.client_id)
 
 
-def _new_message(item, new_id):
+def _new_message(item: NewMessage, new_id: int) -> Message:
     return Message(id=new_id, conv_key=item.conv_key, conversation=item.conversation,
                    kind=item.kind, from_name=item.from_name, from_sid=item.from_sid,
                    to=item.to, text=item.text, ts=item.ts)
 
 
-def _user(row):
+@overload
+def _user(row: sa.Row) -> User: ...
+@overload
+def _user(row: sa.Row | None) -> User | None: ...
+def _user(row: sa.Row | None) -> User | None:
     if row is None:
         return None
     return User(id=row.id, name=row.name, key=row.key, guest=row.guest,
                 password_hash=row.password_hash)
 
 
+def _inserted_id(result: sa.CursorResult) -> int:
+    """The primary key a single-row INSERT generated."""
+    key = result.inserted_primary_key
+    assert key is not None  # None only when no row was inserted
+    return key[0]
+
+
 class Store:
     """The chat's durable state. Errors of the database surface as `Unavailable`."""
 
-    def __init__(self, url):
+    def __init__(self, url: str) -> None:
         self.url = url
-        self._known_dms = set()  # (conv_key, user_id) pairs known to be in dm_members
+        self._known_dms: set[DmMember] = set()  # pairs known to be in dm_members
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             # One connection, used by one OS thread at a time (the lane serialises calls).
@@ -77,7 +109,7 @@ class Store:
 
     # -- life-cycle -------------------------------------------------------------------
 
-    def create_schema(self):
+    def create_schema(self) -> None:
         with self._tx() as conn:
             if not self.is_sqlite:  # nodes starting together must not race to create tables
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(MESSAGE_LOCK + 1)))
@@ -94,16 +126,16 @@ class Store:
                 logger.info("schema %s -> %d: %d direct conversations renamed", version,
                             SCHEMA_VERSION, renamed)
 
-    def ping(self):
+    def ping(self) -> bool:
         with self._tx() as conn:
             conn.execute(sa.select(1))
         return True
 
-    def close(self):
+    def close(self) -> None:
         self.engine.dispose()
 
     @contextmanager
-    def _tx(self):
+    def _tx(self) -> Iterator[sa.Connection]:
         """`engine.begin()` that turns database failures into the domain's `Unavailable`.
 
         Integrity errors pass through: they are answers (a name or room already exists).
@@ -119,38 +151,39 @@ class Store:
 
     # -- users and sessions ----------------------------------------------------------
 
-    def user_by_key(self, key, include_gone=False):
+    def user_by_key(self, key: str, include_gone: bool = False) -> User | None:
         query = sa.select(users).where(users.c.key == key)
         if not include_gone:
             query = query.where(users.c.gone.is_(False))
         with self._tx() as conn:
             return _user(conn.execute(query).first())
 
-    def user_by_token(self, token_hash):
+    def user_by_token(self, token_hash: str) -> User | None:
         with self._tx() as conn:
             return _user(conn.execute(
                 sa.select(users).join(sessions, sessions.c.user_id == users.c.id)
                 .where(sessions.c.token_hash == token_hash, users.c.gone.is_(False))).first())
 
-    def create_user(self, name, key, guest, token_hash, password_hash=None):
+    def create_user(self, name: str, key: str, guest: bool, token_hash: str,
+                    password_hash: str | None = None) -> User:
         """Register a name with its first session; `NameTaken` if the key exists."""
         try:
             with self._tx() as conn:
-                user_id = conn.execute(users.insert().values(
+                user_id = _inserted_id(conn.execute(users.insert().values(
                     name=name, key=key, guest=guest, gone=False, password_hash=password_hash,
-                    created_at=now_ms())).inserted_primary_key[0]
+                    created_at=now_ms())))
                 conn.execute(sessions.insert().values(
                     token_hash=token_hash, user_id=user_id, created_at=now_ms()))
         except exc.IntegrityError:
             raise NameTaken() from None
         return User(id=user_id, name=name, key=key, guest=guest, password_hash=password_hash)
 
-    def add_session(self, user_id, token_hash):
+    def add_session(self, user_id: int, token_hash: str) -> None:
         with self._tx() as conn:
             conn.execute(sessions.insert().values(
                 token_hash=token_hash, user_id=user_id, created_at=now_ms()))
 
-    def retire_guest(self, user_id):
+    def retire_guest(self, user_id: int) -> list[RoomChange]:
         """A guest's last connection closed: end its sessions and memberships for good.
 
         Returns what happened to each of its rooms, as `remove_member` does.
@@ -162,7 +195,7 @@ class Store:
                                     .where(memberships.c.user_id == user_id)).scalars().all()
             return [self._remove_member(conn, room_id, user_id) for room_id in room_ids]
 
-    def retire_all_guests(self):
+    def retire_all_guests(self) -> int:
         """At start no guest is connected, so every guest still on record is gone."""
         with self._tx() as conn:
             ids = conn.execute(sa.select(users.c.id).where(
@@ -173,37 +206,44 @@ class Store:
 
     # -- rooms -------------------------------------------------------------------------
 
-    def _room_query(self):
+    def _room_query(self) -> sa.Select:
         count = (sa.select(sa.func.count()).where(memberships.c.room_id == rooms.c.id)
                  .scalar_subquery())
         return (sa.select(rooms, users.c.name.label("owner_name"), count.label("member_count"))
                 .outerjoin(users, users.c.id == rooms.c.owner_id))
 
+    @overload
     @staticmethod
-    def _room(row):
+    def _room(row: sa.Row) -> Room: ...
+    @overload
+    @staticmethod
+    def _room(row: sa.Row | None) -> Room | None: ...
+    @staticmethod
+    def _room(row: sa.Row | None) -> Room | None:
         if row is None:
             return None
         return Room(id=row.id, name=row.name, key=row.key, owner=row.owner_name,
                     private=row.password_hash is not None, members=row.member_count,
                     password_hash=row.password_hash)
 
-    def room_by_key(self, key):
+    def room_by_key(self, key: str) -> Room | None:
         with self._tx() as conn:
             return self._room(conn.execute(self._room_query().where(rooms.c.key == key)).first())
 
-    def create_room(self, name, key, owner_id, password_hash):
+    def create_room(self, name: str, key: str, owner_id: int,
+                    password_hash: str | None) -> Room | None:
         """Create a room with its owner as first member; None if the key already exists."""
         try:
             with self._tx() as conn:
-                room_id = conn.execute(rooms.insert().values(
+                room_id = _inserted_id(conn.execute(rooms.insert().values(
                     name=name, key=key, owner_id=owner_id, password_hash=password_hash,
-                    created_at=now_ms())).inserted_primary_key[0]
+                    created_at=now_ms())))
                 conn.execute(memberships.insert().values(room_id=room_id, user_id=owner_id))
         except exc.IntegrityError:
             return None
         return self.room_by_key(key)
 
-    def add_member(self, room_id, user_id):
+    def add_member(self, room_id: int, user_id: int) -> bool:
         """True if the user became a member, False if it already was one."""
         try:
             with self._tx() as conn:
@@ -212,7 +252,7 @@ class Store:
             return False
         return True
 
-    def room_for(self, key, user_id):
+    def room_for(self, key: str, user_id: int) -> tuple[Room | None, bool]:
         """The room and whether the user is a member, in one round trip: `(Room, bool)`,
         or `(None, False)` when there is no such room."""
         member = (sa.select(memberships.c.id).where(memberships.c.room_id == rooms.c.id,
@@ -223,19 +263,21 @@ class Store:
                                .where(rooms.c.key == key)).first()
         return (self._room(row), bool(row.is_member)) if row is not None else (None, False)
 
-    def is_member(self, room_id, user_id):
+    def is_member(self, room_id: int, user_id: int) -> bool:
         with self._tx() as conn:
             return conn.execute(sa.select(memberships.c.id).where(
                 memberships.c.room_id == room_id, memberships.c.user_id == user_id)
             ).first() is not None
 
-    def remove_member(self, room_id, user_id):
+    def remove_member(self, room_id: int, user_id: int) -> RoomChange:
         with self._tx() as conn:
             return self._remove_member(conn, room_id, user_id)
 
-    def _remove_member(self, conn, room_id, user_id):
+    def _remove_member(self, conn: sa.Connection, room_id: int, user_id: int) -> RoomChange:
         """Returns a RoomChange: the room, whether it was deleted, and its new owner."""
         room = self._room(conn.execute(self._room_query().where(rooms.c.id == room_id)).first())
+        # A room closed since the caller found it fails here (the transaction is rolled back).
+        assert room is not None
         owner_id = conn.execute(sa.select(rooms.c.owner_id).where(rooms.c.id == room_id)).scalar()
         conn.execute(memberships.delete().where(
             memberships.c.room_id == room_id, memberships.c.user_id == user_id))
@@ -252,26 +294,26 @@ class Store:
             new_owner = heir.name
         return RoomChange(room, deleted=False, new_owner=new_owner)
 
-    def delete_room(self, room_id):
+    def delete_room(self, room_id: int) -> None:
         with self._tx() as conn:
             room = self._room(conn.execute(self._room_query().where(rooms.c.id == room_id)).first())
             if room is not None:
                 self._delete_room(conn, room)
 
     @staticmethod
-    def _delete_room(conn, room):
+    def _delete_room(conn: sa.Connection, room: Room) -> None:
         conn.execute(memberships.delete().where(memberships.c.room_id == room.id))
         conn.execute(messages.delete().where(messages.c.conv_key == room.key))
         conn.execute(rooms.delete().where(rooms.c.id == room.id))
 
-    def rooms_of(self, user_id):
+    def rooms_of(self, user_id: int) -> list[Room]:
         with self._tx() as conn:
             member = sa.select(memberships.c.room_id).where(memberships.c.user_id == user_id)
             rows = conn.execute(self._room_query().where(rooms.c.id.in_(member))
                                 .order_by(rooms.c.key)).all()
         return [self._room(r) for r in rows]
 
-    def visible_rooms(self, user_id):
+    def visible_rooms(self, user_id: int) -> list[Room]:
         with self._tx() as conn:
             member = sa.select(memberships.c.room_id).where(memberships.c.user_id == user_id)
             rows = conn.execute(self._room_query().where(sa.or_(
@@ -279,7 +321,7 @@ class Store:
                 .order_by(rooms.c.key)).all()
         return [self._room(r) for r in rows]
 
-    def member_names(self, room_id):
+    def member_names(self, room_id: int) -> Sequence[str]:
         with self._tx() as conn:
             return conn.execute(
                 sa.select(users.c.name).join(memberships, memberships.c.user_id == users.c.id)
@@ -287,7 +329,7 @@ class Store:
 
     # -- messages ------------------------------------------------------------------------
 
-    def insert_messages(self, batch):
+    def insert_messages(self, batch: list[NewMessage]) -> list[tuple[Message, bool]]:
         """Commit a batch of NewMessages in one transaction, in order.
 
         Returns `(Message, duplicate)` per item: a clientId the same user already used
@@ -301,7 +343,9 @@ class Store:
                 # replays "after 11" would never see 10. SQLite has one writer anyway.
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(MESSAGE_LOCK)))
             originals = self._originals(conn, batch)  # (user id, client id) -> Message
-            fresh, plan = [], []  # plan: an index into `fresh`, or the key of an original
+            # plan: an index into `fresh`, or the key of an original
+            fresh: list[NewMessage] = []
+            plan: list[int | ClientKey] = []
             for item in batch:
                 key = (item.from_user_id, item.client_id)
                 if item.client_id is not None and key in originals:
@@ -311,7 +355,8 @@ class Store:
                     originals[key] = None  # a repeat later in this batch gets this one
                 plan.append(len(fresh))
                 fresh.append(item)
-            stored, noted = [], set()
+            stored: list[Message] = []
+            noted: set[DmMember] = set()
             if fresh:
                 ids = conn.execute(
                     messages.insert().returning(messages.c.id, sort_by_parameter_order=True),
@@ -323,11 +368,13 @@ class Store:
                         originals[(item.from_user_id, item.client_id)] = message
                 noted = self._note_dms(conn, [item for item in fresh if item.kind == "direct"])
         self._known_dms.update(noted)  # only now: a rolled-back batch must not hide a pair
-        return [(stored[step], False) if isinstance(step, int) else (originals[step], True)
-                for step in plan]
+        # Every original is a Message by now: a None above was replaced once inserted.
+        return [(stored[step], False) if isinstance(step, int)
+                else (cast(Message, originals[step]), True) for step in plan]
 
     @staticmethod
-    def _originals(conn, batch):
+    def _originals(conn: sa.Connection,
+                   batch: list[NewMessage]) -> dict[ClientKey, Message | None]:
         wanted = {(item.from_user_id, item.client_id) for item in batch
                   if item.client_id is not None}
         if not wanted:
@@ -338,7 +385,7 @@ class Store:
         return {(row.from_user_id, row.client_id): _message(row) for row in rows
                 if (row.from_user_id, row.client_id) in wanted}
 
-    def _note_dms(self, conn, items):
+    def _note_dms(self, conn: sa.Connection, items: list[NewMessage]) -> set[DmMember]:
         """Record who takes part in each direct conversation (for welcome and replay).
         Returns the pairs it made sure of, for the caller to remember once committed."""
         pairs = {(item.conv_key, user_id) for item in items
@@ -354,13 +401,14 @@ class Store:
                          [{"conv_key": conv, "user_id": user} for conv, user in missing])
         return pairs
 
-    def message_by_client_id(self, user_id, client_id):
+    def message_by_client_id(self, user_id: int, client_id: str) -> Message | None:
         with self._tx() as conn:
             row = conn.execute(sa.select(messages).where(
                 messages.c.from_user_id == user_id, messages.c.client_id == client_id)).first()
         return _message(row) if row is not None else None
 
-    def history(self, conv_key, before=None, after=None, limit=50):
+    def history(self, conv_key: str, before: int | None = None, after: int | None = None,
+                limit: int = 50) -> list[Message]:
         """Messages of one conversation, oldest first (docs/protocol.md §2, `history`)."""
         query = sa.select(messages).where(messages.c.conv_key == conv_key)
         if before is not None:
@@ -374,7 +422,7 @@ class Store:
         found = [_message(r) for r in rows]
         return found if after is not None else found[::-1]
 
-    def snapshot(self, user_id, after, limit):
+    def snapshot(self, user_id: int, after: int | None, limit: int) -> Snapshot:
         """What a connecting client is told, read in one transaction: its rooms, its
         conversations with their newest ids, and (with `after`) the messages to replay:
         up to `limit + 1` of them, so the caller can tell whether more remain."""
@@ -401,28 +449,29 @@ class Store:
         conversations = [(names.get(key, key), newest.get(key)) for key in keys]
         return Snapshot(member_rooms, conversations, replay)
 
-    def count_rooms(self):
+    def count_rooms(self) -> int | None:
         with self._tx() as conn:
             return conn.execute(sa.select(sa.func.count()).select_from(rooms)).scalar()
 
-    def newest_id(self):
+    def newest_id(self) -> int | None:
         with self._tx() as conn:
             return conn.execute(sa.select(sa.func.max(messages.c.id))).scalar()
 
 
 class Snapshot:
-    __slots__ = ("rooms", "conversations", "replay")
+    __slots__ = ("conversations", "replay", "rooms")
 
-    def __init__(self, rooms, conversations, replay):
+    def __init__(self, rooms: list[Room], conversations: list[tuple[str, int | None]],
+                 replay: list[Message]) -> None:
         self.rooms, self.conversations, self.replay = rooms, conversations, replay
 
 
 class RoomChange:
     """What removing a member did to a room."""
 
-    __slots__ = ("room", "deleted", "new_owner")
+    __slots__ = ("deleted", "new_owner", "room")
 
-    def __init__(self, room, deleted, new_owner):
+    def __init__(self, room: Room, deleted: bool, new_owner: str | None) -> None:
         self.room, self.deleted, self.new_owner = room, deleted, new_owner
 
 

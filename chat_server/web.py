@@ -1,11 +1,18 @@
 """Plain HTTP: the browser page, its static files, the Socket.IO client, and /healthz."""
 
+from __future__ import annotations
+
 import json
 import logging
 import mimetypes
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from .metrics import authorized
+from .metrics import Metrics, authorized
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIEnvironment
 
 logger = logging.getLogger(__name__)
 
@@ -28,15 +35,17 @@ SECURITY_HEADERS = [
 class WebApp:
     """The WSGI app behind `socketio.WSGIApp` for every path that is not Socket.IO."""
 
-    def __init__(self, health, metrics=None, metrics_token=None, static_dir=STATIC_DIR,
-                 client_dir=CLIENT_DIR):
+    def __init__(self, health: Callable[[], dict[str, Any]], metrics: Metrics | None = None,
+                 metrics_token: str | None = None, static_dir: str | Path = STATIC_DIR,
+                 client_dir: str | Path = CLIENT_DIR) -> None:
         self.health = health  # callable -> dict with "store" (and "redis"): "ok" or not
         self.metrics = metrics
         self.metrics_token = metrics_token
         self.static_dir = Path(static_dir).resolve()
         self.client_dir = Path(client_dir).resolve()
 
-    def __call__(self, environ, start_response):
+    def __call__(self, environ: WSGIEnvironment,
+                 start_response: StartResponse) -> list[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("PATH_INFO", "/")
         if method not in ("GET", "HEAD"):
@@ -70,12 +79,12 @@ class WebApp:
         return self._not_found(start_response)
 
     @staticmethod
-    def _inside(base, relative):
+    def _inside(base: Path, relative: str) -> Path | None:
         """The file under `base`, or None for paths that try to leave it."""
         candidate = (base / relative).resolve()
         return candidate if candidate.is_relative_to(base) else None
 
-    def _file(self, start_response, path):
+    def _file(self, start_response: StartResponse, path: Path | None) -> list[bytes]:
         if path is None or not path.is_file():
             return self._not_found(start_response)
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
@@ -84,12 +93,13 @@ class WebApp:
         return self._respond(start_response, "200 OK", path.read_bytes(), content_type,
                              [("Cache-Control", "no-cache")])
 
-    def _not_found(self, start_response):
+    def _not_found(self, start_response: StartResponse) -> list[bytes]:
         return self._respond(start_response, "404 Not Found", b"not found\n",
                              "text/plain; charset=utf-8")
 
     @staticmethod
-    def _respond(start_response, status, body, content_type, extra=()):
+    def _respond(start_response: StartResponse, status: str, body: bytes, content_type: str,
+                 extra: Iterable[tuple[str, str]] = ()) -> list[bytes]:
         headers = [("Content-Type", content_type), ("Content-Length", str(len(body))),
                    *SECURITY_HEADERS, *extra]
         start_response(status, headers)

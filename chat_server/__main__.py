@@ -8,14 +8,15 @@ import gc  # noqa: E402
 import logging  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
 
 from .app import check_connections, create_app  # noqa: E402
-from .config import ConfigError, load, setup_logging  # noqa: E402
+from .config import Config, ConfigError, load, setup_logging  # noqa: E402
 
 logger = logging.getLogger("chat_server")
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load(argv)
     except ConfigError as error:
@@ -37,7 +38,7 @@ def main(argv=None):
                          f"{error.strerror or error}\n")
         return 1
     host, port = listener.getsockname()[:2]
-    stop = []  # a signal handler may only set a flag; a greenlet acts on it
+    stop: list[int] = []  # a signal handler may only set a flag; a greenlet acts on it
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda number, _frame: stop.append(number))
     tune_gc()
@@ -55,7 +56,7 @@ def main(argv=None):
     return 0
 
 
-def tune_gc():
+def tune_gc() -> None:
     """A full collection walks every suspended greenlet's stack: with 1,000 connections
     each one stopped the event loop for 100-150 ms, every few seconds, for every client.
     What start-up made lives as long as the process, so it leaves the collector's view;
@@ -65,7 +66,7 @@ def tune_gc():
     gc.set_threshold(20_000, 50, 100)
 
 
-def check(config):
+def check(config: Config) -> int:
     """For deploy pipelines: can this configuration serve? One line either way."""
     problems = check_connections(config)
     if problems:

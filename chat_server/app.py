@@ -10,8 +10,9 @@ import hmac
 import logging
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import socketio
 
@@ -28,7 +29,12 @@ from .store import Store
 from .web import WebApp
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
     from .cluster.node import ClusterNode
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +46,7 @@ MAX_PACKETS_PER_POLL = 512
 
 @dataclass
 class App:
-    wsgi: Callable
+    wsgi: WSGIApplication
     sio: compat.SocketServer
     chat: Chat
     store: Store
@@ -102,7 +108,7 @@ def create_app(config: Config) -> App:
     if config.admin_user:
         _instrument(sio, config)
 
-    def health() -> dict:
+    def health() -> dict[str, Any]:
         """Alive, and what answers: the store (and Redis when scaled)."""
         report: dict[str, Any] = {"status": "ok", "store": "ok",
                                   "connections": len(chat.presence)}
@@ -118,7 +124,7 @@ def create_app(config: Config) -> App:
             report["node"] = cluster.node
         return report
 
-    def state() -> dict:
+    def state() -> dict[str, Any]:
         figures = {"connections": handlers.connections_by_transport(),
                    "users": len(chat.presence.users()),
                    "rooms": store_call(store.count_rooms)}
@@ -142,12 +148,12 @@ def _cluster(config: Config) -> ClusterNode | None:
     return ClusterNode(config)
 
 
-def _green_call(fn: Callable, *args: Any) -> Any:
+def _green_call(fn: Callable[..., T], *args: Any) -> T:
     """psycopg2 is made green by eventlet's monkey-patching: call it on the hub."""
     return fn(*args)
 
 
-def _origin_check(config: Config) -> Callable[[str | None, dict], bool]:
+def _origin_check(config: Config) -> Callable[[str | None, WSGIEnvironment], bool]:
     """Same origin always; `CORS_ORIGINS` adds to it (python-socketio's default is only the
     same origin, and a list would replace it rather than widen it). The Admin UI's page
     is let in when the Admin UI is on."""
@@ -155,7 +161,7 @@ def _origin_check(config: Config) -> Callable[[str | None, dict], bool]:
     if config.admin_user:
         extra.add(config.admin_origin)
 
-    def allowed(origin: str | None, environ: dict) -> bool:
+    def allowed(origin: str | None, environ: WSGIEnvironment) -> bool:
         if origin is None or "*" in extra or origin in extra:
             return True
         host = environ.get("HTTP_HOST", "")
@@ -208,14 +214,15 @@ def check_connections(config: Config) -> list[str]:
     return problems
 
 
-def _refuse_oversize_posts(app: Callable, sio: compat.SocketServer, limit: int) -> Callable:
+def _refuse_oversize_posts(app: WSGIApplication, sio: compat.SocketServer,
+                           limit: int) -> WSGIApplication:
     """Close a long-polling session whose POST is over the buffer size, without reading it.
 
     python-engineio refuses such a POST too, but then waits for the client's next poll
     before it answers; a client that never polls again would hold that request forever.
     """
 
-    def guarded(environ: dict, start_response: Callable) -> Any:
+    def guarded(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") == "POST" and \
                 environ.get("PATH_INFO", "").startswith("/socket.io"):
             try:

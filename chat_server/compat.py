@@ -16,7 +16,8 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import engineio
 import engineio.exceptions
@@ -52,7 +53,7 @@ class SocketServer(socketio.Server):
     - Acks go through `send_ack` (fanout's encoder) instead of the library's packet path.
     """
 
-    def __init__(self, send_ack: Callable[..., None], **kwargs: Any):
+    def __init__(self, send_ack: Callable[..., None], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.send_ack = send_ack  # (server, eio_sid, namespace, ack id, result)
 
@@ -336,7 +337,7 @@ def check() -> None:
             problems.append(f"eventlet.semaphore.Semaphore.{name} is missing")
     if "self._sendlock = semaphore.Semaphore()" not in inspect.getsource(eventlet.websocket):
         problems.append("eventlet.websocket.WebSocket._sendlock is no longer a Semaphore")
-    problems = [p for p in problems if p]
-    if problems:
+    missing = [p for p in problems if p]
+    if missing:
         raise IncompatibleLibrary("installed library internals changed: "
-                                  + "; ".join(problems))
+                                  + "; ".join(missing))

@@ -8,15 +8,17 @@ message that per-recipient Python work is the whole budget of the event loop.
 Here an emit (and an ack) is encoded and framed once, and the `FrameBatcher` writes each
 websocket's frames of one turn of the event loop with one send. A socket that cannot
 take them so (a long-polling client, one in the middle of an upgrade, a slow reader
-with a backlog, a writer busy with an earlier frame) takes the library's own path. Either way each socket gets its frames in emit order: frames
-skip the queue only when the socket's queue is empty and its websocket's send lock is
-free with no one waiting for it."""
+with a backlog, a writer busy with an earlier frame) takes the library's own path.
+Either way each socket gets its frames in emit order: frames skip the queue only when
+the socket's queue is empty and its websocket's send lock is free with no one waiting
+for it."""
 
 from __future__ import annotations
 
 import json
 import logging
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import socketio
@@ -26,7 +28,7 @@ from . import compat, runtime
 logger = logging.getLogger(__name__)
 
 
-def text_frame(payload):
+def text_frame(payload: bytes) -> bytes:
     """An unmasked, final websocket text frame (RFC 6455 section 5.2) around `payload`."""
     size = len(payload)
     if size < 126:
@@ -48,11 +50,12 @@ class FrameBatcher:
     is pending), or, if that changed meanwhile, when the frames is flushed, in order.
     """
 
-    def __init__(self, server):
+    def __init__(self, server: socketio.Server) -> None:
         self.server = server
-        self.pending = {}  # pending[eio_sid] = [(frame, Engine.IO text), ...]
+        # pending[eio_sid] = [(frame, Engine.IO text), ...]
+        self.pending: dict[str, list[tuple[bytes, str]]] = {}
 
-    def put(self, eio_sid, frame, text):
+    def put(self, eio_sid: str, frame: bytes, text: str) -> bool:
         """Take a frame for the socket; False when it must be queued by the caller now."""
         frames = self.pending.get(eio_sid)
         if frames is None:
@@ -65,7 +68,7 @@ class FrameBatcher:
         frames.append((frame, text))
         return True
 
-    def flush(self):
+    def flush(self) -> None:
         pending, self.pending = self.pending, {}
         sessions = compat.sessions(self.server)
         for eio_sid, frames in pending.items():
@@ -81,7 +84,7 @@ class FrameBatcher:
                 logger.exception("could not send to %s", eio_sid)
 
 
-def dumps(value):
+def dumps(value: object) -> str:
     """JSON as Socket.IO packets carry it (the library's separators)."""
     return _encoder.encode(value)
 
@@ -89,13 +92,14 @@ def dumps(value):
 _encoder = json.JSONEncoder(separators=(",", ":"))
 
 
-def send_text(server, eio_sid, text):
+def send_text(server: socketio.Server, eio_sid: str, text: str) -> None:
     """Send one Engine.IO text packet (`text` starts with its type, "4") to one client."""
     if not server.manager.frames.put(eio_sid, text_frame(text.encode()), text):
         server.eio.send(eio_sid, text[1:])
 
 
-def send_ack(server, eio_sid, namespace, ack_id, result):
+def send_ack(server: socketio.Server, eio_sid: str, namespace: str, ack_id: int,
+             result: object) -> None:
     """The ack for a client's event, encoded without the library's search for binary
     data: the domain's answers are plain JSON."""
     args = [] if result is None else [result]
@@ -112,10 +116,12 @@ def send_ack(server, eio_sid, namespace, ack_id, result):
 class FanoutManager(socketio.Manager):
     """python-socketio's client manager, with emits framed once and sent by the frames."""
 
-    _frames = None
+    _frames: FrameBatcher | None = None
 
-    def emit(self, event, data, namespace, room=None, skip_sid=None, callback=None,
-             to=None, **kwargs):
+    def emit(self, event: str, data: object, namespace: str,
+             room: str | list[str] | None = None, skip_sid: str | list[str] | None = None,
+             callback: Callable[..., object] | None = None,
+             to: str | list[str] | None = None, **kwargs: Any) -> None:
         room = to or room
         text = None
         if namespace == "/" and callback is None and not isinstance(data, tuple):
@@ -135,7 +141,7 @@ class FanoutManager(socketio.Manager):
             compat.send_eio_text(self.server, eio_sid, text[1:])
 
     @property
-    def frames(self):
+    def frames(self) -> FrameBatcher:
         if self._frames is None:
             self._frames = FrameBatcher(self.server)
         return self._frames

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import socketio
 
@@ -20,13 +21,17 @@ from .domain.errors import ChatError, InvalidPayload, ServerFull, Unavailable
 from .domain.ratelimit import RateLimiter
 from .metrics import Metrics
 
+if TYPE_CHECKING:
+    from wsgiref.types import WSGIEnvironment
+
 logger = logging.getLogger(__name__)
 
 NAMESPACE = "/"
 Route = Callable[[str, Any], "dict | None"]
+Answer = dict[str, Any]  # what an ack carries: {"ok": true, ...} or {"ok": false, "error"}
 
 
-def client_address(environ, trusted_proxies):
+def client_address(environ: WSGIEnvironment, trusted_proxies: tuple[str, ...]) -> str:
     """The client's address; behind trusted proxies, the nearest address they vouch for.
 
     X-Forwarded-For is read right to left, skipping trusted proxies: anything further left
@@ -45,7 +50,8 @@ def client_address(environ, trusted_proxies):
 class SocketHandlers:
     """The handlers of every client event, registered on `sio` when built."""
 
-    def __init__(self, sio: socketio.Server, chat: Chat, config: Config, metrics: Metrics):
+    def __init__(self, sio: socketio.Server, chat: Chat, config: Config,
+                 metrics: Metrics) -> None:
         self.sio = sio
         self.chat = chat
         self.config = config
@@ -77,7 +83,7 @@ class SocketHandlers:
 
     # -- life-cycle of a connection -----------------------------------------------------
 
-    def on_connect(self, sid, *args):
+    def on_connect(self, sid: str, *args: Any) -> Answer | None:
         if self.chat.presence.get(sid) is not None or not args or not isinstance(args[0], dict):
             # A client emitted an event named "connect": not a real connection.
             return self._answer(sid, "connect", InvalidPayload("Unknown event."))
@@ -88,12 +94,12 @@ class SocketHandlers:
             return self._refuse(address, Unavailable("The server is restarting; try again."))
         if not self.connect_limiter.acquire(("addr", address)):
             # v2 names `rate_limited` for this (docs/protocol.md §1), which arrives with the
-                # presence issue (#13); until then server_full says "try later".
+            # presence issue (#13); until then server_full says "try later".
             return self._refuse(address, ServerFull(
                 "Too many connections from your address; try again in a minute."))
         try:
             conn = self.chat.identity.connect(sid, auth, transport=transport,
-                                                 address=address)
+                                              address=address)
         except ChatError as error:
             return self._refuse(address, error)
         except Exception:
@@ -105,13 +111,14 @@ class SocketHandlers:
                     sid, conn.user.name, transport, address)
         # The CONNECT packet goes out when this handler returns; welcome must follow it.
         runtime.spawn(self._go_live, sid)
+        return None
 
-    def _refuse(self, address, error):
+    def _refuse(self, address: str, error: ChatError) -> NoReturn:
         logger.info("refused connection from %s: %s", address, error.code)
         self.metrics.count(self.metrics.connections_refused, error.code)
         raise socketio.exceptions.ConnectionRefusedError(error.message, error.as_dict())
 
-    def connections_by_transport(self):
+    def connections_by_transport(self) -> dict[str, int]:
         counts = {"websocket": 0, "polling": 0}
         for sid in list(self.chat.presence.local_sids()):
             try:
@@ -120,7 +127,7 @@ class SocketHandlers:
                 pass
         return counts
 
-    def _go_live(self, sid):
+    def _go_live(self, sid: str) -> None:
         try:
             self.chat.live.go_live(sid)
         except Exception:
@@ -131,7 +138,7 @@ class SocketHandlers:
             if ready is not None:
                 ready.set()
 
-    def on_disconnect(self, sid, *args):
+    def on_disconnect(self, sid: str, *args: Any) -> Answer | None:
         if self.sio.manager.is_connected(sid, NAMESPACE):
             # A client emitted an event named "disconnect"; it is still connected.
             return self._answer(sid, "disconnect", InvalidPayload("Unknown event."))
@@ -145,17 +152,18 @@ class SocketHandlers:
             logger.info("disconnect sid=%s user=%s reason=%s duration=%.1fs", sid,
                         conn.user.name, args[0] if args else "",
                         time.monotonic() - conn.connected_at)
+        return None
 
     # -- events -------------------------------------------------------------------------
 
-    def on_event(self, event, sid, *args):
+    def on_event(self, event: str, sid: str, *args: Any) -> Answer | None:
         self.in_flight += 1
         try:
             return self._handle(event, sid, args)
         finally:
             self.in_flight -= 1
 
-    def _handle(self, event, sid, args):
+    def _handle(self, event: str, sid: str, args: tuple[Any, ...]) -> Answer | None:
         ready = self.ready.get(sid)
         if ready is not None:
             ready.wait(30)
@@ -172,12 +180,12 @@ class SocketHandlers:
             logger.exception("%s from %s failed", event, sid)
             return self._answer(sid, event, Unavailable("The server failed; try again."))
         self.metrics.count(self.metrics.acks, "ok")
-        answer = {"ok": True}
+        answer: Answer = {"ok": True}
         if result:
             answer.update(result)
         return answer
 
-    def _answer(self, sid, event, error):
+    def _answer(self, sid: str, event: str, error: ChatError) -> Answer | None:
         """A failure: the ack if the client asked for one, else an `error` event."""
         self.metrics.count(self.metrics.acks, error.code)
         if error.code == "rate_limited":
@@ -189,12 +197,12 @@ class SocketHandlers:
 
     # -- sessions that never connect, and clients that stopped reading -------------------
 
-    def watch_sessions(self):
+    def watch_sessions(self) -> None:
         """Every second or so: close Engine.IO sessions that have not sent a Socket.IO
         CONNECT in time, and clients whose unsent packets pile up because they stopped
         reading (their queue would otherwise grow without bound)."""
         timeout = self.config.connect_timeout
-        first_seen = {}  # first_seen[eio_sid] = monotonic time it was first seen
+        first_seen: dict[str, float] = {}  # eio sid -> monotonic time it was first seen
         while True:
             runtime.sleep(min(1.0, timeout / 4))
             self.connect_limiter.prune()
@@ -218,7 +226,7 @@ class SocketHandlers:
                     except Exception:
                         logger.exception("could not close session %s", eio_sid)
 
-    def _close_stalled_readers(self):
+    def _close_stalled_readers(self) -> None:
         limit = self.config.max_queued_packets
         for eio_sid, session in list(compat.sessions(self.sio).items()):
             queued = compat.queued_packets(session)

@@ -6,7 +6,8 @@ import logging
 import os
 import secrets
 import socket
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import redis
 
@@ -17,6 +18,10 @@ from ..fanout import FanoutRedisManager
 from .presence import RedisPresence
 from .ratelimit import SharedRateLimiter
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
 logger = logging.getLogger(__name__)
 
 
@@ -24,7 +29,7 @@ class ClusterNode:
     """python-socketio's Redis manager carries every emit between nodes; presence and
     rate-limit buckets live in Redis, with per-node heartbeats."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config) -> None:
         assert config.redis_url is not None
         self.node = config.node_name or f"{socket.gethostname()}-{os.getpid()}-" \
                                         f"{secrets.token_hex(3)}"
@@ -37,16 +42,17 @@ class ClusterNode:
         logger.info("scaled mode: node %s, Redis at %s", self.node,
                     without_password(config.redis_url))
 
-    def mark_node(self, app: Callable) -> Callable:
+    def mark_node(self, app: WSGIApplication) -> WSGIApplication:
         """Name this node in a cookie, so a proxy can keep a long-polling session on it
         (deploy/nginx.conf routes on it)."""
         cookie = ("Set-Cookie", f"chat_node={self.node}; Path=/; HttpOnly; SameSite=Lax")
 
-        def marked(environ: dict, start_response: Callable) -> Any:
+        def marked(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
             if not environ.get("PATH_INFO", "").startswith("/socket.io"):
                 return app(environ, start_response)
 
-            def start(status: str, headers: list, exc_info: Any = None) -> Any:
+            def start(status: str, headers: list[tuple[str, str]],
+                      exc_info: Any = None) -> Callable[[bytes], object]:
                 return start_response(status, [*headers, cookie], exc_info)
 
             return app(environ, start)

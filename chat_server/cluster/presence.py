@@ -1,10 +1,23 @@
 """Presence shared by all nodes through Redis, with per-node heartbeats."""
 
+from __future__ import annotations
+
 import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from redis.exceptions import RedisError
 
-from ..domain.presence import Presence
+from ..domain.models import User
+from ..domain.presence import Connection, Presence
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+
+def _text(raw: bytes | str) -> str:
+    """A Redis answer as text: the client does not decode responses, so it is bytes."""
+    return cast(bytes, raw).decode()
 
 
 class RedisPresence:
@@ -36,21 +49,22 @@ class RedisPresence:
     return left
     """
 
-    def __init__(self, redis, node, user_factory, ttl=15.0):
+    def __init__(self, redis: Redis, node: str, user_factory: Callable[[dict[str, Any]], User],
+                 ttl: float = 15.0) -> None:
         self.redis = redis
         self.node = node
         self.ttl = ttl
         self.beat_every = ttl / 3
-        self.user_factory = user_factory  # dict -> models.User
+        self.user_factory = user_factory  # a profile's fields -> models.User
         self.local = Presence()
         self._remove = redis.register_script(self._REMOVE)
-        self.unsynced = []  # (sid, user) that left while Redis was unreachable
+        self.unsynced: list[tuple[str, User]] = []  # left while Redis was unreachable
         self._redis_error = RedisError
 
-    def _k(self, *parts):
+    def _k(self, *parts: str) -> str:
         return self.PREFIX + ":".join(parts)
 
-    def add(self, conn):
+    def add(self, conn: Connection) -> bool:
         self.local.add(conn)
         user = conn.user
         profile = json.dumps({"id": user.id, "name": user.name, "key": user.key,
@@ -64,7 +78,7 @@ class RedisPresence:
         pipe.hlen(self._k("user", user.key))
         return pipe.execute()[-1] == 1
 
-    def remove(self, sid):
+    def remove(self, sid: str) -> tuple[Connection | None, bool]:
         conn, _ = self.local.remove(sid)
         if conn is None:
             return None, False
@@ -75,83 +89,84 @@ class RedisPresence:
             self.unsynced.append((sid, conn.user))
             return conn, False
 
-    def _forget(self, sid, user_key, node):
+    def _forget(self, sid: str, user_key: str, node: str) -> int:
         return self._remove(keys=[self._k("user", user_key), self._k("sids"),
                                   self._k("node", node), self._k("profiles")],
                             args=[sid, user_key])
 
-    def get(self, sid):
+    def get(self, sid: str) -> Connection | None:
         return self.local.get(sid)
 
-    def local_sids(self):
+    def local_sids(self) -> list[str]:
         return self.local.local_sids()
 
-    def user_of_sid(self, sid):
+    def user_of_sid(self, sid: str) -> User | None:
         conn = self.local.get(sid)
         if conn is not None:
             return conn.user
         key = self.redis.hget(self._k("sids"), sid)
-        return self.online_user(key.decode()) if key else None
+        return self.online_user(_text(key)) if key else None
 
-    def sids_of(self, user_key):
-        return [s.decode() for s in self.redis.hkeys(self._k("user", user_key))]
+    def sids_of(self, user_key: str) -> list[str]:
+        return [_text(s) for s in self.redis.hkeys(self._k("user", user_key))]
 
-    def online_user(self, user_key):
+    def online_user(self, user_key: str) -> User | None:
         profile = self.redis.hget(self._k("profiles"), user_key)
         return self.user_factory(json.loads(profile)) if profile else None
 
-    def users(self):
+    def users(self) -> list[dict[str, Any]]:
         profiles = self.redis.hgetall(self._k("profiles"))
-        keys = [k.decode() for k in profiles]
+        keys = [_text(k) for k in profiles]
         pipe = self.redis.pipeline(transaction=False)
         for key in keys:
             pipe.hkeys(self._k("user", key))
         tabs = pipe.execute()
         return [{"name": json.loads(profiles[key.encode()])["name"],
-                 "sids": sorted(s.decode() for s in sids)}
+                 "sids": sorted(_text(s) for s in sids)}
                 for key, sids in zip(keys, tabs, strict=True) if sids]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.local)
 
-    def heartbeat(self):
+    def heartbeat(self) -> None:
         self.redis.set(self._k("alive", self.node), "1", px=int(self.ttl * 1000))
         self.redis.sadd(self._k("nodes"), self.node)
 
-    def reap(self):
+    def reap(self) -> list[tuple[str, User, bool]]:
         """Remove the connections of nodes whose heartbeat expired.
 
         Returns `(sid, user, was_last)` for each removed connection, this node's own
         departures that Redis missed during an outage included. One survivor wins the
         claim on each dead node, so nobody reports a departure twice.
         """
-        removed = []
+        removed: list[tuple[str, User, bool]] = []
+        user: User | None
         while self.unsynced:
             sid, user = self.unsynced[0]
             left = self._forget(sid, user.key, self.node)
             self.unsynced.pop(0)
             removed.append((sid, user, left == 0))
         for raw in self.redis.smembers(self._k("nodes")):
-            node = raw.decode()
+            node = _text(raw)
             if node == self.node or self.redis.exists(self._k("alive", node)):
                 continue
             if not self.redis.set(self._k("reaping", node), self.node, nx=True, ex=60):
                 continue
             for raw_sid in self.redis.smembers(self._k("node", node)):
-                sid = raw_sid.decode()
+                sid = _text(raw_sid)
                 key = self.redis.hget(self._k("sids"), sid)
                 if key is None:
                     self.redis.srem(self._k("node", node), sid)
                     continue
-                user = self.online_user(key.decode())
-                left = self._forget(sid, key.decode(), node)
+                user = self.online_user(_text(key))
+                left = self._forget(sid, _text(key), node)
                 if user is not None:
                     removed.append((sid, user, left == 0))
             self.redis.delete(self._k("node", node))
             self.redis.srem(self._k("nodes"), node)
         return removed
 
-    def leave_cluster(self):
+    def leave_cluster(self) -> None:
         """On a clean shutdown: forget this node's connections at once."""
         for sid in list(self.local.by_sid):
             self.remove(sid)

@@ -1,10 +1,19 @@
 """Rate-limit buckets shared by all nodes through Redis."""
 
+from __future__ import annotations
+
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 
-from ..domain.ratelimit import RateLimiter
+from ..domain.ratelimit import Key, RateLimiter
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+    from ..config import RateLimit
 
 
 class SharedRateLimiter:
@@ -46,7 +55,8 @@ class SharedRateLimiter:
 
     PREFIX = "chat:rate:"
 
-    def __init__(self, redis, limit, clock=time.monotonic):
+    def __init__(self, redis: Redis, limit: RateLimit | None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.limit = limit
         self.redis = redis
         self.local = RateLimiter(limit, clock)
@@ -56,10 +66,10 @@ class SharedRateLimiter:
         # A bucket that has been idle long enough to be full again may as well not exist.
         self._ttl_ms = int(limit.seconds * 1000 * 2) if limit else 0
 
-    def _keys(self, keys):
+    def _keys(self, keys: tuple[Key, ...]) -> list[str]:
         return [self.PREFIX + ":".join(key) for key in keys]
 
-    def acquire(self, *keys):
+    def acquire(self, *keys: Key) -> bool:
         if self.limit is None:
             return True
         try:
@@ -69,7 +79,7 @@ class SharedRateLimiter:
         except self._errors:
             return self.local.acquire(*keys)
 
-    def refund(self, *keys):
+    def refund(self, *keys: Key) -> None:
         if self.limit is None:
             return
         try:
@@ -77,8 +87,8 @@ class SharedRateLimiter:
         except self._errors:
             self.local.refund(*keys)
 
-    def forget(self, key):
+    def forget(self, key: Key) -> None:
         self.local.forget(key)  # Redis keys expire on their own
 
-    def prune(self):
+    def prune(self) -> None:
         self.local.prune()

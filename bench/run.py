@@ -28,6 +28,7 @@ import time
 import urllib.request
 from datetime import datetime
 from pathlib import Path
+from typing import ClassVar
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -105,7 +106,7 @@ def rss_kb(pid):
 class Proc:
     """A child in its own process group, so stopping it stops everything it started."""
 
-    live = []
+    live: ClassVar[list["Proc"]] = []
 
     def __init__(self, name, argv, core=None, cwd=None, stdout=None, stdin=None, env=None,
                  text=False):
@@ -248,7 +249,7 @@ class Probe:
 
     def result(self, phase):
         self.send(f"end {phase}")
-        return self._wait(lambda m: m.get("type") == "probe" and m.get("phase") == phase
+        return self._wait(lambda m: (m.get("type") == "probe" and m.get("phase") == phase)
                           or m.get("type") == "eof", 5)
 
     def stop(self):
@@ -487,7 +488,7 @@ def run_scenario(kind, scenario, sizes, opts):
 
     if scenario == "connections":
         skip_reason = None
-        for n, dl in zip(sizes["steps"], sizes["deadlines"]):
+        for n, dl in zip(sizes["steps"], sizes["deadlines"], strict=False):
             if skip_reason:
                 results.append({"n": n, "skipped": skip_reason})
                 continue
@@ -527,10 +528,12 @@ def table(title, headers, rows):
     cells = [[fmt(c) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
               for i, h in enumerate(headers)]
-    lines.append("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths)) + " |")
+    lines.append("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False))
+                 + " |")
     lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for r in cells:
-        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
+        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=False))
+                     + " |")
     return "\n".join(lines)
 
 
@@ -722,7 +725,7 @@ def report(results, servers):
 # ---- main -------------------------------------------------------------------------------
 
 def raise_fd_limit():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     for want in (65536, hard):
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(want, hard)))
@@ -744,10 +747,11 @@ def machine():
     info = {"nproc": os.cpu_count(), "uptime": subprocess.run(
         ["uptime"], capture_output=True, text=True).stdout.strip()}
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
     except OSError:
         pass
     return info

@@ -19,11 +19,12 @@ export function init({ underfilled }) {
 }
 
 const isOpen = (conv) => conversations.activeKey() === conv.key;
+const fetchPage = (conv, range) => call('history', { conversation: conversations.historyParam(conv), ...range });
 
 export async function ensureLoaded(conv) {
   if (conv.loaded || conv.loading || !isReady()) return;
   conversations.updateHistory(conv, { loading: true, historyError: '' });
-  const res = await call('history', { conversation: conversations.historyParam(conv), limit: PAGE });
+  const res = await fetchPage(conv, { limit: PAGE });
   if (!res.ok) {
     const code = res.error && res.error.code;
     const patch = { loading: false };
@@ -58,7 +59,7 @@ export async function loadOlder(conv) {
     return;
   }
   conversations.updateHistory(conv, { loadingOlder: true });
-  const res = await call('history', { conversation: conversations.historyParam(conv), before: oldest.msg.id, limit: PAGE });
+  const res = await fetchPage(conv, { before: oldest.msg.id, limit: PAGE });
   if (!res.ok) {
     conversations.updateHistory(conv, { loadingOlder: false });
     return;
@@ -91,7 +92,7 @@ export async function catchUp(after) {
         if (isOpen(conv)) ensureLoaded(conv);
         break;
       }
-      const res = await call('history', { conversation: conversations.historyParam(conv), after: cursor, limit: CATCHUP_PAGE });
+      const res = await fetchPage(conv, { after: cursor, limit: CATCHUP_PAGE });
       if (!res.ok || !Array.isArray(res.messages)) break;
       conversations.ingestBatch(res.messages, 'missed', 'keep');
       if (res.messages.length < CATCHUP_PAGE) break;

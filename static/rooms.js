@@ -37,27 +37,26 @@ export async function browseRooms() {
   panels.showPublicRooms(Array.isArray(res.rooms) ? res.rooms : []);
 }
 
-export async function leaveRoom() {
+/** Ask the server to `event` the open room: the room, or null (a refusal is shown). */
+async function actOnOpenRoom(event, failure) {
   const conv = conversations.active();
-  if (conv.type !== 'room') return;
-  const res = await call('leaveRoom', { room: conv.title });
-  if (!res.ok) {
-    header.showError(`Could not leave: ${ackErrorText(res.error)}`);
-    return;
-  }
+  if (conv.type !== 'room') return null;
+  const res = await call(event, { room: conv.title });
+  if (res.ok) return conv;
+  header.showError(`${failure}: ${ackErrorText(res.error)}`);
+  return null;
+}
+
+export async function leaveRoom() {
+  const conv = await actOnOpenRoom('leaveRoom', 'Could not leave');
+  if (!conv) return;
   chat.removeConversation(conv.key);
   status.toast(`You left ${conv.title}.`);
 }
 
 export async function closeRoom() {
-  const conv = conversations.active();
-  if (conv.type !== 'room') return;
-  const res = await call('closeRoom', { room: conv.title });
-  if (!res.ok) {
-    header.showError(`Could not close the room: ${ackErrorText(res.error)}`);
-    return;
-  }
-  chat.removeConversation(conv.key, `You closed ${conv.title}.`);
+  const conv = await actOnOpenRoom('closeRoom', 'Could not close the room');
+  if (conv) chat.removeConversation(conv.key, `You closed ${conv.title}.`);
 }
 
 /** Member counts and owners change with room events: ask for the list again, soon. */

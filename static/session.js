@@ -152,15 +152,15 @@ export function onReconnectAttempt(n) {
 export function onStorage(event) {
   if (event.key !== store.IDENTITY_KEY && event.key !== null) return;
   const saved = store.loadIdentity();
-  const signedIn = identity.isSignedIn();
-  if (!saved && signedIn) {
+  const here = identity.isSignedIn();
+  if (!saved && here) {
     signOut({ explicit: false });
     signin.showError('form', 'You signed out in another tab.');
-  } else if (saved && signedIn && !identity.isMe(saved.name)) {
+  } else if (saved && here && !identity.isMe(saved.name)) {
     window.location.reload();
-  } else if (saved && signedIn) {
+  } else if (saved && here) {
     identity.takeToken(saved.token);
-  } else if (saved && !signedIn && !identity.isSigningIn()) {
+  } else if (saved && !here && !identity.isSigningIn()) {
     window.location.reload();
   }
 }

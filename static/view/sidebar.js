@@ -120,19 +120,20 @@ export function resetTitle() {
 
 const drawerOpen = () => document.body.classList.contains('drawer-open');
 
+function setDrawer(open) {
+  document.body.classList.toggle('drawer-open', open);
+  menuToggle.setAttribute('aria-expanded', open ? 'true' : 'false');
+  backdrop.hidden = !open;
+}
+
 function openDrawer() {
-  document.body.classList.add('drawer-open');
-  menuToggle.setAttribute('aria-expanded', 'true');
-  backdrop.hidden = false;
+  setDrawer(true);
   const current = sidebar.querySelector('[aria-current="true"]') || sidebar.querySelector('button');
   if (current) current.focus();
 }
 
 export function closeDrawer() {
-  if (!drawerOpen()) return;
-  document.body.classList.remove('drawer-open');
-  menuToggle.setAttribute('aria-expanded', 'false');
-  backdrop.hidden = true;
+  if (drawerOpen()) setDrawer(false);
 }
 
 /** onOpen(key): a conversation picked; onUser(name): someone online picked; onRendered(). */

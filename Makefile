@@ -7,7 +7,15 @@ run:
 
 test:
 	scripts/setup.sh --test
+	.venv/bin/ruff check chat_server bench
+	.venv/bin/mypy
 	.venv/bin/python -m pytest
 
 setup:
 	scripts/setup.sh --test
+
+# The linter and the type checker alone (both pinned in the test extra; `make setup` installs them).
+.PHONY: lint
+lint:
+	.venv/bin/ruff check chat_server bench
+	.venv/bin/mypy

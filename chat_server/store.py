@@ -16,7 +16,7 @@ from typing import Any, cast, overload
 import sqlalchemy as sa
 from sqlalchemy import event, exc
 
-from .domain.errors import NameTaken, Unavailable
+from .domain.errors import NameTaken, NotFound, Unavailable
 from .domain.models import Message, NewMessage, Room, User
 from .schema import (
     MESSAGE_LOCK,
@@ -276,8 +276,8 @@ class Store:
     def _remove_member(self, conn: sa.Connection, room_id: int, user_id: int) -> RoomChange:
         """Returns a RoomChange: the room, whether it was deleted, and its new owner."""
         room = self._room(conn.execute(self._room_query().where(rooms.c.id == room_id)).first())
-        # A room closed since the caller found it fails here (the transaction is rolled back).
-        assert room is not None
+        if room is None:  # closed since the caller found it (a leave racing a close)
+            raise NotFound("The room was closed meanwhile.")
         owner_id = conn.execute(sa.select(rooms.c.owner_id).where(rooms.c.id == room_id)).scalar()
         conn.execute(memberships.delete().where(
             memberships.c.room_id == room_id, memberships.c.user_id == user_id))

@@ -699,3 +699,25 @@ def test_a_big_batch_is_delivered_in_groups_and_a_client_going_live_between_gets
     assert replayed == ids[:Sending.DELIVER_AT_ONCE]
     assert live == ids[Sending.DELIVER_AT_ONCE:]
     store.close()
+
+
+def test_a_leave_racing_the_owners_close_is_not_found(tmp_path):
+    """The room is closed between the leaver's membership check and its removal."""
+    store = Store(f"sqlite:///{tmp_path}/close-race.db")
+    chat = None
+
+    def store_call(fn, *args):
+        if fn.__name__ == "remove_member":
+            chat.rooms.close_room("owner", {"room": "#r"})
+        return fn(*args)
+
+    chat = Chat(store, Config(), publish=lambda effects: None, store_call=store_call)
+    chat.start()
+    join(chat, "owner", {"name": "owner"})
+    join(chat, "m", {"name": "member"})
+    chat.rooms.join_room("owner", {"room": "#r"})
+    chat.rooms.join_room("m", {"room": "#r"})
+    with pytest.raises(NotFound):
+        chat.rooms.leave_room("m", {"room": "#r"})
+    assert store.room_by_key("#r") is None
+    store.close()

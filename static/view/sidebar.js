@@ -80,7 +80,7 @@ function fill(list, nodes, emptyText) {
 }
 
 export function render() {
-  if (sidebar.closest('[hidden]')) return; // signed out: nothing to show
+  if (!identity.isSignedIn()) return; // the chat is hidden: nothing to show
   // Drawing replaces the buttons: keep keyboard focus where it was.
   const focused = document.activeElement;
   const focusId = focused && sidebar.contains(focused) ? focused.getAttribute('data-testid') : null;

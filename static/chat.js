@@ -119,7 +119,7 @@ export function onSendFailed({ item, error }) {
   status.toast(`A message to ${where} was not sent: ${error}`);
 }
 
-// -- what the server sends (docs/protocol.md) ------------------------------------------
+// -- what the server sends (docs/protocol.md §3) ---------------------------------------
 
 export function onReply(m) {
   conversations.ingest(m, 'live');
@@ -144,7 +144,7 @@ export function onTyping(ev) {
   typing.set(key, ev.from, !!ev.typing);
 }
 
-/** A failure of an event sent without an ack (docs/protocol.md, "Doing things"). */
+/** A failure of an event sent without an ack (docs/protocol.md §2.1). */
 export function onServerError(ev) {
   if (ev && typeof ev === 'object' && ev.code) status.toast(ackErrorText(ev));
 }

@@ -1,5 +1,5 @@
-// The socket.io connection (docs/protocol.md, "Transport", "Signing in" and "Doing
-// things"): one client for the page (global `io` from /vendor/socket.io.min.js), its
+// The socket.io connection (docs/protocol.md "Transport and conventions", §1, §2.1): one
+// client for the page (global `io` from /vendor/socket.io.min.js), its
 // auth, timed reconnects, and requests answered by their ack or by a timeout.
 
 const ACK_TIMEOUT_MS = 10000;

@@ -178,7 +178,7 @@ function convForMessage(m) {
   return ensureDm(peer);
 }
 
-/** What `history` calls the conversation (docs/protocol.md, "Reading history"). */
+/** What `history` calls the conversation (docs/protocol.md §2.5). */
 export function historyParam(conv) {
   if (conv.type === 'lobby') return 'lobby';
   if (conv.type === 'room') return conv.title;

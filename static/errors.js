@@ -1,5 +1,5 @@
 // What the page says when the server refuses something: connect errors
-// (docs/protocol.md, "Signing in") and error acks ("Errors").
+// (docs/protocol.md §1) and error acks (§2.7).
 
 import { TEXT_LIMIT } from './rules.js';
 

@@ -1,4 +1,4 @@
-// Reading history (docs/protocol.md, "Reading history"): a conversation's newest page when
+// Reading history (docs/protocol.md §2.5): a conversation's newest page when
 // it is first opened, older pages when scrolling up, and the messages a truncated replay
 // left out ("Signing in": replayTruncated), page by page.
 

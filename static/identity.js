@@ -1,5 +1,5 @@
 // Who this tab is, and how far it has read: what every connection sends as `auth`
-// (docs/protocol.md, "Signing in"). Only this module changes these values.
+// (docs/protocol.md §1). Only this module changes these values.
 
 import * as store from './storage.js';
 import { lower, isGuestName } from './rules.js';

@@ -1,4 +1,4 @@
-// The page's unsent messages (docs/protocol.md, "Sending exactly once"): queued in order,
+// The page's unsent messages (docs/protocol.md §2.3): queued in order,
 // sent one at a time, resent with the same clientId until acked, and kept in localStorage
 // (storage.js) so that a reload, or another tab of the identity, delivers them.
 

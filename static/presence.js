@@ -1,4 +1,4 @@
-// Who is online (docs/protocol.md, "Signing in": welcome.users, addChat and userLeft).
+// Who is online (docs/protocol.md §1.7-§1.8: welcome.users, addChat and userLeft).
 
 import { lower } from './rules.js';
 import { createEmitter } from './emitter.js';

@@ -1,4 +1,4 @@
-// Rooms (docs/protocol.md, "Rooms" and "Doing things"): joining, leaving and closing them,
+// Rooms (docs/protocol.md §2.2, §2.4): joining, leaving and closing them,
 // the list of public rooms, and what members do (roomEvent).
 
 import { call } from './connection.js';

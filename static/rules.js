@@ -1,4 +1,4 @@
-// What the server accepts (docs/protocol.md, "Signing in", "Rooms" and "Errors"), checked
+// What the server accepts (docs/protocol.md §1, §2.4, §2.7), checked
 // in the page too, so that a mistake is explained before anything is sent.
 
 export const TEXT_LIMIT = 2000; // code points per message (the server's default)

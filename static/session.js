@@ -1,4 +1,4 @@
-// Signing in and out, and the life of the connection (docs/protocol.md, "Signing in"):
+// Signing in and out, and the life of the connection (docs/protocol.md §1):
 // the welcome, refused connections, lost ones, and other tabs signing out.
 
 import * as connection from './connection.js';

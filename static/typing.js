@@ -1,4 +1,4 @@
-// Typing indicators (docs/protocol.md, "Typing"): who is typing where, forgotten without
+// Typing indicators (docs/protocol.md §2.6): who is typing where, forgotten without
 // news; and this tab's own announcement, repeated while typing and ended when idle.
 
 import { notify } from './connection.js';

@@ -1,6 +1,6 @@
 // The sidebar's two forms: join or create a room (with the list of public rooms), and
 // open a direct conversation by name. Names are checked as the server would
-// (docs/protocol.md, "Rooms" and "Signing in") before anything is sent.
+// (docs/protocol.md §1, §2.4) before anything is sent.
 
 import { byId, h, clear, setText } from '../dom.js';
 import * as conversations from '../conversations.js';
@@ -81,7 +81,7 @@ function pickPublicRoom(r, joined) {
   else roomForm.requestSubmit();
 }
 
-/** rooms: the server's room infos (docs/protocol.md, "Doing things": listRooms). */
+/** rooms: the server's room infos (docs/protocol.md §2.2: listRooms). */
 export function showPublicRooms(rooms) {
   clear(publicRoomList);
   const list = rooms.filter((r) => r && typeof r.room === 'string')

@@ -1,5 +1,5 @@
 // The sign-in form: a name (with an optional password), or a guest. The name is checked
-// as the server would (docs/protocol.md, "Signing in"); each refusal is shown beside the
+// as the server would (docs/protocol.md §1); each refusal is shown beside the
 // field it is about.
 
 import { byId, setText } from '../dom.js';

@@ -55,6 +55,7 @@ class Config:
     connect_rate: RateLimit | None = field(default_factory=lambda: RateLimit(60, 60.0))
     trusted_proxies: tuple[str, ...] = ()
     max_queued_packets: int = 2000
+    token_ttl: float = 30.0  # days a sign-in token may go unused before it expires
     check_config: bool = False  # validate settings and connections, then exit
 
 
@@ -169,6 +170,8 @@ SETTINGS: list[tuple[str, str, str, Callable[[str], Any], str]] = [
     ("--max-queued-packets", "MAX_QUEUED_PACKETS", "max_queued_packets", _positive_int,
      "packets waiting for a client that does not read before it is disconnected "
      "(default 2000)"),
+    ("--token-ttl", "TOKEN_TTL", "token_ttl", _positive_float,
+     "days a sign-in token stays valid without being used (default 30)"),
     ("--max-text-length", "MAX_TEXT_LENGTH", "max_text_length", _positive_int,
      "longest message text in code points, after trimming (default 2000)"),
     ("--max-http-buffer-size", "MAX_HTTP_BUFFER_SIZE", "max_http_buffer_size", _positive_int,

@@ -7,7 +7,8 @@ from typing import Any, cast
 
 import socketio
 
-from .domain.effects import Close, Effect, Emit, Enter, Exit
+from . import runtime
+from .domain.effects import Close, Disconnect, Effect, Emit, Enter, Exit
 from .metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,8 @@ class Delivery:
 
     def _apply(self, effect: Effect) -> None:
         if isinstance(effect, Emit):
+            if not effect.to:  # python-socketio reads "to nobody" as "to everyone"
+                return
             self.sio.emit(effect.event, effect.data, to=effect.to, skip_sid=effect.skip or None)
             if effect.event == "reply":
                 self._count_delivery(effect)
@@ -45,6 +48,18 @@ class Delivery:
                 self.sio.leave_room(sid, effect.audience)
         elif isinstance(effect, Close):
             self.sio.close_room(effect.audience)
+        elif isinstance(effect, Disconnect):
+            # After a moment, so the ack and what was emitted to them leave first.
+            runtime.spawn_after(self.CLOSE_AFTER, self._disconnect, effect.sids)
+
+    CLOSE_AFTER = 0.2  # seconds
+
+    def _disconnect(self, sids: list[str]) -> None:
+        for sid in sids:
+            try:
+                self.sio.disconnect(sid)  # through Redis to the sid's node, when scaled
+            except Exception:
+                logger.exception("could not close %s", sid)
 
     def _count_delivery(self, effect: Emit) -> None:
         """Connections of this node that the emit reaches, from room sizes alone: this runs

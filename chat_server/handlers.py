@@ -79,6 +79,7 @@ class SocketHandlers:
             "listUsers": lambda sid, p: {"users": chat.identity.list_users(sid)},
             "history": lambda sid, p: {"messages": chat.reading.history(sid, p)},
             "typing": chat.typing.typing,
+            "signOut": chat.identity.sign_out,
         }
 
     # -- life-cycle of a connection -----------------------------------------------------

@@ -8,11 +8,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from .domain.names import skeleton
 from .domain.validation import dm_key
 
 # 2: `dm:` keys name the users lower-cased ("straße"), no longer by their casefolded keys
 # ("strasse"); a version 1 database has its direct conversations renamed at start.
-SCHEMA_VERSION = 2
+# 3: `users.skeleton` (confusable names), `sessions.used_at` (tokens expire unused), and
+# guests who are gone are deleted instead of kept.
+SCHEMA_VERSION = 3
 # Message ids are 64-bit; SQLite's rowid alias must be spelled INTEGER.
 MessageId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 # Serialises message inserts across nodes on PostgreSQL, so ids commit in id order and a
@@ -33,10 +36,14 @@ users = sa.Table(
     sa.Column("name", sa.String(64), nullable=False),
     sa.Column("key", sa.String(128), nullable=False, unique=True),
     sa.Column("guest", sa.Boolean, nullable=False),
-    # Guests are never deleted, so their names are never handed out again.
+    # Schema 2 kept gone guests with gone=true; since 3 they are deleted (their random
+    # names are never drawn again), so the column is always false.
     sa.Column("gone", sa.Boolean, nullable=False, default=False),
     sa.Column("password_hash", sa.String(255)),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    # The name's confusable skeleton (`domain.names.skeleton`): a name that looks like a
+    # registered one is refused.
+    sa.Column("skeleton", sa.String(512), index=True),
 )
 
 sessions = sa.Table(
@@ -44,6 +51,7 @@ sessions = sa.Table(
     sa.Column("token_hash", sa.String(64), primary_key=True),
     sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False, index=True),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("used_at", sa.BigInteger),  # last sign-in with it; unused for TOKEN_TTL: expired
 )
 
 rooms = sa.Table(
@@ -130,3 +138,27 @@ def sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) ->
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
+
+
+def upgrade_to_3(conn: sa.Connection) -> int:
+    """Schema 2 -> 3: add the skeleton and used_at columns (filled in), and delete the
+    guests kept as gone. Returns how many gone guests were deleted."""
+    inspector = sa.inspect(conn)
+    if "skeleton" not in {c["name"] for c in inspector.get_columns("users")}:
+        conn.execute(sa.text("ALTER TABLE users ADD COLUMN skeleton VARCHAR(512)"))
+    if "ix_users_skeleton" not in {i["name"] for i in inspector.get_indexes("users")}:
+        conn.execute(sa.text("CREATE INDEX ix_users_skeleton ON users (skeleton)"))
+    if "used_at" not in {c["name"] for c in inspector.get_columns("sessions")}:
+        conn.execute(sa.text("ALTER TABLE sessions ADD COLUMN used_at BIGINT"))
+    conn.execute(sessions.update().values(used_at=sessions.c.created_at))
+    for user_id, name in conn.execute(sa.select(users.c.id, users.c.name)).all():
+        conn.execute(users.update().where(users.c.id == user_id)
+                     .values(skeleton=skeleton(name)))
+    gone = sa.select(users.c.id).where(users.c.gone.is_(True))
+    conn.execute(messages.update().where(messages.c.from_user_id.in_(gone))
+                 .values(client_id=None))
+    conn.execute(rooms.update().where(rooms.c.owner_id.in_(gone)).values(owner_id=None))
+    conn.execute(dm_members.delete().where(dm_members.c.user_id.in_(gone)))
+    conn.execute(sessions.delete().where(sessions.c.user_id.in_(gone)))
+    conn.execute(memberships.delete().where(memberships.c.user_id.in_(gone)))
+    return conn.execute(users.delete().where(users.c.gone.is_(True))).rowcount

@@ -15,6 +15,11 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
+# PyICU (names that look alike) builds against the system's ICU.
+if ! pkg-config --exists icu-i18n 2>/dev/null; then
+  apt_install libicu-dev pkg-config g++
+fi
+
 python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv

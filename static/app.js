@@ -28,6 +28,7 @@ import * as composer from './view/composer.js';
 
 connection.configure({ auth: identity.authPayload });
 connection.on('welcome', session.onWelcome);
+connection.on('signedOut', session.onSignedOut);
 connection.on('connect_error', session.onConnectError);
 connection.on('disconnect', session.onDisconnect);
 connection.on('reconnect_attempt', session.onReconnectAttempt);

@@ -64,9 +64,14 @@ export function signIn(request) {
   connect();
 }
 
-/** explicit: the person asked, so their unsent messages go too (a guest's always do). */
-export function signOut({ explicit }) {
+/**
+ * explicit: the person asked, so the server revokes this sign-in's token first (docs/
+ * protocol.md §1.5; offline, it expires unused) and their unsent messages go too (a
+ * guest's always do).
+ */
+export async function signOut({ explicit }) {
   const me = identity.signOut();
+  if (me && explicit && connection.isReady()) await connection.call('signOut');
   resetSession({ forget: true });
   connection.disconnect();
   if (me && (explicit || isGuestName(me.name))) outbox.forgetStored(me.name);
@@ -75,6 +80,11 @@ export function signOut({ explicit }) {
   signin.setBusy(false);
   signin.showError('form', '');
   showSignIn();
+}
+
+/** This sign-in was revoked, here or in another tab (signOut), or everywhere. */
+export function onSignedOut() {
+  if (identity.isSignedIn()) signOut({ explicit: false });
 }
 
 export function onWelcome(w) {

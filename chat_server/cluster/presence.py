@@ -10,6 +10,7 @@ from redis.exceptions import RedisError
 
 from ..domain.models import User
 from ..domain.presence import Connection, Presence
+from ..domain.security import hash_token
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -28,6 +29,7 @@ class RedisPresence:
 
         chat:presence:user:<key>   hash  sid -> node     (every tab of a user, any node)
         chat:presence:sids         hash  sid -> user key
+        chat:presence:tokens       hash  sid -> hash of the token it signed in with
         chat:presence:profiles     hash  user key -> user as JSON (while online)
         chat:presence:node:<node>  set   sids of that node
         chat:presence:nodes        set   node names
@@ -43,6 +45,7 @@ class RedisPresence:
     _REMOVE = """
     redis.call('HDEL', KEYS[1], ARGV[1])
     redis.call('HDEL', KEYS[2], ARGV[1])
+    redis.call('HDEL', KEYS[5], ARGV[1])
     redis.call('SREM', KEYS[3], ARGV[1])
     local left = redis.call('HLEN', KEYS[1])
     if left == 0 then redis.call('HDEL', KEYS[4], ARGV[2]) end
@@ -72,6 +75,7 @@ class RedisPresence:
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(self._k("user", user.key), conn.sid, self.node)
         pipe.hset(self._k("sids"), conn.sid, user.key)
+        pipe.hset(self._k("tokens"), conn.sid, hash_token(conn.token))
         pipe.hset(self._k("profiles"), user.key, profile)
         pipe.sadd(self._k("node", self.node), conn.sid)
         pipe.sadd(self._k("nodes"), self.node)
@@ -91,7 +95,8 @@ class RedisPresence:
 
     def _forget(self, sid: str, user_key: str, node: str) -> int:
         return self._remove(keys=[self._k("user", user_key), self._k("sids"),
-                                  self._k("node", node), self._k("profiles")],
+                                  self._k("node", node), self._k("profiles"),
+                                  self._k("tokens")],
                             args=[sid, user_key])
 
     def get(self, sid: str) -> Connection | None:
@@ -106,6 +111,15 @@ class RedisPresence:
             return conn.user
         key = self.redis.hget(self._k("sids"), sid)
         return self.online_user(_text(key)) if key else None
+
+    def sids_with_token(self, user_key: str, token: str) -> list[str]:
+        sids = self.sids_of(user_key)
+        if not sids:
+            return []
+        wanted = hash_token(token)
+        tokens = self.redis.hmget(self._k("tokens"), sids)
+        return [sid for sid, raw in zip(sids, tokens, strict=True)
+                if raw is not None and _text(raw) == wanted]
 
     def sids_of(self, user_key: str) -> list[str]:
         return [_text(s) for s in self.redis.hkeys(self._k("user", user_key))]

@@ -58,7 +58,14 @@ class Close:
     audience: str
 
 
-Effect = Emit | Enter | Exit | Close
+@dataclass(frozen=True)
+class Disconnect:
+    """Close these connections (on any node), once what was sent to them went out."""
+
+    sids: list[str]
+
+
+Effect = Emit | Enter | Exit | Close | Disconnect
 
 
 def room_event(room: Room, what: str, name: str) -> Emit:

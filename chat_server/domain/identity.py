@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import time
 
-from . import security, validation
+from . import names, security, validation
 from .context import Context
-from .effects import Effect, Emit, lobby, room_event
+from .effects import Disconnect, Effect, Emit, lobby, room_event
 from .errors import BadPassword, BadToken, Forbidden, InvalidName, NameTaken, NotFound, ServerFull
 from .models import User
 from .ports import LimiterPort, Memberships
@@ -51,7 +51,9 @@ class Identity:
     def _identify(self, auth: Auth) -> tuple[User, str]:
         store, call = self.ctx.store, self.ctx.store_call
         if auth.token is not None:
-            user = call(store.user_by_token, security.hash_token(auth.token))
+            now = self.ctx.now_ms()
+            used_since = now - int(self.ctx.config.token_ttl * 86_400_000)
+            user = call(store.user_by_token, security.hash_token(auth.token), used_since, now)
             if user is None or (auth.name is not None and fold(auth.name) != user.key):
                 raise BadToken()
             return user, auth.token
@@ -66,14 +68,15 @@ class Identity:
             if auth.password is not None:
                 password_hash = self.ctx.offload(security.hash_password, auth.password)
             user = call(store.create_user, auth.name, key, False,
-                        security.hash_token(token), password_hash)
+                        security.hash_token(token), password_hash, names.skeleton(auth.name),
+                        self.ctx.now_ms())
             logger.info("registered name %s", user.name)
             return user, token
         if auth.password is None or user.password_hash is None:
             raise NameTaken()
         if not self.ctx.offload(security.verify_password, user.password_hash, auth.password):
             raise BadPassword()
-        call(store.add_session, user.id, security.hash_token(token))
+        call(store.add_session, user.id, security.hash_token(token), self.ctx.now_ms())
         return user, token
 
     def _new_guest(self) -> tuple[User, str]:
@@ -82,13 +85,31 @@ class Identity:
             name = validation.GUEST_PREFIX + security.guest_suffix()
             try:
                 user = self.ctx.store_call(self.ctx.store.create_user, name, name, True,
-                                           security.hash_token(token))
+                                           security.hash_token(token), None, None,
+                                           self.ctx.now_ms())
                 return user, token
             except NameTaken:
                 continue
         raise InvalidName("Could not pick a guest name; try again.")
 
     # -- leaving -----------------------------------------------------------------------
+
+    def sign_out(self, sid: str, payload: object) -> None:
+        """`signOut`: revoke this connection's token (or every token of the user, and
+        always for a guest, who is gone at once); the connections using a revoked token
+        are told `signedOut` and closed (docs/protocol.md §1.5)."""
+        conn = self.conn(sid)
+        everywhere = validation.parse_sign_out(payload) or conn.user.guest
+        store, call, presence = self.ctx.store, self.ctx.store_call, self.ctx.presence
+        if everywhere:
+            call(store.revoke_sessions, conn.user.id)
+            sids = presence.sids_of(conn.user.key)
+        else:
+            call(store.revoke_session, security.hash_token(conn.token))
+            sids = presence.sids_with_token(conn.user.key, conn.token)
+        logger.info("%s signed out%s (%d connections)", conn.user.name,
+                    " everywhere" if everywhere else "", len(sids))
+        self.ctx.publish([Emit("signedOut", {}, sids), Disconnect(sids)])
 
     def disconnect(self, sid: str) -> None:
         conn, last = self.ctx.presence.remove(sid)

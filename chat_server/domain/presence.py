@@ -72,6 +72,11 @@ class Presence:
     def sids_of(self, user_key: str) -> list[str]:
         return list(self.by_user.get(user_key, ()))
 
+    def sids_with_token(self, user_key: str, token: str) -> list[str]:
+        """The user's connections that signed in with `token` (one sign-in's tabs)."""
+        return [sid for sid, conn in self.by_user.get(user_key, {}).items()
+                if conn.token == token]
+
     def online_user(self, user_key: str) -> User | None:
         tabs = self.by_user.get(user_key)
         return next(iter(tabs.values())).user if tabs else None

@@ -37,7 +37,7 @@ class Reading:
             return conversation
         if not validation.valid_user_name(conversation):
             raise NotFound("No such conversation.")
-        peer = self.ctx.store_call(self.ctx.store.user_by_key, fold(conversation), True)
+        peer = self.ctx.store_call(self.ctx.store.user_by_key, fold(conversation))
         if peer is None:
             raise NotFound("No such user.")
         return validation.dm_key(user.name, peer.name)

@@ -4,6 +4,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
+from . import names
 from .errors import BadPassword, BadToken, InvalidName, InvalidPayload, TooLarge
 
 NAME_MAX = 32
@@ -41,8 +42,10 @@ def valid_user_name(name: object) -> TypeGuard[str]:
 
 
 def check_new_user_name(name: str) -> str:
-    """A name a client may ask for: valid and not in the guest namespace."""
-    if not valid_user_name(name) or fold(name).startswith(GUEST_PREFIX):
+    """A name a client may ask for: valid and not in the guest namespace, however it is
+    spelled (in fullwidth letters, or with a Cyrillic s)."""
+    if not valid_user_name(name) or names.loose(name).startswith(GUEST_PREFIX) or \
+            names.skeleton(name).startswith(GUEST_PREFIX):
         raise InvalidName(NAME_RULE)
     return name
 
@@ -210,6 +213,16 @@ def parse_history(payload: object) -> HistoryQuery:
 class Typing:
     to: str
     typing: bool
+
+
+def parse_sign_out(payload: object) -> bool:
+    """`signOut {"everywhere"?: bool}` (docs/protocol.md §1.5); no payload: this token."""
+    if payload is None:
+        return False
+    everywhere = _require_dict(payload).get("everywhere", False)
+    if not isinstance(everywhere, bool):
+        raise InvalidPayload("'everywhere' must be true or false.")
+    return everywhere
 
 
 def parse_typing(payload: object) -> Typing:

@@ -48,6 +48,10 @@ class ServerProcess:
         env.setdefault("LOG_LEVEL", "INFO")
         # Every test client comes from 127.0.0.1: the per-address limit has its own tests.
         env.setdefault("CONNECT_RATE", "off")
+        # Many tests try wrong passwords on purpose, all from 127.0.0.1: the password
+        # budgets (per address and per name or room) have their own tests.
+        env.setdefault("PASSWORD_RATE", "off")
+        env.setdefault("PASSWORD_TARGET_RATE", "off")
         env.update(self.extra_env)
         cmd = [
             sys.executable, "-m", "chat_server",

@@ -123,6 +123,14 @@ class PostgresServer(LocalServer):
             time.sleep(0.1)
         return self
 
+    def kill(self):
+        """Stop the cluster at once (`pg_ctl stop -m immediate`, which waits for it): when
+        this returns, no process of the cluster is left to answer an open connection."""
+        subprocess.run(self._as_owner([postgres_bin("pg_ctl"), "stop", "-D", self.data,
+                                       "-m", "immediate", "-w"]),
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc.wait(self.stop_timeout)
+
     def _psql(self, sql, check=True):
         return subprocess.run([postgres_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port),
                                "-U", "chat", "-d", "postgres", "-v", "ON_ERROR_STOP=1",

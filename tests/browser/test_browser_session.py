@@ -1,12 +1,14 @@
 """The chat page across reloads, sign-in errors, disconnections, restarts, rate limits and
 phone-sized screens."""
 
+import json
 import re
 import uuid
 
 import pytest
 import socketio
 from playwright.sync_api import expect
+from support.client import ConnectRefused
 
 pytestmark = pytest.mark.browser
 
@@ -21,7 +23,7 @@ def tag():
     return uuid.uuid4().hex[:6]
 
 
-def test_reload_keeps_identity_rooms_and_history(server, open_chat):
+def test_reload_keeps_identity_rooms_and_history(server, open_chat, client_factory):
     name, password = unique("rel"), "correct horse"
     a = open_chat(server.url).sign_in(name, password)
     in_lobby = f"lobby before reload {tag()}"
@@ -51,13 +53,18 @@ def test_reload_keeps_identity_rooms_and_history(server, open_chat):
     tab.expect_once(in_lobby)
     expect(tab.conv_button(room)).to_be_visible()
 
-    # Signing out forgets the identity, in every tab, and across a reload.
+    # Signing out forgets the identity, in every tab, and across a reload; the server
+    # revoked the token, so a copy of it signs no one in (docs/protocol.md §1.5).
+    token = json.loads(a.page.evaluate("localStorage.getItem('chat.identity')"))["token"]
     tab.tid("signout-button").click()
     expect(tab.tid("signin-view")).to_be_visible()
     expect(a.tid("signin-view")).to_be_visible()
     a.page.reload()
     expect(a.tid("signin-view")).to_be_visible()
     assert a.page.evaluate("localStorage.getItem('chat.identity')") is None
+    with pytest.raises(ConnectRefused) as refused:
+        client_factory().connect(server.url, auth={"token": token})
+    assert refused.value.code == "bad_token"
 
     # The name stays protected: refused without its password, and with a wrong one.
     other = open_chat(server.url).goto()

@@ -9,14 +9,7 @@ from chat_server.domain.effects import Close, Emit, Enter, Exit
 from chat_server.domain.errors import (BadPassword, BadToken, Forbidden, InvalidName, InvalidPayload,
                                 NameTaken, NotFound, RateLimited, ServerFull, TooLarge)
 from chat_server.store import Store
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1_000_000.0
-
-    def __call__(self):
-        return self.now
+from support.clock import Clock
 
 
 @pytest.fixture

@@ -10,22 +10,15 @@ from chat_server.domain.chat import Chat
 from chat_server.domain.effects import Disconnect, Emit
 from chat_server.domain.errors import BadToken, InvalidName, InvalidPayload, NameTaken
 from chat_server.store import Store
+from support.clock import Clock
 
 DAY = 86_400.0
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1_800_000_000.0
-
-    def __call__(self):
-        return self.now
 
 
 @pytest.fixture
 def chat(tmp_path):
     published = []
-    clock = Clock()
+    clock = Clock(1_800_000_000.0)
     store = Store(f"sqlite:///{tmp_path}/identity.db")
     chat = Chat(store, Config(token_ttl=30), publish=published.extend, clock=clock)
     chat.published, chat.clock_ = published, clock

@@ -46,6 +46,11 @@ OURS_ENV = {
     "RATE_LIMIT": "off",         # sends per connection and per user
     "MAX_CONNECTIONS": "20000",  # connection cap (the eventlet pool is sized from it)
     "CONNECT_RATE": "off",       # connections per client address: every bench client is 127.0.0.1
+    # The HTTP edge's budgets per client address, for the same reason.
+    "MAX_CONNECTIONS_PER_ADDRESS": "20000",
+    "MAX_UNFINISHED_REQUESTS": "20000",
+    "MAX_PENDING_SESSIONS_PER_ADDRESS": "20000",
+    "MAX_PENDING_SESSIONS": "20000",
     "METRICS_TOKEN": "bench-heartbeat",  # /metrics: the heartbeat greenlet's delays, per window
 }
 

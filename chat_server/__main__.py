@@ -42,7 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda number, _frame: stop.append(number))
     tune_gc()
-    server = runtime.spawn(runtime.serve, listener, app.wsgi, config.max_connections)
+    server = runtime.spawn(runtime.serve, listener, app.wsgi, config.max_connections,
+                           app.http_protocol)
     logger.info("Serving on http://%s:%d", host, port)
     while not stop and not server.dead:
         runtime.sleep(0.1)

@@ -16,17 +16,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import socketio
 
-from . import compat, runtime
+from . import compat, edge, runtime
 from .config import Config, without_password
 from .delivery import Delivery
 from .domain.chat import Chat
 from .domain.errors import Unavailable
 from .domain.modes import one_node, several_nodes
 from .fanout import FanoutManager, send_ack
-from .handlers import SocketHandlers
+from .handlers import NAMESPACE, SocketHandlers, client_address
 from .metrics import Metrics
 from .store import Store
-from .web import WebApp
+from .web import SECURITY_HEADERS, WebApp
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -52,6 +52,7 @@ class App:
     store: Store
     handlers: SocketHandlers
     cluster: ClusterNode | None = None
+    http_protocol: type | None = None  # for runtime.serve: budgets and head deadline
 
     def shutdown(self, grace: float) -> None:
         """Let sends in flight finish (their acks go out), then close every connection at
@@ -133,11 +134,37 @@ def create_app(config: Config) -> App:
         return figures
 
     metrics.watch(state)
-    web = WebApp(health, metrics=metrics, metrics_token=config.metrics_token)
+
+    def address_of(environ: WSGIEnvironment) -> str:
+        return client_address(environ, config.trusted_proxies)
+
+    web = WebApp(health, metrics=metrics, metrics_token=config.metrics_token,
+                 token_failures=edge.FailureBudget(config.metrics_auth_failures),
+                 address_of=address_of)
     wsgi = _refuse_oversize_posts(socketio.WSGIApp(sio, web), sio, config.max_http_buffer_size)
     if cluster:
         wsgi = cluster.mark_node(wsgi)
-    return App(wsgi, sio, chat, store, handlers, cluster)
+    wsgi = _edge(wsgi, sio, config, address_of)
+    protocol = compat.guarded_http_protocol(edge.ConnectionBudgets.from_config(config),
+                                            config.header_timeout, SECURITY_HEADERS)
+    return App(wsgi, sio, chat, store, handlers, cluster, protocol)
+
+
+def _edge(app: WSGIApplication, sio: compat.SocketServer, config: Config,
+          address_of: Callable[[WSGIEnvironment], str]) -> WSGIApplication:
+    """What every request passes first (edge.py): security headers and no tracebacks on
+    every response, the Host check, and the budget of sessions without CONNECT."""
+    budget = edge.SessionBudget(
+        config.max_pending_sessions_per_address, config.max_pending_sessions, address_of,
+        connected=lambda eio_sid: sio.manager.sid_from_eio_sid(eio_sid, NAMESPACE) is not None,
+        alive=lambda eio_sid: eio_sid in compat.sessions(sio))
+    sio.on_session_open = budget.opened
+    sio.on_session_connect = budget.connect_handled
+    sio.start_background_task(budget.run, runtime.sleep)
+    policy = edge.HostPolicy.from_config(config)
+    policy.announce()
+    return edge.harden(edge.check_host(edge.limit_handshakes(app, budget), policy),
+                       SECURITY_HEADERS)
 
 
 def _cluster(config: Config) -> ClusterNode | None:

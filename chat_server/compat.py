@@ -14,10 +14,11 @@ the client-side helpers without loading eventlet.
 from __future__ import annotations
 
 import functools
+import http
 import inspect
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import engineio
 import engineio.exceptions
@@ -51,14 +52,21 @@ class SocketServer(socketio.Server):
     - An undecodable packet, or a binary packet announcing too many attachments, closes
       that one connection (the library logs and goes on, buffering without bound).
     - Acks go through `send_ack` (fanout's encoder) instead of the library's packet path.
+    - Each new Engine.IO session is reported to `on_session_open(eio_sid, environ)`, and
+      each handled Socket.IO CONNECT packet to `on_session_connect(eio_sid)`
+      (edge.SessionBudget counts the sessions in between).
     """
 
     def __init__(self, send_ack: Callable[..., None], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.send_ack = send_ack  # (server, eio_sid, namespace, ack id, result)
+        self.on_session_open: Callable[[str, dict], None] | None = None
+        self.on_session_connect: Callable[[str], None] | None = None
 
     def _handle_eio_connect(self, eio_sid: str, environ: dict) -> Any:
         super()._handle_eio_connect(eio_sid, environ)
+        if self.on_session_open is not None:
+            self.on_session_open(eio_sid, environ)
         session = self.eio.sockets.get(eio_sid)
         if session is not None:
             session.receive = _closing_on_unknown_packets(session)
@@ -73,6 +81,8 @@ class SocketServer(socketio.Server):
                 if not count.isdigit() or int(count) > MAX_ATTACHMENTS:
                     raise ValueError("too many binary attachments")
             super()._handle_eio_message(eio_sid, data)
+            if isinstance(data, str) and data[:1] == "0" and self.on_session_connect:
+                self.on_session_connect(eio_sid)  # a CONNECT, handled (accepted or not)
         except (ValueError, TypeError, KeyError, IndexError, AttributeError,
                 RecursionError) as error:
             logger.info("closing %s: undecodable packet (%s)", eio_sid, error)
@@ -265,6 +275,127 @@ def eventlet_unmask() -> Callable[..., bytes]:
     return eventlet.websocket.RFC6455WebSocket._apply_mask
 
 
+# -- eventlet's WSGI server: connection budgets and the request head -----------------------
+
+class ConnectionGate(Protocol):
+    """What `guarded_http_protocol` asks before it serves (edge.ConnectionBudgets)."""
+
+    def connection_opened(self, address: str) -> bool: ...
+    def connection_closed(self, address: str) -> None: ...
+    def head_started(self, address: str) -> bool: ...
+    def head_finished(self, address: str) -> None: ...
+    def head_timed_out(self, address: str, seconds: float) -> None: ...
+
+
+def guarded_http_protocol(gate: ConnectionGate, header_timeout: float,
+                          error_headers: list[tuple[str, str]]) -> type:
+    """eventlet's `wsgi.HttpProtocol` with budgets per peer address and a head deadline,
+    for `eventlet.wsgi.server(protocol=...)` (a documented parameter, marked deprecated).
+
+    eventlet gives each connection a socket timeout that every received byte restarts, so
+    a head trickled a byte at a time holds its connection (and a slot of the server's
+    pool) for ever. Here a connection over its address's budget is closed at once, and
+    the whole head must arrive within `header_timeout` seconds: counted from the accept
+    for a connection's first request, from the first byte for the next ones (a keep-alive
+    connection waits idle as before). Relies on `HttpProtocol.__init__(conn_state,
+    server)` serving the whole connection, `conn_state[0]` the peer address,
+    `handle_one_request()` reading the request line through `_read_request_line()` and the
+    head through the standard library's `parse_request()`, `self.rfile` a buffered reader
+    (`rbufsize` not 0, for `peek`), and `close_connection`.
+
+    Also: a head with more than one Content-Length is refused with 400 (the first value
+    would win here, a proxy may take the last: request smuggling); and the standard
+    library's error pages (`send_error`) become plain text with `error_headers`.
+    """
+    from .runtime import eventlet
+
+    head = b"".join(f"{name}: {value}\r\n".encode("latin-1") for name, value in error_headers)
+
+    class GuardedHttpProtocol(eventlet.wsgi.HttpProtocol):
+        def __init__(self, conn_state: list, server: Any) -> None:
+            peer = conn_state[0]
+            self.peer = str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
+            self.head_timer: Any = None
+            self.in_head = False
+            self.requests_read = 0
+            if not gate.connection_opened(self.peer):
+                return  # eventlet closes the socket as this greenlet ends
+            try:
+                super().__init__(conn_state, server)
+            finally:
+                gate.connection_closed(self.peer)
+
+        def handle_one_request(self) -> None:
+            try:
+                super().handle_one_request()
+            except eventlet.Timeout as timeout:
+                if timeout is not self.head_timer:
+                    raise
+                gate.head_timed_out(self.peer, header_timeout)
+                self.close_connection = 1
+            finally:
+                self._head_done()
+                self.requests_read += 1
+
+        def _read_request_line(self) -> Any:
+            if self.requests_read and not self.rfile.closed:
+                try:  # keep-alive: idle until the next request's first byte
+                    if not self.rfile.peek(1):
+                        return ""
+                except OSError:  # the socket timeout, or the peer went away
+                    return ""
+            if not gate.head_started(self.peer):
+                return ""  # eventlet closes the connection
+            self.in_head = True
+            self.head_timer = eventlet.Timeout(header_timeout)
+            return super()._read_request_line()
+
+        def parse_request(self) -> bool:
+            ok: bool = super().parse_request()
+            self._head_done()
+            if ok and len(self.headers.get_all("Content-Length") or ()) > 1:
+                self.send_error(400, "more than one Content-Length")
+                return False
+            return ok
+
+        def _head_done(self) -> None:
+            if self.head_timer is not None:
+                self.head_timer.cancel()
+                self.head_timer = None
+            if self.in_head:
+                self.in_head = False
+                gate.head_finished(self.peer)
+
+        def send_error(self, code: int, message: str | None = None,
+                       explain: str | None = None) -> None:
+            self.close_connection = 1
+            try:
+                phrase = http.HTTPStatus(code).phrase
+            except ValueError:
+                phrase = "Error"
+            body = f"{code} {phrase}\n".encode()
+            reply = (f"HTTP/1.1 {code} {phrase}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                     f"Content-Length: {len(body)}\r\nConnection: close\r\n").encode()
+            if getattr(self, "command", None) == "HEAD":
+                body = b""
+            try:
+                self.wfile.write(reply + head + b"\r\n" + body)
+                self.wfile.flush()
+            except OSError:
+                pass
+
+    return GuardedHttpProtocol
+
+
+def response_already_sent() -> None:
+    """Tell eventlet's WSGI server that the application wrote its own response (as
+    eventlet's websocket does after switching protocols: `wsgi.WSGI_LOCAL.already_handled`),
+    so it writes nothing more on this connection and closes it."""
+    from .runtime import eventlet
+
+    eventlet.wsgi.WSGI_LOCAL.already_handled = True
+
+
 # -- python-engineio's client (tests and tools) ----------------------------------------------
 
 def handle_in_arrival_order(client: socketio.Client) -> None:
@@ -320,7 +451,25 @@ def check() -> None:
         _has(engineio.Client, "_trigger_event", ("self", "event")),
         _has(eventlet.websocket.RFC6455WebSocket, "_apply_mask",
              ("data", "mask", "length", "offset")),
+        _has(eventlet.wsgi.HttpProtocol, "__init__", ("self", "conn_state", "server")),
+        _has(eventlet.wsgi.HttpProtocol, "handle_one_request", ("self",)),
+        _has(eventlet.wsgi.HttpProtocol, "_read_request_line", ("self",)),
+        _has(eventlet.wsgi.HttpProtocol, "parse_request", ("self",)),
+        _has(eventlet.wsgi.HttpProtocol, "send_error", ("self", "code", "message")),
+        _has(eventlet.wsgi, "WSGI_LOCAL"),
     ]
+    if "protocol" not in inspect.signature(eventlet.wsgi.server).parameters:
+        problems.append("eventlet.wsgi.server no longer takes protocol=")
+    if not getattr(eventlet.wsgi.HttpProtocol, "rbufsize", 0):
+        problems.append("eventlet.wsgi.HttpProtocol reads unbuffered (rbufsize): no peek")
+    request = inspect.getsource(eventlet.wsgi.HttpProtocol.handle_one_request)
+    for step in ("self._read_request_line()", "self.parse_request()",
+                 "self.close_connection"):
+        if step not in request:
+            problems.append(f"eventlet.wsgi.HttpProtocol.handle_one_request lacks {step}")
+    if "already_handled" not in request + inspect.getsource(
+            eventlet.wsgi.HttpProtocol.handle_one_response):
+        problems.append("eventlet.wsgi no longer reads WSGI_LOCAL.already_handled")
     probe = server(async_mode="eventlet")  # eventlet's driver: what the server runs
     for name in ("_binary_packet", "not_handled"):
         if not hasattr(probe, name):

@@ -56,6 +56,15 @@ class Config:
     trusted_proxies: tuple[str, ...] = ()
     max_queued_packets: int = 2000
     token_ttl: float = 30.0  # days a sign-in token may go unused before it expires
+    # The HTTP edge (edge.py): budgets per client address, head deadline, Host check.
+    max_connections_per_address: int | None = None  # None: (max_connections + 100) / 2
+    max_unfinished_requests: int = 256
+    header_timeout: float = 10.0
+    max_pending_sessions_per_address: int = 500
+    max_pending_sessions: int = 5000
+    metrics_auth_failures: RateLimit | None = field(
+        default_factory=lambda: RateLimit(10, 60.0))
+    allowed_hosts: tuple[str, ...] = ()
     check_config: bool = False  # validate settings and connections, then exit
 
 
@@ -144,6 +153,17 @@ def _origins(text: str) -> tuple[str, ...]:
     return tuple(o.strip() for o in text.split(",") if o.strip())
 
 
+def _hosts(text: str) -> tuple[str, ...]:
+    """ALLOWED_HOSTS: host names without scheme or port (any port is served), or `*`."""
+    names = tuple(n.strip().lower().rstrip(".") for n in text.split(",") if n.strip())
+    for name in names:
+        bracketed = name.startswith("[") and name.endswith("]")
+        if "/" in name or any(c.isspace() for c in name) or (":" in name and not bracketed):
+            raise ValueError(f"{name!r}: give host names without scheme or port, "
+                             "comma separated, or *")
+    return names
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise ConfigError(message)
@@ -201,6 +221,25 @@ SETTINGS: list[tuple[str, str, str, Callable[[str], Any], str]] = [
      "the Admin UI may only watch (default true); false lets it disconnect clients"),
     ("--admin-origin", "ADMIN_ORIGIN", "admin_origin", str,
      "where the Admin UI page is served from (default https://admin.socket.io)"),
+    ("--allowed-hosts", "ALLOWED_HOSTS", "allowed_hosts", _hosts,
+     "Host names served, comma separated, or * (default: loopback names on a loopback "
+     "address, else any Host, with a warning)"),
+    ("--max-connections-per-address", "MAX_CONNECTIONS_PER_ADDRESS",
+     "max_connections_per_address", _positive_int,
+     "open TCP connections per client address; trusted proxies are exempt "
+     "(default: half of the connection slots, (MAX_CONNECTIONS + 100) / 2)"),
+    ("--max-unfinished-requests", "MAX_UNFINISHED_REQUESTS", "max_unfinished_requests",
+     _positive_int,
+     "requests per client address whose head is still arriving (default 256)"),
+    ("--header-timeout", "HEADER_TIMEOUT", "header_timeout", _positive_float,
+     "seconds for a whole request head to arrive, however it trickles (default 10)"),
+    ("--max-pending-sessions-per-address", "MAX_PENDING_SESSIONS_PER_ADDRESS",
+     "max_pending_sessions_per_address", _positive_int,
+     "Engine.IO sessions without a Socket.IO CONNECT per client address (default 500)"),
+    ("--max-pending-sessions", "MAX_PENDING_SESSIONS", "max_pending_sessions", _positive_int,
+     "Engine.IO sessions without a Socket.IO CONNECT in total (default 5000)"),
+    ("--metrics-auth-failures", "METRICS_AUTH_FAILURES", "metrics_auth_failures", _rate_limit,
+     "wrong /metrics tokens per client address, as COUNT/SECONDS (default 10/60) or off"),
 ]
 
 

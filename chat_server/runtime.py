@@ -154,11 +154,16 @@ def listen(host: str, port: int) -> Any:
     return listener
 
 
-def serve(listener: Any, wsgi_app: WSGIApplication, max_connections: int) -> None:
+def serve(listener: Any, wsgi_app: WSGIApplication, max_connections: int,
+          protocol: type | None = None) -> None:
     """eventlet's WSGI server; its pool must outsize the connection cap (default 1,024).
 
     The socket timeout (longer than a long-poll's 45 s) ends connections whose peer
     stopped reading: a send blocked on a full socket gives up instead of waiting forever.
+    `protocol` (compat.guarded_http_protocol) adds budgets per address and a deadline for
+    request heads. `debug=False`: eventlet's own 500s carry no traceback (edge.harden
+    answers the app's exceptions before eventlet sees them).
     """
     eventlet.wsgi.server(listener, wsgi_app, max_size=max_connections + 100,
+                         protocol=protocol or eventlet.wsgi.HttpProtocol, debug=False,
                          log_output=False, keepalive=True, socket_timeout=90)

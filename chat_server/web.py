@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import mimetypes
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -13,6 +14,8 @@ from .metrics import Metrics, authorized
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
+
+    from .edge import FailureBudget
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +40,15 @@ class WebApp:
 
     def __init__(self, health: Callable[[], dict[str, Any]], metrics: Metrics | None = None,
                  metrics_token: str | None = None, static_dir: str | Path = STATIC_DIR,
-                 client_dir: str | Path = CLIENT_DIR) -> None:
+                 client_dir: str | Path = CLIENT_DIR,
+                 token_failures: FailureBudget | None = None,
+                 address_of: Callable[[WSGIEnvironment], str] | None = None) -> None:
         self.health = health  # callable -> dict with "store" (and "redis"): "ok" or not
         self.metrics = metrics
         self.metrics_token = metrics_token
+        # Wrong /metrics tokens per client address: guessing it is throttled.
+        self.token_failures = token_failures
+        self.address_of = address_of or (lambda environ: environ.get("REMOTE_ADDR", ""))
         self.static_dir = Path(static_dir).resolve()
         self.client_dir = Path(client_dir).resolve()
 
@@ -60,7 +68,16 @@ class WebApp:
             return self._respond(start_response, status, json.dumps(report).encode(),
                                  "application/json", [("Cache-Control", "no-store")])
         if path == "/metrics" and self.metrics is not None and self.metrics_token:
+            address = self.address_of(environ)
+            wait = self.token_failures.wait(address) if self.token_failures else 0.0
+            if wait:  # checked before the token: past the budget, a right guess is no use
+                return self._respond(start_response, "429 Too Many Requests",
+                                     b"too many wrong tokens; try later\n",
+                                     "text/plain; charset=utf-8",
+                                     [("Retry-After", str(max(1, math.ceil(wait))))])
             if not authorized(environ, self.metrics_token):
+                if self.token_failures:
+                    self.token_failures.failed(address, "/metrics")
                 return self._respond(start_response, "401 Unauthorized", b"unauthorized\n",
                                      "text/plain; charset=utf-8",
                                      [("WWW-Authenticate", 'Bearer realm="metrics"')])
@@ -80,12 +97,22 @@ class WebApp:
 
     @staticmethod
     def _inside(base: Path, relative: str) -> Path | None:
-        """The file under `base`, or None for paths that try to leave it."""
-        candidate = (base / relative).resolve()
+        """The file under `base`, or None for paths that try to leave it or that no file
+        system can hold (a NUL byte, a name too long): those are simply not found."""
+        if "\x00" in relative:
+            return None
+        try:
+            candidate = (base / relative).resolve()
+        except (OSError, ValueError):
+            return None
         return candidate if candidate.is_relative_to(base) else None
 
     def _file(self, start_response: StartResponse, path: Path | None) -> list[bytes]:
-        if path is None or not path.is_file():
+        try:
+            found = path is not None and path.is_file()
+        except (OSError, ValueError):
+            found = False
+        if path is None or not found:
             return self._not_found(start_response)
         content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         if content_type.startswith("text/") or content_type.endswith("javascript"):

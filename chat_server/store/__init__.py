@@ -1,0 +1,18 @@
+"""Durable storage behind a narrow interface: SQLAlchemy Core, one code path for SQLite and
+PostgreSQL.
+
+Every method is blocking and must run off the event loop (see `runtime.Lane`). Each
+method is one transaction, so a caller never sees half of a change. The parts: `base`
+(engine, transactions, schema upgrades), `users`, `rooms`, `messages`.
+"""
+
+from .base import RoomChange, Snapshot
+from .messages import MessageStore
+from .users import UserStore
+
+
+class Store(UserStore, MessageStore):
+    """The chat's durable state."""
+
+
+__all__ = ["RoomChange", "Snapshot", "Store"]

@@ -1,0 +1,118 @@
+"""Users, their sessions (tokens), and guests who are gone."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy import exc
+
+from ..domain.errors import NameTaken
+from ..domain.models import User
+from ..schema import (
+    dm_members,
+    memberships,
+    messages,
+    rooms,
+    sessions,
+    users,
+)
+from .base import TOKEN_USE_NOTED_EVERY_MS, RoomChange, inserted_id, now_ms, user_of
+from .rooms import RoomStore
+
+
+class UserStore(RoomStore):
+    """Users and sessions; retiring a guest also takes it out of its rooms."""
+
+    def user_by_key(self, key: str) -> User | None:
+        with self._tx() as conn:
+            return user_of(conn.execute(sa.select(users).where(users.c.key == key)).first())
+
+    def user_by_token(self, token_hash: str, used_since: int, now: int) -> User | None:
+        """The user of a session token used (or made) since `used_since` (ms); an older
+        token has expired and is deleted. A use at `now` is noted at most once an hour."""
+        with self._tx() as conn:
+            row = conn.execute(
+                sa.select(users, sessions.c.used_at)
+                .join(sessions, sessions.c.user_id == users.c.id)
+                .where(sessions.c.token_hash == token_hash)).first()
+            if row is None:
+                return None
+            used_at = row.used_at if row.used_at is not None else 0
+            if used_at < used_since:
+                conn.execute(sessions.delete().where(sessions.c.token_hash == token_hash))
+                return None
+            if now - used_at > TOKEN_USE_NOTED_EVERY_MS:
+                conn.execute(sessions.update().where(sessions.c.token_hash == token_hash)
+                             .values(used_at=now))
+            return user_of(row)
+
+    def create_user(self, name: str, key: str, guest: bool, token_hash: str,
+                    password_hash: str | None = None, skeleton: str | None = None,
+                    now: int | None = None) -> User:
+        """Register a name with its first session; `NameTaken` if the key exists, or if
+        another name has the same confusable `skeleton`."""
+        try:
+            with self._tx() as conn:
+                if skeleton is not None and conn.execute(
+                        sa.select(users.c.id).where(users.c.skeleton == skeleton,
+                                                    users.c.key != key).limit(1)).first():
+                    raise NameTaken("That name looks like one already taken.")
+                user_id = inserted_id(conn.execute(users.insert().values(
+                    name=name, key=key, guest=guest, gone=False, password_hash=password_hash,
+                    created_at=now_ms(), skeleton=skeleton)))
+                self._add_session(conn, user_id, token_hash, now)
+        except exc.IntegrityError:
+            raise NameTaken() from None
+        return User(id=user_id, name=name, key=key, guest=guest, password_hash=password_hash)
+
+    def add_session(self, user_id: int, token_hash: str, now: int | None = None) -> None:
+        with self._tx() as conn:
+            self._add_session(conn, user_id, token_hash, now)
+
+    @staticmethod
+    def _add_session(conn: sa.Connection, user_id: int, token_hash: str,
+                     now: int | None) -> None:
+        """A new session token, its use noted `now` (ms; the domain's clock)."""
+        now = now_ms() if now is None else now
+        conn.execute(sessions.insert().values(token_hash=token_hash, user_id=user_id,
+                                              created_at=now, used_at=now))
+
+    def revoke_session(self, token_hash: str) -> None:
+        with self._tx() as conn:
+            conn.execute(sessions.delete().where(sessions.c.token_hash == token_hash))
+
+    def revoke_sessions(self, user_id: int) -> None:
+        """Every token of the user (signing out everywhere)."""
+        with self._tx() as conn:
+            conn.execute(sessions.delete().where(sessions.c.user_id == user_id))
+
+    def retire_guest(self, user_id: int) -> list[RoomChange]:
+        """A guest is gone: it leaves its rooms, and nothing of it stays but the messages
+        it sent (under its name; their clientIds are dropped, since a later user could be
+        given the same id on SQLite). Its random name is never drawn again.
+
+        Returns what happened to each of its rooms, as `remove_member` does.
+        """
+        with self._tx() as conn:
+            room_ids = conn.execute(sa.select(memberships.c.room_id)
+                                    .where(memberships.c.user_id == user_id)).scalars().all()
+            changes = [self._remove_member(conn, room_id, user_id) for room_id in room_ids]
+            conn.execute(messages.update().where(messages.c.from_user_id == user_id,
+                                                 messages.c.client_id.is_not(None))
+                         .values(client_id=None))
+            conn.execute(rooms.update().where(rooms.c.owner_id == user_id)
+                         .values(owner_id=None))
+            conn.execute(dm_members.delete().where(dm_members.c.user_id == user_id))
+            conn.execute(sessions.delete().where(sessions.c.user_id == user_id))
+            conn.execute(users.delete().where(users.c.id == user_id))
+        self._known_dms = {pair for pair in self._known_dms if pair[1] != user_id}
+        return changes
+
+    def retire_all_guests(self) -> int:
+        """At start no guest is connected, so every guest still on record is gone."""
+        with self._tx() as conn:
+            ids = conn.execute(sa.select(users.c.id).where(users.c.guest.is_(True))
+                               ).scalars().all()
+        for user_id in ids:
+            self.retire_guest(user_id)
+        return len(ids)
+

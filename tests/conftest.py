@@ -9,7 +9,8 @@ import os
 
 import pytest
 
-from support.client import TRANSPORTS, CALL_TIMEOUT, ChatClient, disconnect_all
+from support.client import CALL_TIMEOUT, TRANSPORTS, ChatClient, disconnect_all
+from support.parallel import turn
 from support.raw_engineio import RawEngineIO
 from support.server import ServerProcess
 
@@ -140,3 +141,16 @@ def cluster(backing_services, server_factory):
     start.redis = redis_server
     start.database_url = database_url
     return start
+
+
+# -- parallel runs --------------------------------------------------------------------------
+
+@pytest.fixture(autouse=True)
+def _alone_when_marked(request, tmp_path_factory):
+    """Under pytest-xdist, a test marked `alone` runs while no other test runs."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        yield
+        return
+    shared = tmp_path_factory.getbasetemp().parent  # this run's folder, common to its workers
+    with turn(shared, alone=request.node.get_closest_marker("alone") is not None):
+        yield

@@ -210,6 +210,7 @@ def test_two_nodes_behind_nginx(cluster, on):
         proxy.cleanup()
 
 
+@pytest.mark.alone  # times round trips while PostgreSQL holds a lock
 def test_postgres_waits_do_not_block_the_hub(cluster, on):
     """A send stuck behind a table lock held from outside waits in its own greenlet
     (psycopg2 is cooperative): other clients' round trips stay fast, and after the lock

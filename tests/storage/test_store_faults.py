@@ -4,10 +4,14 @@ import sqlite3
 import threading
 import time
 
+import pytest
+
 from support.actions import send_while_store_is_locked
 from support.checks import err, ok
 from support.client import ChatClient
 from support.names import uname
+
+pytestmark = pytest.mark.alone  # both time round trips while the store is busy
 
 
 def _client(url, name, transport="websocket"):

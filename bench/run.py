@@ -51,6 +51,10 @@ OURS_ENV = {
     "MAX_UNFINISHED_REQUESTS": "20000",
     "MAX_PENDING_SESSIONS_PER_ADDRESS": "20000",
     "MAX_PENDING_SESSIONS": "20000",
+    # Budgets of Socket.IO events (docs/protocol.md §1.10): a bench client pipelines freely.
+    "EVENT_RATE": "off",
+    "EVENT_WINDOW": "100000",
+    "ROOM_RATE": "off",
     "METRICS_TOKEN": "bench-heartbeat",  # /metrics: the heartbeat greenlet's delays, per window
 }
 

@@ -20,7 +20,7 @@ from . import compat, edge, runtime
 from .config import Config, without_password
 from .delivery import Delivery
 from .domain.chat import Chat
-from .domain.errors import Unavailable
+from .domain.errors import ChatError, Unavailable
 from .domain.modes import one_node, several_nodes
 from .fanout import FanoutManager, send_ack
 from .handlers import NAMESPACE, SocketHandlers, client_address
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
     from .cluster.node import ClusterNode
+    from .domain.ports import Runner
 
 T = TypeVar("T")
 
@@ -42,6 +43,9 @@ logger = logging.getLogger(__name__)
 # pending messages after a reconnect easily sends more than python-engineio's default of
 # 16 packets. The POST stays bounded by `max_http_buffer_size`.
 MAX_PACKETS_PER_POLL = 512
+# Password hashes and checks that may wait for a thread, per thread, before more are
+# refused: with argon2's tens of ms each, a wait of well under a second.
+PASSWORDS_QUEUED_PER_WORKER = 16
 
 
 @dataclass
@@ -92,22 +96,26 @@ def create_app(config: Config) -> App:
     compat.track_websockets(sio.eio)
     delivery = Delivery(sio, metrics)
     if cluster:
-        mode = several_nodes(cluster.presence, cluster.limiter, runtime.spawn_after)
+        mode = several_nodes(cluster.presence, cluster.limiter, runtime.spawn_after,
+                             cluster.budget_limiter)
     else:
         mode = one_node(config)
     chat = Chat(store, config, publish=delivery.apply, mode=mode, store_call=store_call,
-                offload=runtime.offload, group_commit=runtime.Batcher, pause=runtime.sleep,
-                on_accepted=lambda m: metrics.count(metrics.messages_accepted, m.kind))
+                offload=_password_workers(config, metrics), group_commit=runtime.Batcher,
+                pause=runtime.sleep,
+                on_accepted=lambda m: metrics.count(metrics.messages_accepted, m.kind),
+                on_refused=lambda budget: metrics.count(metrics.refused_by_budget, budget))
     chat.start()
     if not cluster:
         chat.identity.retire_leftover_guests()
     handlers = SocketHandlers(sio, chat, config, metrics)
+    sio.gate = handlers  # each event passes `handlers.admit` before it is queued
     sio.start_background_task(handlers.watch_sessions)
     sio.start_background_task(metrics.probe_loop, runtime.sleep)
     if cluster:
         sio.start_background_task(cluster.beat, chat.identity.reap)
     if config.admin_user:
-        _instrument(sio, config)
+        _instrument(sio, config, chat)
 
     def health() -> dict[str, Any]:
         """Alive, and what answers: the store (and Redis when scaled)."""
@@ -175,6 +183,23 @@ def _cluster(config: Config) -> ClusterNode | None:
     return ClusterNode(config)
 
 
+def _password_workers(config: Config, metrics: Metrics) -> Runner:
+    """The domain's `offload`: argon2 on OS threads of its own, never in the store's
+    queue; when as many calls wait as may, the next is refused at once (`unavailable`)."""
+    workers = runtime.Workers("passwords", config.password_workers,
+                              config.password_workers * PASSWORDS_QUEUED_PER_WORKER)
+
+    def offload(fn: Callable[..., T], *args: Any) -> T:
+        try:
+            return workers.run(fn, *args)
+        except runtime.Busy:
+            metrics.count(metrics.refused_by_budget, "password_busy")
+            raise Unavailable("The server is busy checking passwords; try again in a "
+                              "moment.") from None
+
+    return offload
+
+
 def _green_call(fn: Callable[..., T], *args: Any) -> T:
     """psycopg2 is made green by eventlet's monkey-patching: call it on the hub."""
     return fn(*args)
@@ -197,8 +222,9 @@ def _origin_check(config: Config) -> Callable[[str | None, WSGIEnvironment], boo
     return allowed
 
 
-def _instrument(sio: compat.SocketServer, config: Config) -> None:
-    """The official Socket.IO Admin UI on /admin, only ever with a password."""
+def _instrument(sio: compat.SocketServer, config: Config, chat: Chat) -> None:
+    """The official Socket.IO Admin UI on /admin, only ever with a password; each attempt
+    spends a slot of the password budgets of its address and of /admin (§1.10)."""
     assert config.admin_user is not None and config.admin_password is not None
     expected_user = config.admin_user.encode()
     expected_password = config.admin_password.encode()
@@ -213,7 +239,18 @@ def _instrument(sio: compat.SocketServer, config: Config) -> None:
         password_ok = hmac.compare_digest(password, expected_password)
         return user_ok and password_ok
 
-    sio.instrument(auth=allowed, mode="production", read_only=config.admin_read_only)
+    admin = sio.instrument(auth=allowed, mode="production", read_only=config.admin_read_only)
+
+    def connect(sid: str, environ: WSGIEnvironment, auth: object = None) -> None:
+        try:
+            chat.budgets.charge_password_check(
+                client_address(environ, config.trusted_proxies), ("admin", "/admin"))
+        except ChatError as error:
+            raise socketio.exceptions.ConnectionRefusedError(error.message,
+                                                             error.as_dict()) from None
+        admin.admin_connect(sid, environ, auth)
+
+    sio.on("connect", connect, namespace="/admin")  # in place of the library's own
     logger.info("Admin UI on namespace /admin for %s (%s)", config.admin_origin,
                 "read-only" if config.admin_read_only else "read-write")
 

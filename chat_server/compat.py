@@ -42,9 +42,10 @@ class IncompatibleLibrary(RuntimeError):
 class SocketServer(socketio.Server):
     """python-socketio's Server with what docs/protocol.md asks of it that the library leaves
     open. Relies on `Server._handle_eio_connect(eio_sid, environ)`,
-    `_handle_eio_message(eio_sid, data)`, `_handle_event_internal(server, sid, eio_sid,
-    data, namespace, id)`, `_trigger_event(event, namespace, *args)`, `_binary_packet`
-    (eio_sid -> a binary packet awaiting attachments) and `not_handled`.
+    `_handle_eio_message(eio_sid, data)`, `_handle_event(eio_sid, namespace, id, data)`,
+    `_handle_event_internal(server, sid, eio_sid, data, namespace, id)`,
+    `_trigger_event(event, namespace, *args)`, `_binary_packet` (eio_sid -> a binary
+    packet awaiting attachments) and `not_handled`.
 
     - Handlers must know whether the client gave an ack callback (`wants_ack()`): without
       one, a failure goes back as an `error` event.
@@ -55,6 +56,8 @@ class SocketServer(socketio.Server):
     - Each new Engine.IO session is reported to `on_session_open(eio_sid, environ)`, and
       each handled Socket.IO CONNECT packet to `on_session_connect(eio_sid)`
       (edge.SessionBudget counts the sessions in between).
+    - Events on `/` pass `gate` (handlers.SocketHandlers) before a greenlet is spawned for
+      them; see `_handle_event`.
     """
 
     def __init__(self, send_ack: Callable[..., None], **kwargs: Any) -> None:
@@ -62,6 +65,8 @@ class SocketServer(socketio.Server):
         self.send_ack = send_ack  # (server, eio_sid, namespace, ack id, result)
         self.on_session_open: Callable[[str, dict], None] | None = None
         self.on_session_connect: Callable[[str], None] | None = None
+        self.gate: EventGate | None = None
+        self._refused_since_yield = 0
 
     def _handle_eio_connect(self, eio_sid: str, environ: dict) -> Any:
         super()._handle_eio_connect(eio_sid, environ)
@@ -92,6 +97,50 @@ class SocketServer(socketio.Server):
                 # poll, and this runs inside the client's POST.
                 session.close(wait=False)
 
+    def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None,
+                      data: list) -> None:
+        """Where python-socketio queues events: `Server._handle_event(eio_sid, namespace,
+        id, data)` runs in the connection's reader and starts `_handle_event_internal` in a
+        new greenlet for each (`async_handlers`), however many the client pipelines.
+
+        Here an event on `/` first asks `gate.admit(sid)`; one refused (the connection has
+        too many unanswered) is answered on the spot through `gate.refused(sid, event)`,
+        in this greenlet, and nothing of it stays in memory. An admitted one is handled as
+        the library would, and `gate.finished(sid)` follows its answer.
+
+        After every 16 refusals the reader yields: a client whose frames are all buffered
+        already would otherwise keep the event loop to itself until it has read them all
+        (and the events it was admitted would not run meanwhile). Admitted events never
+        yield here: their greenlets start in the order they came, as the library's do.
+        """
+        namespace = namespace or "/"
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+        gate = self.gate
+        if gate is None or namespace != "/" or not self.manager.is_connected(sid, namespace):
+            super()._handle_event(eio_sid, namespace, id, data)
+            return
+        if gate.admit(sid):
+            self.start_background_task(self._handle_admitted, gate, sid, eio_sid, data,
+                                       namespace, id)
+            return
+        _handling().wants_ack = id is not None
+        name = data[0] if data and isinstance(data[0], str) and data[0] != "*" else \
+            "<not an event name>"
+        result = gate.refused(sid, name)
+        if id is not None:
+            self.send_ack(self, eio_sid, namespace, id, result)
+        self._refused_since_yield += 1
+        if self._refused_since_yield >= 16:
+            self._refused_since_yield = 0
+            self.sleep(0)
+
+    def _handle_admitted(self, gate: EventGate, sid: str, eio_sid: str, data: list,
+                         namespace: str, id: int | None) -> None:
+        try:
+            self._handle_event_internal(self, sid, eio_sid, data, namespace, id)
+        finally:
+            gate.finished(sid)
+
     def _handle_event_internal(self, server: Any, sid: str, eio_sid: str, data: list,
                                namespace: str, id: int | None) -> None:
         _handling().wants_ack = id is not None
@@ -102,6 +151,14 @@ class SocketServer(socketio.Server):
         result = server._trigger_event(data[0], namespace, sid, *data[1:])
         if id is not None and result is not self.not_handled:
             self.send_ack(server, eio_sid, namespace, id, result)
+
+
+class EventGate(Protocol):
+    """What `SocketServer._handle_event` asks before an event gets a greenlet."""
+
+    def admit(self, sid: str) -> bool: ...
+    def refused(self, sid: str, event: str) -> Any: ...  # the ack's value, if one is asked
+    def finished(self, sid: str) -> None: ...
 
 
 @functools.cache
@@ -440,6 +497,7 @@ def check() -> None:
     problems = [
         _has(server, "_handle_eio_connect", ("self", "eio_sid", "environ")),
         _has(server, "_handle_eio_message", ("self", "eio_sid", "data")),
+        _has(server, "_handle_event", ("self", "eio_sid", "namespace", "id", "data")),
         _has(server, "_handle_event_internal",
              ("self", "server", "sid", "eio_sid", "data", "namespace", "id")),
         _has(server, "_trigger_event", ("self", "event", "namespace")),
@@ -470,6 +528,9 @@ def check() -> None:
     if "already_handled" not in request + inspect.getsource(
             eventlet.wsgi.HttpProtocol.handle_one_response):
         problems.append("eventlet.wsgi no longer reads WSGI_LOCAL.already_handled")
+    if "self._handle_event_internal" not in inspect.getsource(server._handle_event):
+        problems.append("socketio.Server._handle_event no longer starts "
+                        "_handle_event_internal")
     probe = server(async_mode="eventlet")  # eventlet's driver: what the server runs
     for name in ("_binary_packet", "not_handled"):
         if not hasattr(probe, name):

@@ -65,6 +65,13 @@ class Config:
     metrics_auth_failures: RateLimit | None = field(
         default_factory=lambda: RateLimit(10, 60.0))
     allowed_hosts: tuple[str, ...] = ()
+    # What one connection, user or client address may do (domain/budgets.py, issue 12).
+    event_rate: RateLimit | None = field(default_factory=lambda: RateLimit(600, 60.0))
+    event_window: int = 32
+    room_rate: RateLimit | None = field(default_factory=lambda: RateLimit(10, 60.0))
+    password_rate: RateLimit | None = field(default_factory=lambda: RateLimit(60, 60.0))
+    password_target_rate: RateLimit | None = field(default_factory=lambda: RateLimit(10, 60.0))
+    password_workers: int = 2
     check_config: bool = False  # validate settings and connections, then exit
 
 
@@ -178,6 +185,23 @@ SETTINGS: list[tuple[str, str, str, Callable[[str], Any], str]] = [
     ("--log-level", "LOG_LEVEL", "log_level", _log_level, "DEBUG, INFO (default), WARNING, ERROR"),
     ("--rate-limit", "RATE_LIMIT", "rate_limit", _rate_limit,
      "sends allowed per connection and per user, as COUNT/SECONDS (default 20/10) or off"),
+    ("--event-rate", "EVENT_RATE", "event_rate", _rate_limit,
+     "client events of any kind allowed per connection and per user, as COUNT/SECONDS "
+     "(default 600/60) or off"),
+    ("--event-window", "EVENT_WINDOW", "event_window", _positive_int,
+     "events one connection may have received and not yet answered; more are refused "
+     "with rate_limited (default 32)"),
+    ("--room-rate", "ROOM_RATE", "room_rate", _rate_limit,
+     "new rooms a user may create, as COUNT/SECONDS (default 10/60) or off"),
+    ("--password-rate", "PASSWORD_RATE", "password_rate", _rate_limit,
+     "password checks (sign-in, private rooms, the Admin UI) per client address, as "
+     "COUNT/SECONDS (default 60/60) or off"),
+    ("--password-target-rate", "PASSWORD_TARGET_RATE", "password_target_rate", _rate_limit,
+     "password checks per name, per private room and for the Admin UI, as COUNT/SECONDS "
+     "(default 10/60) or off"),
+    ("--password-workers", "PASSWORD_WORKERS", "password_workers", _positive_int,
+     "OS threads hashing and checking passwords (argon2, 64 MiB each); 16 more calls per "
+     "thread may wait, beyond that unavailable (default 2)"),
     ("--max-connections", "MAX_CONNECTIONS", "max_connections", _positive_int,
      "connections served at once before refusing with server_full (default 10000)"),
     ("--connect-timeout", "CONNECT_TIMEOUT", "connect_timeout", _positive_float,

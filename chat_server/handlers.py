@@ -17,7 +17,7 @@ import socketio
 from . import compat, runtime
 from .config import Config
 from .domain.chat import Chat
-from .domain.errors import ChatError, InvalidPayload, ServerFull, Unavailable
+from .domain.errors import ChatError, InvalidPayload, RateLimited, ServerFull, Unavailable
 from .domain.ratelimit import RateLimiter
 from .metrics import Metrics
 
@@ -58,6 +58,8 @@ class SocketHandlers:
         self.metrics = metrics
         self.ready: dict[str, runtime.Event] = {}  # set once the sid's `welcome` was sent
         self.in_flight = 0  # events being handled now; shutdown waits for them
+        # sid -> events received and not yet answered (queued ones too): see `admit`
+        self.unanswered: dict[str, int] = {}
         self.draining = False  # shutting down: no new connections
         self.connect_limiter = RateLimiter(config.connect_rate)
         self.routes = self._routes(chat)
@@ -157,6 +159,28 @@ class SocketHandlers:
 
     # -- events -------------------------------------------------------------------------
 
+    def admit(self, sid: str) -> bool:
+        """Whether an event that just arrived may be handled (compat.EventGate): a
+        connection may have `EVENT_WINDOW` events received and not yet answered; what it
+        pipelines beyond them is refused at once, never queued (docs/protocol.md §1.10)."""
+        count = self.unanswered.get(sid, 0)
+        if count >= self.config.event_window:
+            return False
+        self.unanswered[sid] = count + 1
+        return True
+
+    def refused(self, sid: str, event: str) -> Answer | None:
+        self.metrics.count(self.metrics.refused_by_budget, "window")
+        return self._answer(sid, event, RateLimited(
+            "Too many requests waiting for an answer; wait for them before sending more."))
+
+    def finished(self, sid: str) -> None:
+        count = self.unanswered.get(sid, 0) - 1
+        if count > 0:
+            self.unanswered[sid] = count
+        else:
+            self.unanswered.pop(sid, None)
+
     def on_event(self, event: str, sid: str, *args: Any) -> Answer | None:
         self.in_flight += 1
         try:
@@ -170,6 +194,7 @@ class SocketHandlers:
             ready.wait(30)
         route = self.routes.get(event)
         try:
+            self.chat.charge_event(sid)  # every event, known or not (§1.10)
             if route is None:
                 raise InvalidPayload("Unknown event.")
             if len(args) > 1:
@@ -204,9 +229,13 @@ class SocketHandlers:
         reading (their queue would otherwise grow without bound)."""
         timeout = self.config.connect_timeout
         first_seen: dict[str, float] = {}  # eio sid -> monotonic time it was first seen
+        ticks = 0
         while True:
             runtime.sleep(min(1.0, timeout / 4))
             self.connect_limiter.prune()
+            ticks += 1
+            if ticks % 10 == 0:  # buckets full again (closed connections...) are dropped
+                self.chat.budgets.prune()
             self._close_stalled_readers()
             now = time.monotonic()
             live = set(compat.sessions(self.sio))

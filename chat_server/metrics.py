@@ -47,6 +47,10 @@ class Metrics:
                                     registry=r)
         self.connections_refused = Counter(
             "chat_connections_refused", "Refused connections, by code.", ["code"], registry=r)
+        self.refused_by_budget = Counter(
+            "chat_refused_by_budget",
+            "Requests refused by a budget (docs/protocol.md §1.10): events, window, rooms, "
+            "password_address, password_target, password_busy.", ["budget"], registry=r)
         self.store_seconds = Histogram(
             "chat_store_seconds", "Time of each store call, queueing included.", ["call"],
             buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5),

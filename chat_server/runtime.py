@@ -1,7 +1,7 @@
 """The async layer. Everything that knows about eventlet is here, so it can be swapped.
 
 eventlet is in bug-fix-only maintenance upstream; the rest of the package only sees
-`Lane`, `Batcher`, `offload`, `spawn`, `sleep` and `Event` (and `compat`, which leans on
+`Lane`, `Batcher`, `Workers`, `spawn`, `sleep` and `Event` (and `compat`, which leans on
 eventlet's internals, reaches it through here).
 """
 
@@ -22,11 +22,12 @@ warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 import eventlet  # noqa: E402
 import eventlet.corolocal  # noqa: E402
 import eventlet.event  # noqa: E402
+import eventlet.greenio  # noqa: E402
+import eventlet.patcher  # noqa: E402
 import eventlet.queue  # noqa: E402
 import eventlet.semaphore  # noqa: E402
 import eventlet.websocket  # noqa: E402
 import eventlet.wsgi  # noqa: E402
-from eventlet import tpool  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +42,79 @@ Result = TypeVar("Result")
 Job = tuple[Callable[..., Any], tuple[Any, ...]]  # a blocking call: function, arguments
 
 
-def offload(fn: Callable[..., T], *args: Any) -> T:
-    """Run a blocking C call (password hashing) on an OS thread; the hub keeps serving."""
-    return tpool.execute(fn, *args)
+# The real modules, not the green ones monkey-patching made: `Workers` runs OS threads.
+_os_threading = eventlet.patcher.original("threading")
+_os_queue = eventlet.patcher.original("queue")
+_os_socket = eventlet.patcher.original("socket")
+
+
+class Busy(Exception):
+    """A `Workers` pool already has as many calls waiting as it may: this one was not made."""
+
+
+class Workers:
+    """OS threads of their own for blocking calls (sqlite3, argon2): the hub keeps serving.
+
+    Not eventlet's `tpool`: that is one queue of 20 threads for the whole process, so
+    password hashes (argon2: tens of ms and 64 MiB each) and the store's calls waited in
+    the same line, a flood of guesses stalled every send and `/readyz`, and 20 hashes ran
+    at once. Here each kind of work has its own threads and its own queue. With
+    `queue_limit`, at most that many calls wait for a thread besides those running; the
+    next one is refused at once with `Busy` rather than queued.
+    """
+
+    def __init__(self, name: str, threads: int, queue_limit: int | None = None) -> None:
+        self.name = name
+        self.threads = threads
+        self.capacity = None if queue_limit is None else threads + queue_limit
+        self.outstanding = 0  # calls handed over and not yet answered (counted on the hub)
+        self._jobs: Any = _os_queue.SimpleQueue()  # (done, fn, args), read by the threads
+        self._results: Any = _os_queue.SimpleQueue()  # (done, (ok, value)), read on the hub
+        self._wake: Any = None  # the threads' end of a socket pair: one byte per result
+
+    def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` on one of the threads; this greenlet waits, the others go on."""
+        if self.capacity is not None and self.outstanding >= self.capacity:
+            raise Busy(self.name)
+        if self._wake is None:
+            self._start()
+        done = eventlet.event.Event()
+        self.outstanding += 1
+        self._jobs.put((done, fn, args))
+        ok, value = done.wait()
+        if ok:
+            return value
+        raise value
+
+    def _start(self) -> None:
+        hub_end, self._wake = _os_socket.socketpair()
+        eventlet.spawn(self._deliver, eventlet.greenio.GreenSocket(hub_end))
+        for number in range(self.threads):
+            _os_threading.Thread(target=self._work, name=f"{self.name}-{number}",
+                                 daemon=True).start()
+
+    def _work(self) -> None:
+        """An OS thread: run calls, hand each result to the hub and wake it up."""
+        while True:
+            done, fn, args = self._jobs.get()
+            try:
+                result = (True, fn(*args))
+            except Exception as error:  # raised again in the caller's greenlet
+                result = (False, error)
+            self._results.put((done, result))
+            self._wake.sendall(b"x")
+
+    def _deliver(self, wake: Any) -> None:
+        """A greenlet on the hub: pass finished results to the greenlets waiting for them."""
+        while True:
+            wake.recv(4096)
+            while True:
+                try:
+                    done, result = self._results.get_nowait()
+                except _os_queue.Empty:
+                    break
+                self.outstanding -= 1
+                done.send(result)
 
 
 class Batcher(Generic[Item, Result]):
@@ -87,7 +158,7 @@ class Batcher(Generic[Item, Result]):
 
 
 class Lane:
-    """Runs blocking calls on an OS thread, strictly one after another.
+    """Runs blocking calls on an OS thread of its own, strictly one after another.
 
     sqlite3 is not green: called on the hub it would stall every connection. One call at a
     time also means SQLAlchemy's internals never see two OS threads at once, so the green
@@ -97,11 +168,11 @@ class Lane:
     """
 
     def __init__(self) -> None:
+        self._thread = Workers("store", threads=1)  # its own: never behind a password hash
         self._worker: Batcher[Job, Any] = Batcher(self._execute, max_batch=1)
 
-    @staticmethod
-    def _execute(jobs: list[Job]) -> list[Any]:
-        return [tpool.execute(fn, *args) for fn, args in jobs]
+    def _execute(self, jobs: list[Job]) -> list[Any]:
+        return [self._thread.run(fn, *args) for fn, args in jobs]
 
     def run(self, fn: Callable[..., T], *args: Any) -> T:
         return self._worker.submit((fn, args))

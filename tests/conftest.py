@@ -18,8 +18,13 @@ from support.server import ServerProcess
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    """A server shared by the tests that only need one; use unique names in each test."""
-    srv = ServerProcess(tmp_path_factory.mktemp("server"), env={"RATE_LIMIT": "off"}).start()
+    """A server shared by the tests that only need one; use unique names in each test.
+    Neither sends nor other events are rate limited, and a client may pipeline as many as
+    it likes, so tests can seed what they need (hardening/test_budgets.py tests the
+    budgets, and the page under them)."""
+    srv = ServerProcess(tmp_path_factory.mktemp("server"),
+                        env={"RATE_LIMIT": "off", "EVENT_RATE": "off",
+                             "EVENT_WINDOW": "1000"}).start()
     yield srv
     srv.stop()
 

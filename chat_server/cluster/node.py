@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from .. import runtime
-from ..config import Config, without_password
+from ..config import Config, RateLimit, without_password
 from ..domain.models import User
 from ..fanout import FanoutRedisManager
 from .presence import RedisPresence
@@ -41,6 +41,11 @@ class ClusterNode:
         self.limiter = SharedRateLimiter(self.redis, config.rate_limit)
         logger.info("scaled mode: node %s, Redis at %s", self.node,
                     without_password(config.redis_url))
+
+    def budget_limiter(self, limit: RateLimit | None, name: str) -> SharedRateLimiter:
+        """The buckets of one budget (`domain.budgets`), shared by every node: a user's
+        tabs, an address or a password target spread over nodes get no more."""
+        return SharedRateLimiter(self.redis, limit, prefix=f"chat:{name}:")
 
     def mark_node(self, app: WSGIApplication) -> WSGIApplication:
         """Name this node in a cookie, so a proxy can keep a long-polling session on it

@@ -56,9 +56,10 @@ class SharedRateLimiter:
     PREFIX = "chat:rate:"
 
     def __init__(self, redis: Redis, limit: RateLimit | None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, prefix: str = PREFIX) -> None:
         self.limit = limit
         self.redis = redis
+        self.prefix = prefix  # one per kind of bucket: sends, events, password checks...
         self.local = RateLimiter(limit, clock)
         self._errors = RedisError
         self._acquire = redis.register_script(self._ACQUIRE)
@@ -67,7 +68,7 @@ class SharedRateLimiter:
         self._ttl_ms = int(limit.seconds * 1000 * 2) if limit else 0
 
     def _keys(self, keys: tuple[Key, ...]) -> list[str]:
-        return [self.PREFIX + ":".join(key) for key in keys]
+        return [self.prefix + ":".join(key) for key in keys]
 
     def acquire(self, *keys: Key) -> bool:
         if self.limit is None:

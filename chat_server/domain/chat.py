@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from .budgets import Budgets
 from .context import Context
 from .identity import Identity
 from .live import GoingLive
@@ -35,20 +36,27 @@ class Chat:
                  monotonic: Callable[[], float] = time.monotonic,
                  group_commit: Callable[[Callable], Submitter] = OneByOne,
                  on_accepted: Callable[[Message], None] = lambda message: None,
-                 pause: Callable[[], None] = lambda: None) -> None:
+                 pause: Callable[[], None] = lambda: None,
+                 on_refused: Callable[[str], None] = lambda budget: None) -> None:
         mode = mode or one_node(config, monotonic)
         self.store = store
         self.presence = mode.presence
         self.limiter = mode.limiter
+        self.budgets = Budgets(config, mode.budget_limiter, on_refused)
         self.ctx = ctx = Context(store, config, publish, mode.presence, store_call, offload,
                                  clock)
-        self.identity = Identity(ctx, mode.limiter, mode.memberships)
-        self.rooms = Rooms(ctx, self.identity.conn, mode.memberships)
+        self.identity = Identity(ctx, mode.limiter, mode.memberships, self.budgets)
+        self.rooms = Rooms(ctx, self.identity.conn, mode.memberships, self.budgets)
         self.sending = Sending(ctx, self.identity, self.rooms, mode.limiter, group_commit,
                                on_accepted, pause)
         self.live = GoingLive(ctx, mode.handover, lambda: self.sending.delivered_mark)
         self.reading = Reading(ctx, self.identity, self.rooms)
         self.typing = TypingStatus(ctx, self.identity, self.rooms)
+
+    def charge_event(self, sid: str) -> None:
+        """Any client event, before it is handled: `rate_limited` over the connection's or
+        the user's event budget (docs/protocol.md §1.10)."""
+        self.budgets.charge_event(self.identity.conn(sid))
 
     def start(self) -> None:
         """Prepare the store and learn how far message ids have gone."""

@@ -6,6 +6,7 @@ import logging
 import time
 
 from . import names, security, validation
+from .budgets import Budgets
 from .context import Context
 from .effects import Disconnect, Effect, Emit, lobby, room_event
 from .errors import BadPassword, BadToken, Forbidden, InvalidName, NameTaken, NotFound, ServerFull
@@ -18,10 +19,12 @@ logger = logging.getLogger(__name__)
 
 
 class Identity:
-    def __init__(self, ctx: Context, limiter: LimiterPort, memberships: Memberships) -> None:
+    def __init__(self, ctx: Context, limiter: LimiterPort, memberships: Memberships,
+                 budgets: Budgets | None = None) -> None:
         self.ctx = ctx
         self.limiter = limiter
         self.memberships = memberships
+        self.budgets = budgets or Budgets(ctx.config)  # password checks (§1.10)
 
     def retire_leftover_guests(self) -> int:
         """One node, at start: no guest has a connection, so every guest on record is gone
@@ -40,7 +43,7 @@ class Identity:
         presence = self.ctx.presence
         if len(presence) >= self.ctx.config.max_connections:
             raise ServerFull()
-        user, token = self._identify(parsed)
+        user, token = self._identify(parsed, address)
         if user.guest and parsed.token is not None and presence.online_user(user.key) is None:
             raise BadToken()  # a guest's token lives only while one of its tabs does
         conn = Connection(sid, user, token, time.monotonic(), transport, address,
@@ -48,7 +51,7 @@ class Identity:
         presence.add(conn)
         return conn
 
-    def _identify(self, auth: Auth) -> tuple[User, str]:
+    def _identify(self, auth: Auth, address: str = "") -> tuple[User, str]:
         store, call = self.ctx.store, self.ctx.store_call
         if auth.token is not None:
             now = self.ctx.now_ms()
@@ -74,6 +77,7 @@ class Identity:
             return user, token
         if auth.password is None or user.password_hash is None:
             raise NameTaken()
+        self.budgets.charge_password_check(address, ("name", key))
         if not self.ctx.offload(security.verify_password, user.password_hash, auth.password):
             raise BadPassword()
         call(store.add_session, user.id, security.hash_token(token), self.ctx.now_ms())

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .budgets import LimiterFactory, local_limiters
 from .live import CatchUpHandover, LocalHandover
 from .ports import Handover, LimiterPort, Memberships, PresencePort
 from .presence import Presence
@@ -23,16 +24,19 @@ class Mode:
     limiter: LimiterPort
     memberships: Memberships
     handover: Handover
+    budget_limiter: LimiterFactory = local_limiters  # the buckets of `budgets.Budgets`
 
 
 def one_node(config: Config, monotonic: Callable[[], float] = time.monotonic) -> Mode:
     """Everything in this process: presence and buckets in memory, memberships cached."""
     return Mode(Presence(), RateLimiter(config.rate_limit, monotonic), MembershipCache(),
-                LocalHandover())
+                LocalHandover(), lambda limit, name: RateLimiter(limit, monotonic))
 
 
 def several_nodes(presence: PresencePort, limiter: LimiterPort,
-                  later: Callable[..., object]) -> Mode:
+                  later: Callable[..., object],
+                  budget_limiter: LimiterFactory = local_limiters) -> Mode:
     """Presence and buckets shared in Redis (`cluster/`); memberships always read from
     the shared store; a catch-up after each replay. `later(seconds, fn, *args)`."""
-    return Mode(presence, limiter, NoMembershipCache(), CatchUpHandover(later))
+    return Mode(presence, limiter, NoMembershipCache(), CatchUpHandover(later),
+                budget_limiter)

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 
 from . import security, validation
+from .budgets import Budgets
 from .context import Context
 from .effects import Close, Effect, Enter, Exit, room_event, room_target
 from .errors import BadPassword, Forbidden, NotFound
@@ -56,10 +57,11 @@ class NoMembershipCache:
 
 class Rooms:
     def __init__(self, ctx: Context, conn: Callable[[str], Connection],
-                 memberships: Memberships) -> None:
+                 memberships: Memberships, budgets: Budgets | None = None) -> None:
         self.ctx = ctx
         self._conn = conn  # sid -> its Connection, or Forbidden
         self.memberships = memberships
+        self.budgets = budgets or Budgets(ctx.config)
 
     def member_room(self, user: User, name: str) -> Room:
         """The room `name` if `user` is a member: else `not_found` or `forbidden`."""
@@ -82,6 +84,7 @@ class Rooms:
         user, key = conn.user, fold(request.room)
         room = call(store.room_by_key, key)
         if room is None:
+            self.budgets.charge_new_room(conn)  # before the hash: creating costs the most
             password_hash = None
             if request.password is not None:
                 password_hash = self.ctx.offload(security.hash_password, request.password)
@@ -94,9 +97,13 @@ class Rooms:
                 raise NotFound("The room was closed meanwhile.")
         if call(store.is_member, room.id, user.id):
             return self._after_join(conn, room, joined=False)
-        if room.private and not (request.password is not None and self.ctx.offload(
-                security.verify_password, room.password_hash, request.password)):
-            raise BadPassword("Wrong or missing password for this private room.")
+        if room.private:
+            if request.password is None:
+                raise BadPassword("Wrong or missing password for this private room.")
+            self.budgets.charge_password_check(conn.address, ("room", room.key))
+            if not self.ctx.offload(security.verify_password, room.password_hash,
+                                    request.password):
+                raise BadPassword("Wrong or missing password for this private room.")
         return self._after_join(conn, room, joined=call(store.add_member, room.id, user.id))
 
     def _after_join(self, conn: Connection, room: Room, joined: bool) -> dict:

@@ -42,7 +42,8 @@ from support.client import NO_DATA, ChatClient, disconnect_all
 from support.names import dm_key, uid, uname, uroom
 from support.server import private_server
 
-hostile_server = private_server({"RATE_LIMIT": "off"})
+# No budgets: one sender tries thousands of payloads (rooms included) as fast as acks come.
+hostile_server = private_server({"RATE_LIMIT": "off", "EVENT_RATE": "off", "ROOM_RATE": "off"})
 
 EVENTS = ("message", "sendMessage", "joinRoom", "leaveRoom", "closeRoom", "listRooms",
           "listUsers", "history", "typing")

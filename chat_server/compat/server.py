@@ -1,0 +1,241 @@
+"""python-socketio's Server and python-engineio's sessions: our hooks into them."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import engineio
+import engineio.exceptions
+import engineio.payload
+import engineio.socket
+import socketio
+from engineio import packet as eio_packet
+from socketio import packet as sio_packet
+
+from ._checks import has
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTACHMENTS = 8  # binary attachments one packet may announce; each is one frame
+
+
+# -- python-socketio's Server --------------------------------------------------------------
+
+class SocketServer(socketio.Server):
+    """python-socketio's Server with what docs/protocol.md asks of it that the library leaves
+    open. Relies on `Server._handle_eio_connect(eio_sid, environ)`,
+    `_handle_eio_message(eio_sid, data)`, `_handle_event(eio_sid, namespace, id, data)`,
+    `_handle_event_internal(server, sid, eio_sid, data, namespace, id)`,
+    `_trigger_event(event, namespace, *args)`, `_binary_packet` (eio_sid -> a binary
+    packet awaiting attachments) and `not_handled`.
+
+    - Handlers must know whether the client gave an ack callback (`wants_ack()`): without
+      one, a failure goes back as an `error` event.
+    - Event names that are not strings, or are "*", reach the catch-all as unknown events.
+    - An undecodable packet, or a binary packet announcing too many attachments, closes
+      that one connection (the library logs and goes on, buffering without bound).
+    - Acks go through `send_ack` (fanout's encoder) instead of the library's packet path.
+    - Each new Engine.IO session is reported to `on_session_open(eio_sid, environ)`, and
+      each handled Socket.IO CONNECT packet to `on_session_connect(eio_sid)`
+      (edge.SessionBudget counts the sessions in between).
+    - Events on `/` pass `gate` (handlers.SocketHandlers) before a greenlet is spawned for
+      them; see `_handle_event`.
+    """
+
+    def __init__(self, send_ack: Callable[..., None], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.send_ack = send_ack  # (server, eio_sid, namespace, ack id, result)
+        self.on_session_open: Callable[[str, dict], None] | None = None
+        self.on_session_connect: Callable[[str], None] | None = None
+        self.gate: EventGate | None = None
+        self._refused_since_yield = 0
+
+    def _handle_eio_connect(self, eio_sid: str, environ: dict) -> Any:
+        super()._handle_eio_connect(eio_sid, environ)
+        if self.on_session_open is not None:
+            self.on_session_open(eio_sid, environ)
+        session = self.eio.sockets.get(eio_sid)
+        if session is not None:
+            session.receive = _closing_on_unknown_packets(session)
+
+    def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> Any:
+        try:
+            if isinstance(data, bytes) and eio_sid not in self._binary_packet:
+                raise ValueError("binary frame where none was expected")
+            if isinstance(data, str) and data[:1] in ("5", "6"):
+                # BINARY_EVENT / BINARY_ACK announce their attachment count before "-".
+                count = data[1:data.find("-")] if "-" in data[:12] else ""
+                if not count.isdigit() or int(count) > MAX_ATTACHMENTS:
+                    raise ValueError("too many binary attachments")
+            super()._handle_eio_message(eio_sid, data)
+            if isinstance(data, str) and data[:1] == "0" and self.on_session_connect:
+                self.on_session_connect(eio_sid)  # a CONNECT, handled (accepted or not)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError,
+                RecursionError) as error:
+            logger.info("closing %s: undecodable packet (%s)", eio_sid, error)
+            session = self.eio.sockets.get(eio_sid)
+            if session is not None:
+                # Not eio.disconnect(): over long-polling it waits for the client's next
+                # poll, and this runs inside the client's POST.
+                session.close(wait=False)
+
+    def _handle_event(self, eio_sid: str, namespace: str | None, id: int | None,
+                      data: list) -> None:
+        """Where python-socketio queues events: `Server._handle_event(eio_sid, namespace,
+        id, data)` runs in the connection's reader and starts `_handle_event_internal` in a
+        new greenlet for each (`async_handlers`), however many the client pipelines.
+
+        Here an event on `/` first asks `gate.admit(sid)`; one refused (the connection has
+        too many unanswered) is answered on the spot through `gate.refused(sid, event)`,
+        in this greenlet, and nothing of it stays in memory. An admitted one is handled as
+        the library would, and `gate.finished(sid)` follows its answer.
+
+        After every 16 refusals the reader yields: a client whose frames are all buffered
+        already would otherwise keep the event loop to itself until it has read them all
+        (and the events it was admitted would not run meanwhile). Admitted events never
+        yield here: their greenlets start in the order they came, as the library's do.
+        """
+        namespace = namespace or "/"
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+        gate = self.gate
+        if gate is None or namespace != "/" or not self.manager.is_connected(sid, namespace):
+            super()._handle_event(eio_sid, namespace, id, data)
+            return
+        if gate.admit(sid):
+            self.start_background_task(self._handle_admitted, gate, sid, eio_sid, data,
+                                       namespace, id)
+            return
+        _handling().wants_ack = id is not None
+        name = data[0] if data and isinstance(data[0], str) and data[0] != "*" else \
+            "<not an event name>"
+        result = gate.refused(sid, name)
+        if id is not None:
+            self.send_ack(self, eio_sid, namespace, id, result)
+        self._refused_since_yield += 1
+        if self._refused_since_yield >= 16:
+            self._refused_since_yield = 0
+            self.sleep(0)
+
+    def _handle_admitted(self, gate: EventGate, sid: str, eio_sid: str, data: list,
+                         namespace: str, id: int | None) -> None:
+        try:
+            self._handle_event_internal(self, sid, eio_sid, data, namespace, id)
+        finally:
+            gate.finished(sid)
+
+    def _handle_event_internal(self, server: Any, sid: str, eio_sid: str, data: list,
+                               namespace: str, id: int | None) -> None:
+        _handling().wants_ack = id is not None
+        if not data or not isinstance(data[0], str) or data[0] == "*":
+            # "*" names the library's catch-all handler: called directly, it would take
+            # the client's first argument for the sid (and answer someone else).
+            data = ["<not an event name>", *(data[1:] if data else [])]
+        result = server._trigger_event(data[0], namespace, sid, *data[1:])
+        if id is not None and result is not self.not_handled:
+            self.send_ack(server, eio_sid, namespace, id, result)
+
+
+class EventGate(Protocol):
+    """What `SocketServer._handle_event` asks before an event gets a greenlet."""
+
+    def admit(self, sid: str) -> bool: ...
+    def refused(self, sid: str, event: str) -> Any: ...  # the ack's value, if one is asked
+    def finished(self, sid: str) -> None: ...
+
+
+@functools.cache
+def _handling() -> Any:
+    """Per-greenlet state of the event being handled (`wants_ack`)."""
+    from .. import runtime
+
+    return runtime.local()
+
+
+def wants_ack() -> bool:
+    """Whether the event being handled (in this greenlet) came with an ack id."""
+    return getattr(_handling(), "wants_ack", False)
+
+
+def _closing_on_unknown_packets(session: Any) -> Callable[[Any], Any]:
+    """Engine.IO ignores unknown packet types over websocket; we close the connection.
+    Relies on `engineio.socket.Socket.receive(pkt)` raising `UnknownPacketError`."""
+    receive = session.receive
+
+    def checked(pkt: Any) -> Any:
+        try:
+            return receive(pkt)
+        except engineio.exceptions.UnknownPacketError:
+            logger.info("closing %s: unknown Engine.IO packet type", session.sid)
+            session.close(wait=False, abort=True)
+            raise engineio.exceptions.SocketIsClosedError() from None
+
+    return checked
+
+
+def send_packet(server: socketio.Server, eio_sid: str, namespace: str, ack_id: int,
+                args: list) -> None:
+    """The library's own ack path (`Server._send_packet`), for answers that are not JSON."""
+    server._send_packet(eio_sid, server.packet_class(sio_packet.ACK, namespace=namespace,
+                                                     id=ack_id, data=args))
+
+
+def send_eio_text(server: socketio.Server, eio_sid: str, text: str) -> None:
+    """Queue one Engine.IO message (an encoded Socket.IO packet) for one client through
+    `Server._send_eio_packet`, skipping the library's per-recipient re-encoding."""
+    server._send_eio_packet(eio_sid, eio_packet.Packet(eio_packet.MESSAGE, text))
+
+
+# -- python-engineio sessions ----------------------------------------------------------------
+
+def sessions(server: socketio.Server) -> dict:
+    """Engine.IO sessions by eio sid (`engineio.Server.sockets`)."""
+    return server.eio.sockets
+
+
+def queued_packets(session: Any) -> int:
+    """Packets waiting in a session's send queue (`engineio.socket.Socket.queue`)."""
+    return session.queue.qsize()
+
+
+def close_session(session: Any, abort: bool = False) -> None:
+    """Close a session without waiting for the client (`Socket.close(wait=False)`)."""
+    session.close(wait=False, abort=abort)
+
+
+def allow_many_packets_per_poll(limit: int) -> None:
+    """Raise the class-wide limit of packets one long-polling payload may hold
+    (`engineio.payload.Payload.max_decode_packets`, default 16, no constructor option)."""
+    engineio.payload.Payload.max_decode_packets = limit
+
+
+def problems() -> list[str | None]:
+    """What this module relies on in python-socketio and python-engineio."""
+    server = socketio.Server
+    found = [
+        has(server, "_handle_eio_connect", ("self", "eio_sid", "environ")),
+        has(server, "_handle_eio_message", ("self", "eio_sid", "data")),
+        has(server, "_handle_event", ("self", "eio_sid", "namespace", "id", "data")),
+        has(server, "_handle_event_internal",
+            ("self", "server", "sid", "eio_sid", "data", "namespace", "id")),
+        has(server, "_trigger_event", ("self", "event", "namespace")),
+        has(server, "_send_packet", ("self", "eio_sid", "pkt")),
+        has(server, "_send_eio_packet", ("self", "eio_sid", "eio_pkt")),
+        has(engineio.socket.Socket, "receive", ("self", "pkt")),
+        has(engineio.socket.Socket, "close", ("self", "wait", "abort")),
+        has(engineio.payload.Payload, "max_decode_packets"),
+    ]
+    if "self._handle_event_internal" not in inspect.getsource(server._handle_event):
+        found.append("socketio.Server._handle_event no longer starts _handle_event_internal")
+    probe = server(async_mode="eventlet")  # eventlet's driver: what the server runs
+    for name in ("_binary_packet", "not_handled"):
+        if not hasattr(probe, name):
+            found.append(f"socketio.Server().{name} is missing")
+    session = engineio.socket.Socket(probe.eio, "probe")
+    for name in ("queue", "upgrading", "closed"):
+        if not hasattr(session, name):
+            found.append(f"engineio.socket.Socket.{name} is missing")
+    return found

@@ -149,7 +149,8 @@ def create_app(config: Config) -> App:
     web = WebApp(health, metrics=metrics, metrics_token=config.metrics_token,
                  token_failures=edge.FailureBudget(config.metrics_auth_failures),
                  address_of=address_of)
-    wsgi = _refuse_oversize_posts(socketio.WSGIApp(sio, web), sio, config.max_http_buffer_size)
+    socket_app = compat.closed_session_is_bad_request(socketio.WSGIApp(sio, web))
+    wsgi = _refuse_oversize_posts(socket_app, sio, config.max_http_buffer_size)
     if cluster:
         wsgi = cluster.mark_node(wsgi)
     wsgi = _edge(wsgi, sio, config, address_of)

@@ -21,6 +21,7 @@ from .server import (
     SocketServer,
     allow_many_packets_per_poll,
     close_session,
+    closed_session_is_bad_request,
     queued_packets,
     send_eio_text,
     send_packet,
@@ -55,7 +56,8 @@ def check() -> None:
 
 __all__ = [
     "ConnectionGate", "EventGate", "IncompatibleLibrary", "SocketServer",
-    "allow_many_packets_per_poll", "check", "close_session", "eventlet_unmask",
+    "allow_many_packets_per_poll", "check", "close_session", "closed_session_is_bad_request",
+    "eventlet_unmask",
     "guarded_http_protocol", "handle_in_arrival_order", "queued_packets",
     "response_already_sent", "send_eio_text", "send_packet", "sessions",
     "speed_up_unmasking", "track_websockets", "unmask", "wants_ack", "writable",

@@ -212,6 +212,25 @@ def allow_many_packets_per_poll(limit: int) -> None:
     engineio.payload.Payload.max_decode_packets = limit
 
 
+def closed_session_is_bad_request(app: Callable[..., Any]) -> Callable[..., Any]:
+    """A request that reaches an Engine.IO session closing at that moment (a client's POST
+    racing its refusal or close) makes python-engineio's `Server._get_socket` raise
+    `KeyError('Session is disconnected')` out of `handle_request`; it is answered as
+    python-engineio answers an unknown session, `400`, instead of failing as a 500."""
+
+    def wsgi(environ: dict, start_response: Callable[..., Any]) -> Any:
+        try:
+            return app(environ, start_response)
+        except KeyError as error:
+            if error.args not in (("Session is disconnected",), ("Session not found",)):
+                raise
+            logger.info("%s to a session that just closed", environ.get("REQUEST_METHOD"))
+            start_response("400 BAD REQUEST", [("Content-Type", "text/plain")])
+            return [b"Session is disconnected"]
+
+    return wsgi
+
+
 def problems() -> list[str | None]:
     """What this module relies on in python-socketio and python-engineio."""
     server = socketio.Server
@@ -228,6 +247,11 @@ def problems() -> list[str | None]:
         has(engineio.socket.Socket, "close", ("self", "wait", "abort")),
         has(engineio.payload.Payload, "max_decode_packets"),
     ]
+    from engineio import base_server
+
+    if "KeyError('Session is disconnected')" not in inspect.getsource(base_server):
+        found.append("engineio.base_server._get_socket no longer raises "
+                     "KeyError('Session is disconnected')")
     if "self._handle_event_internal" not in inspect.getsource(server._handle_event):
         found.append("socketio.Server._handle_event no longer starts _handle_event_internal")
     probe = server(async_mode="eventlet")  # eventlet's driver: what the server runs

@@ -168,6 +168,7 @@ class Bystander:
 
 # -- row 1: password guessing ----------------------------------------------------------------
 
+@pytest.mark.alone  # a bystander's round trips are timed
 def test_private_room_guessing_flood_is_budgeted_and_stalls_no_one(server_factory):
     """One guest pipelines 100 guesses of a private room's password (the review: 600, at
     746 a minute, RSS to 1.36 GB, a bystander's send 24.6 s, /readyz 503). Now at most the
@@ -271,6 +272,7 @@ def test_admin_credentials_are_budgeted(server_factory, raw_factory):
     assert limited(admin_connect(raw_factory(srv.url, "websocket"), "admin-pass-123"))
 
 
+@pytest.mark.alone  # a bystander's round trips are timed
 def test_a_full_password_pool_refuses_at_once(server_factory, raw_factory):
     """With one password thread (16 calls may wait for it), 40 sign-in attempts that all
     arrive at once: those beyond the queue are refused `unavailable` at once instead of
@@ -315,6 +317,7 @@ def test_a_full_password_pool_refuses_at_once(server_factory, raw_factory):
 
 # -- row 2: every event is budgeted --------------------------------------------------------
 
+@pytest.mark.alone  # a bystander's round trips are timed
 def test_room_creation_flood_is_budgeted(budget_server):
     """One user pipelines 1,000 joinRoom of new rooms (the review: 30,000 permanent rooms,
     a bystander's sends 8.8 s median): a user creates at most 10 rooms a minute."""
@@ -339,6 +342,7 @@ def test_room_creation_flood_is_budgeted(budget_server):
     flooder.disconnect()
 
 
+@pytest.mark.alone  # a bystander's round trips are timed
 def test_history_flood_is_budgeted(budget_server):
     """One user pipelines 2,000 `history` (the review: all answered, 14.7 s at worst, by
     queuing them): beyond the window they are refused at once."""
@@ -359,6 +363,7 @@ def test_history_flood_is_budgeted(budget_server):
     flooder.disconnect()
 
 
+@pytest.mark.alone  # a bystander's round trips are timed
 def test_typing_flood_is_budgeted(budget_server):
     """One user pipelines 5,000 `typing` at another (the review: all 50,000 delivered): the
     peer gets at most the event budget (600, then 10 a second)."""
@@ -402,6 +407,7 @@ def test_event_budget_is_per_user_across_tabs(server_factory):
     disconnect_all([tab1, tab2, tab3, other])
 
 
+@pytest.mark.alone  # a bystander's round trips are timed
 @pytest.mark.parametrize("transport", ["websocket", "polling"])
 def test_pipelined_events_beyond_the_window_are_refused_at_once(server_factory, transport):
     """With the store locked, sends wait for it: a client that pipelines 100 has 32 waiting

@@ -201,6 +201,7 @@ def post_connect(srv, source, sid):
 
 # -- 1. slowloris: connections and unfinished heads per address, and a head deadline -------
 
+@pytest.mark.alone  # a bystander's round trips are timed
 def test_slowloris_holds_few_slots_and_none_for_long(server_factory, client_factory, open_from):
     """One address opens 300 connections (the server's pool has 200 slots) and trickles a
     byte of request head on each every 0.5 s. At most MAX_UNFINISHED_REQUESTS (20) of them
@@ -251,6 +252,7 @@ def test_slowloris_holds_few_slots_and_none_for_long(server_factory, client_fact
     assert "request head not complete in 2s" in srv.log_text()
 
 
+@pytest.mark.alone  # a bystander's round trips are timed
 def test_connections_per_address_are_capped_and_trusted_proxies_are_exempt(
         server_factory, client_factory, open_from):
     """One address opens 200 keep-alive connections, each with a complete request (the
@@ -294,6 +296,7 @@ def test_connections_per_address_are_capped_and_trusted_proxies_are_exempt(
 
 # -- 2. Engine.IO sessions that never CONNECT ------------------------------------------------
 
+@pytest.mark.alone  # a bystander's round trips are timed
 def test_sessions_without_connect_are_budgeted_per_address_and_in_total(server_factory,
                                                                         client_factory):
     """Polling handshakes in a loop that never CONNECT: 20 sessions per address
@@ -328,6 +331,7 @@ def test_sessions_without_connect_are_budgeted_per_address_and_in_total(server_f
     bystander.check()
 
 
+@pytest.mark.alone  # a bystander's round trips are timed
 def test_sessions_that_never_connect_give_their_place_back_when_closed(server_factory,
                                                                       client_factory):
     """Sessions closed by CONNECT_TIMEOUT leave the budget: the address may open new ones."""
@@ -446,6 +450,7 @@ def test_an_exception_becomes_a_plain_500_and_its_traceback_is_logged(caplog):
 
 # -- 4. /metrics tokens ---------------------------------------------------------------------
 
+@pytest.mark.alone  # a bystander's round trips are timed
 def test_wrong_metrics_tokens_are_throttled_per_address(server_factory, client_factory):
     """5 wrong tokens per address (METRICS_AUTH_FAILURES=5/60), then 429 with Retry-After,
     even for the right token; other addresses keep their own budget."""
@@ -593,6 +598,7 @@ def test_duplicate_or_conflicting_content_length_is_a_400(server, lengths, open_
 
 # -- real deployments: defaults that do not refuse an office behind one address -----------
 
+@pytest.mark.alone  # a bystander's round trips are timed
 def test_defaults_let_an_office_behind_one_address_in(server_factory, client_factory, open_from):
     """With default limits, one NAT address with many users: 600 open keep-alive
     connections, 100 request heads arriving slowly at once (0.5 s each), and 150

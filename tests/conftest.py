@@ -8,7 +8,6 @@ explicitly. Fixtures that only one module needs stay in that module.
 import os
 
 import pytest
-
 from support.client import CALL_TIMEOUT, TRANSPORTS, ChatClient, disconnect_all
 from support.parallel import turn
 from support.raw_engineio import RawEngineIO

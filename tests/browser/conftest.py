@@ -67,7 +67,8 @@ class ChatPage:
         """Confirmed (acknowledged or received) messages in the open conversation."""
         loc = self.tid("message-list").get_by_test_id("message")
         if text is not None:
-            loc = loc.filter(has=self.page.get_by_test_id("message-text").get_by_text(text, exact=True))
+            text_node = self.page.get_by_test_id("message-text").get_by_text(text, exact=True)
+            loc = loc.filter(has=text_node)
         return loc
 
     def pending(self):

@@ -3,12 +3,12 @@ connection and per user, new rooms per user, password checks per address and per
 hardening/test_budgets.py floods a real server with the defaults."""
 
 import pytest
+from support.clock import Clock
 
 from chat_server.config import Config, RateLimit
 from chat_server.domain.chat import Chat
 from chat_server.domain.errors import BadPassword, RateLimited
 from chat_server.store import Store
-from support.clock import Clock
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ import sqlite3
 import time
 
 import pytest
-
 from support.actions import join, send, send_to
 from support.checks import check_message, err, ok, room_entry, user_entry
 from support.client import ConnectRefused

@@ -31,7 +31,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 import websocket
-
 from support.checks import eventually, ok
 from support.client import ChatClient, disconnect_all
 from support.metrics import scrape_metrics

@@ -29,7 +29,6 @@ import time
 
 import pytest
 import socketio
-
 from support.actions import join
 from support.checks import check_message, err, ok
 from support.client import ChatClient, ConnectRefused
@@ -117,7 +116,7 @@ def close_hard(client):
     if ws is not None:
         try:
             ws.shutdown()
-        except Exception:  # noqa: BLE001, S110 - already closed
+        except Exception:
             pass
 
 

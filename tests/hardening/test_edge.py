@@ -17,7 +17,6 @@ import time
 
 import pytest
 import requests
-
 from support.checks import eventually, ok
 from support.names import uname
 

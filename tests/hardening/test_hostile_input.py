@@ -35,7 +35,6 @@ import pytest
 import socketio
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
-
 from support.actions import join
 from support.checks import check_message, err, ok
 from support.client import NO_DATA, ChatClient, disconnect_all
@@ -427,7 +426,8 @@ def exercise(stage, event, payload):
     try:
         ack = s.call(event, payload, timeout=ACK_TIMEOUT)
     except socketio.exceptions.TimeoutError:
-        raise AssertionError(f"no ack for {event!r} within {ACK_TIMEOUT}s (hung handler?)")
+        raise AssertionError(
+            f"no ack for {event!r} within {ACK_TIMEOUT}s (hung handler?)") from None
     assert isinstance(ack, dict) and isinstance(ack.get("ok"), bool), \
         f"the ack is not one object with a boolean ok: {ack!r}"
     no_traceback(ack)
@@ -703,9 +703,9 @@ def test_raw_packet_oddities(hostile_server, raw_factory, transport, packets, ex
 
 def test_binary_packet_cannot_grow_past_the_buffer_size(hostile_server, raw_factory, transport):
     """A BINARY_EVENT announcing a million attachments, then 2.25 MB of attachments in 45 KB
-    frames (each under the 64 KiB limit, also base64-encoded for long-polling): the server must close the session rather than
-    buffer them all; otherwise one client streams the server out of memory (measured: RSS
-    grows by the bytes streamed, 180 MB for 180 MB)."""
+    frames (each under the 64 KiB limit, also base64-encoded for long-polling): the server
+    must close the session rather than buffer them all; otherwise one client streams the
+    server out of memory (measured: RSS grows by the bytes streamed, 180 MB for 180 MB)."""
     import base64
 
     raw = raw_connected(raw_factory, hostile_server.url, transport)
@@ -718,7 +718,7 @@ def test_binary_packet_cannot_grow_past_the_buffer_size(hostile_server, raw_fact
             if raw.send(packet) in (-1, 400, 413):
                 closed = True
                 break
-        except Exception:  # noqa: BLE001 - the server closed the websocket
+        except Exception:
             closed = True
             break
     assert closed or raw.closed(timeout=3.0), \
@@ -752,7 +752,7 @@ def test_random_raw_packets_never_take_the_server_down(hostile_server, raw_facto
             raw = holder["raw"] = raw_connected(raw_factory, hostile_server.url, "websocket")
         try:
             raw.send(packet)
-        except Exception:  # noqa: BLE001 - the server closed it: that is allowed
+        except Exception:
             holder["raw"] = None
         counter["n"] += 1
         if counter["n"] % 25 == 0:  # a real round trip now and then, through both transports

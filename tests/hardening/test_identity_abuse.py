@@ -4,7 +4,6 @@ else's, and a token that outlives its sign-out. Each runs against a real server.
 import sqlite3
 
 import pytest
-
 from support.checks import eventually, expect_refused, ok
 from support.names import uid, uname
 

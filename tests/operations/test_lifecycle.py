@@ -48,7 +48,8 @@ def test_sigterm_finishes_in_flight_sends_and_exits(server_factory):
     reader = ChatClient()
     try:
         reader.connect(srv.url, auth={"name": uname("reader")})
-        stored = {m["id"] for m in ok(reader.call("history", {"conversation": "lobby"}))["messages"]}
+        page = ok(reader.call("history", {"conversation": "lobby"}))["messages"]
+        stored = {m["id"] for m in page}
         assert {a["message"]["id"] for a in acks} <= stored
     finally:
         reader.disconnect()

@@ -6,10 +6,10 @@ import sys
 
 import pytest
 import socketio
-
 from support import ROOT
 from support.actions import join, send, send_to
 from support.checks import err
+from support.client import ConnectRefused
 from support.metrics import scrape_metrics
 from support.names import uname, uroom
 
@@ -111,7 +111,7 @@ def test_logs_tell_the_story_without_secrets(server_factory, client_factory):
     alice = client_factory()
     alice.connect(srv.url, auth={"name": uname("alice"), "password": password})
     intruder = client_factory()
-    with pytest.raises(Exception):
+    with pytest.raises(ConnectRefused):
         intruder.connect(srv.url, auth={"name": alice.name, "password": "guess-guess"})
     send(alice, text)
     token = alice.token

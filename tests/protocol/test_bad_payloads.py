@@ -9,7 +9,6 @@ DM target by sid and by name) saw nothing.
 
 import pytest
 import socketio
-
 from support.actions import join
 from support.checks import err, ok, user_entry
 from support.client import NO_DATA, TRANSPORTS, ChatClient, disconnect_all

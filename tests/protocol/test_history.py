@@ -1,7 +1,6 @@
 """PROTOCOL.md `history`: paging with before/after/limit, order, and who may read what."""
 
 import pytest
-
 from support.actions import join, send, send_to
 from support.checks import err, ok
 from support.names import uname, uroom

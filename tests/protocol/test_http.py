@@ -7,7 +7,6 @@ from html.parser import HTMLParser
 
 import pytest
 import requests
-
 from support.checks import ok
 from support.client import ConnectRefused
 from support.server import private_server

@@ -3,7 +3,6 @@
 import time
 
 import pytest
-
 from support.actions import join, send
 from support.checks import check_message, err, ok
 from support.client import QUIET_WAIT
@@ -93,7 +92,8 @@ def test_text_of_2000_code_points_is_accepted(server, connect, text):
     "w" * 60000,
 ], ids=["ascii_2001", "astral_2001", "padded_2001", "60k"])
 def test_text_over_2000_code_points_is_too_large(server, connect, text):
-    """More than 2000 code points after trimming is refused with `too_large`, delivered to no one."""
+    """More than 2000 code points after trimming is refused with `too_large`, delivered to
+    no one."""
     a = connect(server.url)
     b = connect(server.url)
     err(a.call("message", text), "too_large")
@@ -167,7 +167,8 @@ def test_client_id_is_idempotent_across_tabs_and_reconnects(server, connect):
     t2.disconnect()
     t3 = connect(server.url, auth={"token": t1.token})
     assert ok(t3.call("message", {"text": "tabs " + cid, "clientId": cid}))["message"] == first
-    watcher.assert_no_event("reply", lambda m: m["text"] == "tabs " + cid and m["id"] != first["id"])
+    watcher.assert_no_event(
+        "reply", lambda m: m["text"] == "tabs " + cid and m["id"] != first["id"])
     assert len(watcher.events("reply", lambda m: m["id"] == first["id"])) == 1
 
 

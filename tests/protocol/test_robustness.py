@@ -5,7 +5,6 @@ import json
 import time
 
 import pytest
-
 from support.actions import send
 from support.checks import ok
 from support.names import uid

@@ -1,7 +1,6 @@
 """PROTOCOL.md rooms: joinRoom, leaveRoom, closeRoom, listRooms, private rooms, ownership."""
 
 import pytest
-
 from support.actions import join, send_to
 from support.checks import assert_has, check_message, err, ok, room_entry
 from support.names import uid, uname, uroom
@@ -108,7 +107,8 @@ def test_unknown_room_is_not_found(server, connect):
 
 
 def test_leave_room(server, connect):
-    """After leaveRoom the others see `left`, and the leaver no longer gets or sends room messages."""
+    """After leaveRoom the others see `left`, and the leaver no longer gets or sends room
+    messages."""
     a = connect(server.url, auth={"name": uname("a")})
     b = connect(server.url, auth={"name": uname("b")})
     outsider = connect(server.url)

@@ -4,7 +4,6 @@ test_store_faults.py)."""
 import sqlite3
 
 import pytest
-
 from support.checks import expect_refused
 from support.names import uname
 

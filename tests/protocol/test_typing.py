@@ -1,7 +1,6 @@
 """PROTOCOL.md `typing`: to a room's members or a DM peer, never the sender, never stored."""
 
 import pytest
-
 from support.actions import join
 from support.checks import assert_has, err, ok
 from support.names import uname, uroom

@@ -10,7 +10,6 @@ import subprocess
 import tempfile
 
 import pytest
-
 from support.actions import send
 from support.checks import err, ok
 from support.names import uname

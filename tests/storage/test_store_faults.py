@@ -5,7 +5,6 @@ import threading
 import time
 
 import pytest
-
 from support.actions import send_while_store_is_locked
 from support.checks import err, ok
 from support.client import ChatClient

@@ -9,8 +9,10 @@ def uid(n=10):
 
 
 def uname(prefix="u"):
-    """A fresh, valid, unique user name."""
-    return f"{prefix}-{uid()}"
+    """A fresh, valid, unique user name; never 20 characters, the shape of a sid that v2
+    refuses as a name (docs/protocol.md §1.3)."""
+    name = f"{prefix}-{uid()}"
+    return name if len(name) != 20 else name + "x"
 
 
 def uroom(prefix="r"):

@@ -40,7 +40,7 @@ class RawEngineIO:
         if self.ws is not None:
             try:
                 self.ws.close(timeout=0.5)
-            except Exception:  # noqa: BLE001, S110 - the server may have closed it already
+            except Exception:
                 pass
             self.ws.shutdown()  # always release the socket
         if self.http is not None:

@@ -17,7 +17,7 @@ import socketio
 from . import compat, runtime
 from .config import Config
 from .domain.chat import Chat
-from .domain.errors import ChatError, InvalidPayload, RateLimited, ServerFull, Unavailable
+from .domain.errors import ChatError, InvalidPayload, RateLimited, Unavailable
 from .domain.ratelimit import RateLimiter
 from .metrics import Metrics
 
@@ -96,9 +96,8 @@ class SocketHandlers:
         if self.draining:
             return self._refuse(address, Unavailable("The server is restarting; try again."))
         if not self.connect_limiter.acquire(("addr", address)):
-            # v2 names `rate_limited` for this (docs/protocol.md §1), which arrives with the
-            # presence issue (#13); until then server_full says "try later".
-            return self._refuse(address, ServerFull(
+            # More than CONNECT_RATE from one address (docs/protocol.md §1.6).
+            return self._refuse(address, RateLimited(
                 "Too many connections from your address; try again in a minute."))
         try:
             conn = self.chat.identity.connect(sid, auth, transport=transport,

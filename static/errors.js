@@ -7,7 +7,8 @@ import { TEXT_LIMIT } from './rules.js';
 export const CONNECT_ERRORS = {
   invalid_name: {
     field: 'name',
-    text: 'Names can be 1 to 32 letters, digits, "_", "-" or ".", and cannot start with "guest-".',
+    text: 'Names can be 1 to 32 letters, digits, "_", "-" or ".", and cannot start with "guest-" '
+      + 'or look like a session id (exactly 20 of A-Z, a-z, 0-9, "_" and "-").',
   },
   name_taken: {
     field: 'name',
@@ -16,6 +17,11 @@ export const CONNECT_ERRORS = {
   bad_password: { field: 'password', text: 'That password is not right for this name.' },
   bad_token: { field: 'form', text: 'Your saved session is no longer valid. Please sign in again.' },
   server_full: { field: 'form', text: 'The chat is full right now. Please try again in a minute.' },
+  rate_limited: {
+    field: 'form',
+    text: 'Too many attempts from your network in a short time. Please wait a minute and try again.',
+  },
+  invalid_payload: { field: 'form', text: 'The server could not understand this sign-in. Please reload the page.' },
   unavailable: { field: 'form', text: 'The chat is temporarily unavailable. Please try again shortly.' },
 };
 
@@ -29,6 +35,10 @@ const ACK_ERRORS = {
   timeout: 'The server did not answer in time. Please try again.',
   offline: 'You are offline. Please try again once reconnected.',
 };
+
+/** A name shaped like a session id, asked for without a password (so not a sign-in). */
+export const SID_NAME_TEXT = 'A name of exactly 20 characters made only of A-Z, a-z, 0-9, "_" and "-" '
+  + 'looks like a session id. Please pick another name.';
 
 export function ackErrorText(error) {
   const code = error && error.code;

@@ -111,6 +111,10 @@ export function onWelcome(w) {
   if (w.replayTruncated === true && from !== null) history.catchUp(from);
 }
 
+// How long to wait before retrying a refused resume: longer when the server counts our
+// attempts (CONNECT_RATE, docs/protocol.md §1.6), so retrying does not keep the budget spent.
+const RETRY_MS = { rate_limited: 10000 };
+
 export function onConnectError(err) {
   const data = err && err.data;
   let code = data && typeof data === 'object' ? data.code : null;
@@ -127,12 +131,14 @@ export function onConnectError(err) {
   const text = known ? known.text : (data && data.message) || 'The server refused the connection.';
   if (identity.isSignedIn() && !identity.isSigningIn()) {
     // Resuming a saved identity.
-    if (code !== 'bad_token') {
-      // Not about who we are (server full, store down, ...): keep the identity, retry.
+    if (code !== 'bad_token' && code !== 'invalid_payload') {
+      // Not about who we are (server full, too many connections, store down, ...): keep
+      // the identity, retry.
       status.showBanner('reconnecting', `${text} Retrying…`);
-      reconnectIn(4000);
+      reconnectIn(RETRY_MS[code] ?? 4000);
       return;
     }
+    // bad_token, or invalid_payload: the saved session cannot be used (a corrupt token).
     const wasGuest = isGuestName(identity.current().name);
     signOut({ explicit: false });
     signin.showError('form', wasGuest

@@ -62,11 +62,12 @@ class Identity:
             return user, auth.token
         if auth.name is None:
             return self._new_guest()
-        validation.check_new_user_name(auth.name)
+        validation.check_user_name(auth.name)
         key = fold(auth.name)
         user = call(store.user_by_key, key)
         token = security.new_token()
         if user is None:
+            validation.check_new_user_name(auth.name)  # names registered earlier still sign in
             password_hash = None
             if auth.password is not None:
                 password_hash = self.ctx.offload(security.hash_password, auth.password)

@@ -1,11 +1,12 @@
 """Payload and name rules of docs/protocol.md, as pure functions that raise domain errors."""
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 from . import names
-from .errors import BadPassword, BadToken, InvalidName, InvalidPayload, TooLarge
+from .errors import InvalidName, InvalidPayload, TooLarge
 
 NAME_MAX = 32
 ROOM_MAX = 32
@@ -16,6 +17,9 @@ ID_MAX = 2**63 - 1
 PASSWORD_MAX = 1024
 GUEST_PREFIX = "guest-"
 NAME_RULE = "Names are 1-32 letters, digits, '_', '-' or '.', and may not start with 'guest-'."
+SID_NAME_RULE = ("Names of exactly 20 characters from A-Z, a-z, 0-9, '_' and '-' look like a "
+                 "session id and are not allowed.")
+_SID_SHAPE = re.compile(r"[A-Za-z0-9_-]{20}")  # a Socket.IO sid (python-engineio's alphabet)
 
 
 def _is_word_char(ch: str, extra: str) -> bool:
@@ -41,12 +45,29 @@ def valid_user_name(name: object) -> TypeGuard[str]:
     return _check_word(name, "_-.", NAME_MAX)
 
 
-def check_new_user_name(name: str) -> str:
-    """A name a client may ask for: valid and not in the guest namespace, however it is
-    spelled (in fullwidth letters, or with a Cyrillic s)."""
+def check_user_name(name: str) -> str:
+    """A name a client may sign in or register with: valid and not in the guest namespace,
+    however it is spelled (in fullwidth letters, or with a Cyrillic s)."""
     if not valid_user_name(name) or names.loose(name).startswith(GUEST_PREFIX) or \
             names.skeleton(name).startswith(GUEST_PREFIX):
         raise InvalidName(NAME_RULE)
+    return name
+
+
+def sid_shaped(name: str) -> bool:
+    """Whether `name`, or the key it is looked up by, has the shape of a Socket.IO sid:
+    exactly 20 of `A-Z a-z 0-9 _ -` (docs/protocol.md §1.3). The key counts too, so that
+    no name folding to a sid's spelling ("ß" to "ss", the Kelvin sign to "k") can be
+    reached by a `destId` that holds a sid."""
+    return _SID_SHAPE.fullmatch(name) is not None or _SID_SHAPE.fullmatch(fold(name)) is not None
+
+
+def check_new_user_name(name: str) -> str:
+    """A name a client may register now: `check_user_name`, and not shaped like a sid
+    (v2, docs/protocol.md §1.3). Names registered before that rule still sign in."""
+    check_user_name(name)
+    if sid_shaped(name):
+        raise InvalidName(SID_NAME_RULE)
     return name
 
 
@@ -245,25 +266,23 @@ class Auth:
 
 
 def parse_auth(auth: object) -> Auth:
-    """Connect-time auth. Names are checked by the domain; shapes are checked here.
-
-    A malformed `lastId` or auth object is refused with `invalid_payload` (docs/protocol.md
-    §1).
+    """Connect-time auth (docs/protocol.md §1.1, §1.6). A malformed `auth` is refused with
+    `invalid_payload`: not an object, or a field of the wrong type or outside its range
+    (`token` 1-200 characters, `password` 1-1024, `lastId` 0 to 2^63-1). A well-formed
+    value that is refused keeps its own code: a string `name` breaking the rules of §1.3 is
+    `invalid_name`; unknown tokens and wrong passwords are found out later by the domain.
     """
     if auth is None:
         return Auth(None, None, None, None)
     if not isinstance(auth, dict):
         raise InvalidPayload("The connection's auth must be an object.")
     name = auth.get("name")
+    if name is not None and not isinstance(name, str):
+        raise InvalidPayload("'name' must be a string.")
     if name is not None and not valid_user_name(name):
         raise InvalidName(NAME_RULE)
     token = auth.get("token")
     if token is not None and (not isinstance(token, str) or not 1 <= len(token) <= 200):
-        raise BadToken()
-    password = auth.get("password")
-    if password is not None:
-        try:
-            password = _optional_password(password)
-        except InvalidPayload:
-            raise BadPassword("The password must be a string of 1-1024 characters.") from None
-    return Auth(name, token, password, _check_id(auth.get("lastId"), "lastId"))
+        raise InvalidPayload("'token' must be a string of 1-200 characters.")
+    return Auth(name, token, _optional_password(auth.get("password")),
+                _check_id(auth.get("lastId"), "lastId"))

@@ -3,8 +3,8 @@
 // field it is about.
 
 import { byId, setText } from '../dom.js';
-import { NAME_RE, isGuestName } from '../rules.js';
-import { CONNECT_ERRORS } from '../errors.js';
+import { NAME_RE, SID_SHAPE_RE, isGuestName } from '../rules.js';
+import { CONNECT_ERRORS, SID_NAME_TEXT } from '../errors.js';
 
 const view = byId('signin-view');
 const form = byId('signin-form');
@@ -65,6 +65,12 @@ export function bind({ onSignIn, onGuest }) {
     }
     if (!NAME_RE.test(name) || isGuestName(name)) {
       showError('name', CONNECT_ERRORS.invalid_name.text);
+      return;
+    }
+    // Without a password this can only be a registration, which the server refuses; with
+    // one it may be a sign-in to a name registered before that rule (docs/protocol.md §1.3).
+    if (!password && SID_SHAPE_RE.test(name)) {
+      showError('name', SID_NAME_TEXT);
       return;
     }
     onSignIn({ name, password });

@@ -103,6 +103,18 @@ def test_bad_token_invalid_name_and_guest(server, open_chat):
         expect(p.tid("signin-name-error")).to_contain_text("cannot start with")
         expect(p.tid("signin-view")).to_be_visible()
 
+    # A name shaped like a sid (docs/protocol.md §1.3): explained before sending; with a
+    # password (it might be an older name signing in) the server refuses it.
+    sid_like = ("Sid_" + uuid.uuid4().hex)[:20]
+    p.tid("signin-name").fill(sid_like)
+    p.tid("signin-submit").click()
+    expect(p.tid("signin-name-error")).to_contain_text("looks like a session id")
+    p.tid("signin-password").fill("some password")
+    p.tid("signin-submit").click()
+    expect(p.tid("signin-name-error")).to_contain_text("look like a session id")
+    expect(p.tid("signin-submit")).to_be_enabled()
+    p.tid("signin-password").fill("")
+
     # Name is focused on arrival: keyboard only from here.
     p.tid("signin-name").fill("")
     p.tid("guest-button").focus()
@@ -383,3 +395,22 @@ def test_network_drop_shows_banner_and_replays_what_this_tab_missed(server, open
     expect(a.tid(f"unread-{room.lower()}")).to_have_text("1")
     a.open_conv(room, title=room)
     a.expect_once(missed_room)
+
+
+def test_too_many_connections_are_explained_and_retried(server_factory, open_chat,
+                                                        client_factory):
+    """Past CONNECT_RATE (`rate_limited`, docs/protocol.md §1.6) the form says why; a tab
+    resuming its session says so in the banner and gets in once the budget refills."""
+    srv = server_factory(env={"CONNECT_RATE": "2/16"})  # two at once, then one per 8 s
+    name = unique("rl")
+    a = open_chat(srv.url).sign_in(name)
+    client_factory().connect(srv.url)  # the address's budget is spent now
+    late = open_chat(srv.url).goto()
+    late.tid("signin-name").fill(unique("late"))
+    late.tid("signin-submit").click()
+    expect(late.tid("signin-error")).to_contain_text("Too many attempts")
+    expect(late.tid("signin-submit")).to_be_enabled()
+    a.page.reload()
+    expect(a.banner).to_contain_text("Too many attempts")
+    expect(a.tid("me-name")).to_have_text(name)
+    a.wait_online(timeout=30_000)

@@ -73,10 +73,19 @@ def test_guest_token_dies_with_last_connection_and_name_is_never_reused(chat):
 
 
 @pytest.mark.parametrize("name", ["", "x" * 33, "has space", "semi;colon", "guest-abc",
-                                  "GUEST-abc", "#room", "a:b", "\u0301accent", 5, ["x"]])
+                                  "GUEST-abc", "#room", "a:b", "\u0301accent"])
 def test_invalid_names_are_refused(chat, name):
     with pytest.raises(InvalidName):
         chat.identity.connect("s1", {"name": name})
+
+
+@pytest.mark.parametrize("auth", [{"name": 5}, {"name": ["x"]}, {"token": 7}, {"token": ""},
+                                  {"token": "t" * 201}, {"name": "pat", "password": 1},
+                                  {"name": "pat", "password": ""}, {"lastId": -1}, "pat"])
+def test_a_malformed_auth_is_invalid_payload(chat, auth):
+    """Wrong types and out-of-range fields are a malformed `auth` (docs/protocol.md §1.6)."""
+    with pytest.raises(InvalidPayload):
+        chat.identity.connect("s1", auth)
 
 
 @pytest.mark.parametrize("name", ["alice", "Ålesund", "名前", "a.b-c_d", "x" * 32, "नमस्ते"])

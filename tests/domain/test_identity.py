@@ -8,7 +8,9 @@ from chat_server import schema
 from chat_server.config import Config
 from chat_server.domain.chat import Chat
 from chat_server.domain.effects import Disconnect, Emit
+from chat_server.domain import security, validation
 from chat_server.domain.errors import BadToken, InvalidName, InvalidPayload, NameTaken
+from chat_server.domain.names import skeleton
 from chat_server.store import Store
 from support.clock import Clock
 
@@ -109,6 +111,39 @@ def test_a_name_that_looks_like_a_registered_one_is_name_taken(chat, taken, look
 def test_the_guest_namespace_cannot_be_spelled_another_way(chat, name):
     with pytest.raises(InvalidName):
         chat.identity.connect("s1", {"name": name})
+
+
+@pytest.mark.parametrize("name", ["A" * 20, "abcDEF0123456789_-_-", "-" * 20,
+                                  "abcdefghijklmnopqr\u00df", "\u212a" + "k" * 19])
+def test_a_name_shaped_like_a_sid_cannot_be_registered(chat, name):
+    """20 of A-Z a-z 0-9 _ -, as written or once case-folded (docs/protocol.md §1.3)."""
+    assert validation.sid_shaped(name)
+    for auth in ({"name": name}, {"name": name, "password": "correct horse"}):
+        with pytest.raises(InvalidName):
+            chat.identity.connect("s1", auth)
+    assert chat.store.user_by_key(validation.fold(name)) is None
+
+
+@pytest.mark.parametrize("name", ["A" * 19, "A" * 21, "abcdefghij.klmnopqrs", "\u00e9" * 20])
+def test_names_near_the_sid_shape_can_be_registered(chat, name):
+    assert not validation.sid_shaped(name)
+    assert live(chat, "s1", {"name": name}).user.name == name
+
+
+def test_a_sid_shaped_name_registered_earlier_still_signs_in(chat):
+    """Only registering such a name is refused: one already on record signs in by password
+    and by token, and its name alone is `name_taken` as for any registered name."""
+    name = "Legacy_Sid-Name01234"
+    token = "legacy-token"
+    chat.store.create_user(name, validation.fold(name), False, security.hash_token(token),
+                           security.hash_password("correct horse"), skeleton(name),
+                           chat.ctx.now_ms())
+    assert live(chat, "s1", {"token": token}).user.name == name
+    by_password = live(chat, "s2", {"name": name.upper(), "password": "correct horse"})
+    assert by_password.user.name == name
+    assert live(chat, "s3", {"token": by_password.token}).user.name == name
+    with pytest.raises(NameTaken):
+        chat.identity.connect("s4", {"name": name})
 
 
 def test_a_gone_guest_leaves_no_rows(chat):

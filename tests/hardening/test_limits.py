@@ -16,7 +16,7 @@ def test_connections_per_address_are_limited(server_factory, client_factory):
         client_factory().connect(srv.url)
     with pytest.raises(ConnectRefused) as refused:
         client_factory().connect(srv.url)
-    assert refused.value.code == "server_full"
+    assert refused.value.code == "rate_limited"  # docs/protocol.md §1.6
 
 
 def test_forwarded_for_is_believed_only_from_trusted_proxies(server_factory, client_factory):

@@ -7,7 +7,7 @@ run:
 
 test:
 	scripts/setup.sh --test
-	.venv/bin/ruff check chat_server bench
+	.venv/bin/ruff check chat_server bench tests
 	.venv/bin/mypy
 	.venv/bin/python -m pytest
 
@@ -17,5 +17,5 @@ setup:
 # The linter and the type checker alone (both pinned in the test extra; `make setup` installs them).
 .PHONY: lint
 lint:
-	.venv/bin/ruff check chat_server bench
+	.venv/bin/ruff check chat_server bench tests
 	.venv/bin/mypy

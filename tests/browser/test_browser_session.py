@@ -91,7 +91,8 @@ def test_bad_token_invalid_name_and_guest(server, open_chat):
     p = open_chat(server.url).goto()
     expect(p.tid("signin-view")).to_be_visible()
     p.page.evaluate(
-        "localStorage.setItem('chat.identity', JSON.stringify({name: 'ghost', token: 'not-a-token'}))")
+        "localStorage.setItem('chat.identity', "
+        "JSON.stringify({name: 'ghost', token: 'not-a-token'}))")
     p.page.reload()
     expect(p.tid("signin-view")).to_be_visible()
     expect(p.tid("signin-error")).to_contain_text("no longer valid")
@@ -231,7 +232,8 @@ def test_server_killed_and_restarted_while_sending_delivers_exactly_once(server_
     again.expect_once(third)
     b.expect_once(third)
     expect(again.pending()).to_have_count(0)
-    assert again.page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('chat.outbox'))") == []
+    outboxes = "Object.keys(localStorage).filter(k => k.startsWith('chat.outbox'))"
+    assert again.page.evaluate(outboxes) == []
 
 
 @pytest.mark.alone  # 26 sends must outrun the refill (2 per second) to meet the limit

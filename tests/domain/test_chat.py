@@ -1,15 +1,25 @@
 """The chat domain alone: no server, no sockets; effects are read as the domain returns them."""
 
 import pytest
-
-from chat_server.domain.chat import Chat
-from chat_server.domain.sending import Sending
-from chat_server.config import Config, RateLimit
-from chat_server.domain.effects import Close, Emit, Enter, Exit
-from chat_server.domain.errors import (BadPassword, BadToken, Forbidden, InvalidName, InvalidPayload,
-                                NameTaken, NotFound, RateLimited, ServerFull, TooLarge)
-from chat_server.store import Store
 from support.clock import Clock
+
+from chat_server.config import Config, RateLimit
+from chat_server.domain.chat import Chat
+from chat_server.domain.effects import Close, Emit, Enter, Exit
+from chat_server.domain.errors import (
+    BadPassword,
+    BadToken,
+    Forbidden,
+    InvalidName,
+    InvalidPayload,
+    NameTaken,
+    NotFound,
+    RateLimited,
+    ServerFull,
+    TooLarge,
+)
+from chat_server.domain.sending import Sending
+from chat_server.store import Store
 
 
 @pytest.fixture
@@ -174,9 +184,11 @@ def test_forged_fields_are_ignored(chat):
 
 @pytest.mark.parametrize("payload, error", [
     ("", InvalidPayload), ("   \n\t", InvalidPayload), ("x" * 2001, TooLarge),
-    (None, InvalidPayload), (5, InvalidPayload), ([], InvalidPayload), ({"text": 3}, InvalidPayload),
-    ({"text": "ok", "clientId": ""}, InvalidPayload), ({"text": "ok", "clientId": "x" * 65}, InvalidPayload),
-    ({"text": "ok", "clientId": 7}, InvalidPayload), ("\ud800", InvalidPayload), ("a\x00b", InvalidPayload),
+    (None, InvalidPayload), (5, InvalidPayload), ([], InvalidPayload),
+    ({"text": 3}, InvalidPayload), ({"text": "ok", "clientId": ""}, InvalidPayload),
+    ({"text": "ok", "clientId": "x" * 65}, InvalidPayload),
+    ({"text": "ok", "clientId": 7}, InvalidPayload), ("\ud800", InvalidPayload),
+    ("a\x00b", InvalidPayload),
 ])
 def test_bad_lobby_payloads(chat, payload, error):
     join(chat, "s1", {"name": "alice"})
@@ -200,7 +212,8 @@ def test_client_id_makes_sends_idempotent_across_tabs_and_events(chat):
     chat.published.clear()
     first = chat.sending.send_lobby("s1", {"text": "once", "clientId": "c-1"})
     again = chat.sending.send_lobby("s2", {"text": "once", "clientId": "c-1"})
-    third = chat.sending.send_message("s1", {"content": "other", "destId": "bob", "clientId": "c-1"})
+    third = chat.sending.send_message("s1", {"content": "other", "destId": "bob",
+                                             "clientId": "c-1"})
     assert first == again == third
     assert len(emits(chat, "reply")) == 1
     other_user = chat.sending.send_lobby("s3", {"text": "mine", "clientId": "c-1"})
@@ -312,7 +325,8 @@ def test_a_fresh_send_pays_for_no_retry_lookup(tmp_path):
     chat.sending.send_lobby("s1", "plain")
     chat.sending.send_message("s1", {"content": "plain", "destId": "bob"})
     chat.sending.send_lobby("s1", {"text": "keyed", "clientId": "k"})
-    chat.sending.send_lobby("s1", {"text": "keyed", "clientId": "k"})  # a retry, found by the insert
+    # a retry, found by the insert
+    chat.sending.send_lobby("s1", {"text": "keyed", "clientId": "k"})
     assert "message_by_client_id" not in calls
     with pytest.raises(NotFound):
         chat.sending.send_message("s1", {"content": "x", "destId": "nobody", "clientId": "k2"})
@@ -512,7 +526,7 @@ def test_join_enters_every_tab_and_announces(chat):
     join(chat, "a2", {"token": alice.token})
     chat.published.clear()
     info = chat.rooms.join_room("a1", {"room": "#r"})
-    enter = [e for e in chat.published if isinstance(e, Enter)][0]
+    enter = next(e for e in chat.published if isinstance(e, Enter))
     assert sorted(enter.sids) == ["a1", "a2"] and enter.audience == "room:#r"
     assert emits(chat, "roomEvent")[0].data["event"] == "joined"
     assert info["history"] == []
@@ -525,14 +539,16 @@ def test_history_paging_and_permissions(chat):
     join(chat, "a", {"name": "alice"})
     join(chat, "b", {"name": "bob"})
     join(chat, "c", {"name": "carol"})
-    ids = [chat.sending.send_message("a", {"content": f"m{i}", "destId": "bob"}).id for i in range(7)]
+    ids = [chat.sending.send_message("a", {"content": f"m{i}", "destId": "bob"}).id
+           for i in range(7)]
     newest = chat.reading.history("b", {"conversation": "alice", "limit": 3})
     assert [m["id"] for m in newest] == ids[-3:]
     older = chat.reading.history("b", {"conversation": "alice", "before": ids[-3], "limit": 3})
     assert [m["id"] for m in older] == ids[1:4]
     after = chat.reading.history("a", {"conversation": "bob", "after": ids[1], "limit": 2})
     assert [m["id"] for m in after] == ids[2:4]
-    window = chat.reading.history("a", {"conversation": "dm:alice:bob", "after": ids[0], "before": ids[3]})
+    window = chat.reading.history("a", {"conversation": "dm:alice:bob", "after": ids[0],
+                                        "before": ids[3]})
     assert [m["id"] for m in window] == ids[1:3]
     with pytest.raises(Forbidden):
         chat.reading.history("c", {"conversation": "dm:alice:bob"})
@@ -632,7 +648,8 @@ def test_one_batch_with_a_repeated_client_id_stores_it_once(chat):
     (first, dup1), (plain, dup2), (second, dup3) = chat.sending.commit_batch([item, other, item])
     assert (dup1, dup2, dup3) == (False, False, True)
     assert second == first and plain.id > first.id
-    assert [m["text"] for m in chat.reading.history("s1", {"conversation": "lobby"})] == ["hi", "plain"]
+    lobby = chat.reading.history("s1", {"conversation": "lobby"})
+    assert [m["text"] for m in lobby] == ["hi", "plain"]
 
 
 def test_a_send_racing_a_leave_leaves_no_stale_membership(tmp_path):

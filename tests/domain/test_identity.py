@@ -3,16 +3,16 @@
 
 import pytest
 import sqlalchemy as sa
+from support.clock import Clock
 
 from chat_server import schema
 from chat_server.config import Config
+from chat_server.domain import security, validation
 from chat_server.domain.chat import Chat
 from chat_server.domain.effects import Disconnect, Emit
-from chat_server.domain import security, validation
 from chat_server.domain.errors import BadToken, InvalidName, InvalidPayload, NameTaken
 from chat_server.domain.names import skeleton
 from chat_server.store import Store
-from support.clock import Clock
 
 DAY = 86_400.0
 

@@ -4,7 +4,6 @@ import socket
 import time
 
 import pytest
-
 from support.checks import ok
 from support.client import ConnectRefused
 from support.names import uname

@@ -5,7 +5,6 @@ import re
 import time
 
 import pytest
-
 from support.actions import join, send
 from support.checks import assert_has, expect_refused, ok, room_entry, user_entry
 from support.client import ConnectRefused

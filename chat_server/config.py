@@ -52,7 +52,8 @@ class Config:
     admin_origin: str = "https://admin.socket.io"
     log_format: str = "text"
     shutdown_grace: float = 10.0
-    connect_rate: RateLimit | None = field(default_factory=lambda: RateLimit(60, 60.0))
+    # An office behind one NAT address reconnecting after a restart: hundreds a minute.
+    connect_rate: RateLimit | None = field(default_factory=lambda: RateLimit(600, 60.0))
     trusted_proxies: tuple[str, ...] = ()
     max_queued_packets: int = 2000
     token_ttl: float = 30.0  # days a sign-in token may go unused before it expires
@@ -207,7 +208,7 @@ SETTINGS: list[tuple[str, str, str, Callable[[str], Any], str]] = [
     ("--connect-timeout", "CONNECT_TIMEOUT", "connect_timeout", _positive_float,
      "seconds an Engine.IO session may wait before its Socket.IO CONNECT (default 45)"),
     ("--connect-rate", "CONNECT_RATE", "connect_rate", _rate_limit,
-     "connections allowed per client address, as COUNT/SECONDS (default 60/60) or off"),
+     "connections allowed per client address, as COUNT/SECONDS (default 600/60) or off"),
     ("--trusted-proxies", "TRUSTED_PROXIES", "trusted_proxies", _origins,
      "addresses of proxies whose X-Forwarded-For is believed, comma separated "
      "(default: none)"),

@@ -3,32 +3,9 @@ connection and per user, new rooms per user, password checks per address and per
 hardening/test_budgets.py floods a real server with the defaults."""
 
 import pytest
-from support.clock import Clock
 
-from chat_server.config import Config, RateLimit
-from chat_server.domain.chat import Chat
+from chat_server.config import RateLimit
 from chat_server.domain.errors import BadPassword, RateLimited
-from chat_server.store import Store
-
-
-@pytest.fixture
-def make_chat(tmp_path):
-    made = []
-
-    def make(**settings):
-        clock = Clock()
-        refused = []
-        store = Store(f"sqlite:///{tmp_path}/chat{len(made)}.db")
-        chat = Chat(store, Config(**settings), publish=lambda effects: None, clock=clock,
-                    monotonic=clock, on_refused=refused.append)
-        chat.clock_, chat.refused = clock, refused
-        chat.start()
-        made.append(store)
-        return chat
-
-    yield make
-    for store in made:
-        store.close()
 
 
 def connect(chat, sid, auth=None, address="203.0.113.1"):

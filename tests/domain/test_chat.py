@@ -1,7 +1,6 @@
 """The chat domain alone: no server, no sockets; effects are read as the domain returns them."""
 
 import pytest
-from support.clock import Clock
 
 from chat_server.config import Config, RateLimit
 from chat_server.domain.chat import Chat
@@ -20,32 +19,6 @@ from chat_server.domain.errors import (
 )
 from chat_server.domain.sending import Sending
 from chat_server.store import Store
-
-
-@pytest.fixture
-def make_chat(tmp_path):
-    made = []
-
-    def make(**settings):
-        published = []
-        clock = Clock()
-        store = Store(f"sqlite:///{tmp_path}/chat{len(made)}.db")
-        chat = Chat(store, Config(**settings), publish=published.extend, clock=clock,
-                    monotonic=clock)
-        chat.published = published
-        chat.clock_ = clock
-        chat.start()
-        made.append(store)
-        return chat
-
-    yield make
-    for store in made:
-        store.close()
-
-
-@pytest.fixture
-def chat(make_chat):
-    return make_chat()
 
 
 def join(chat, sid, auth=None):

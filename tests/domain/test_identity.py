@@ -18,15 +18,9 @@ DAY = 86_400.0
 
 
 @pytest.fixture
-def chat(tmp_path):
-    published = []
-    clock = Clock(1_800_000_000.0)
-    store = Store(f"sqlite:///{tmp_path}/identity.db")
-    chat = Chat(store, Config(token_ttl=30), publish=published.extend, clock=clock)
-    chat.published, chat.clock_ = published, clock
-    chat.start()
-    yield chat
-    store.close()
+def chat(make_chat):
+    """Tokens expire after 30 days of this test's clock."""
+    return make_chat(clock=Clock(1_800_000_000.0), token_ttl=30)
 
 
 def live(chat, sid, auth=None):

@@ -102,7 +102,7 @@ def create_app(config: Config) -> App:
         mode = one_node(config)
     chat = Chat(store, config, publish=delivery.apply, mode=mode, store_call=store_call,
                 offload=_password_workers(config, metrics), group_commit=runtime.Batcher,
-                pause=runtime.sleep,
+                pause=runtime.sleep, later=runtime.spawn_after,
                 on_accepted=lambda m: metrics.count(metrics.messages_accepted, m.kind),
                 on_refused=lambda budget: metrics.count(metrics.refused_by_budget, budget))
     chat.start()

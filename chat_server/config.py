@@ -57,6 +57,7 @@ class Config:
     trusted_proxies: tuple[str, ...] = ()
     max_queued_packets: int = 2000
     token_ttl: float = 30.0  # days a sign-in token may go unused before it expires
+    guest_grace: float = 120.0  # seconds a guest outlives its last connection
     # The HTTP edge (edge.py): budgets per client address, head deadline, Host check.
     max_connections_per_address: int | None = None  # None: (max_connections + 100) / 2
     max_unfinished_requests: int = 256
@@ -87,6 +88,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise ValueError("must be a positive integer")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise ValueError("must be a number of seconds, 0 or more")
     return value
 
 
@@ -215,6 +223,9 @@ SETTINGS: list[tuple[str, str, str, Callable[[str], Any], str]] = [
     ("--max-queued-packets", "MAX_QUEUED_PACKETS", "max_queued_packets", _positive_int,
      "packets waiting for a client that does not read before it is disconnected "
      "(default 2000)"),
+    ("--guest-grace", "GUEST_GRACE", "guest_grace", _seconds,
+     "seconds a guest's token stays valid after its last connection closes, so a reload "
+     "keeps the guest (default 120; 0: gone at once)"),
     ("--token-ttl", "TOKEN_TTL", "token_ttl", _positive_float,
      "days a sign-in token stays valid without being used (default 30)"),
     ("--max-text-length", "MAX_TEXT_LENGTH", "max_text_length", _positive_int,

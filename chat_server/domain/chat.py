@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from .budgets import Budgets
 from .context import Context
-from .identity import Identity
+from .identity import Identity, Later, at_once
 from .live import GoingLive
 from .models import Message
 from .modes import Mode, one_node
@@ -37,6 +37,7 @@ class Chat:
                  group_commit: Callable[[Callable], Submitter] = OneByOne,
                  on_accepted: Callable[[Message], None] = lambda message: None,
                  pause: Callable[[], None] = lambda: None,
+                 later: Later = at_once,
                  on_refused: Callable[[str], None] = lambda budget: None) -> None:
         mode = mode or one_node(config, monotonic)
         self.store = store
@@ -45,7 +46,7 @@ class Chat:
         self.budgets = Budgets(config, mode.budget_limiter, on_refused)
         self.ctx = ctx = Context(store, config, publish, mode.presence, store_call, offload,
                                  clock)
-        self.identity = Identity(ctx, mode.limiter, mode.memberships, self.budgets)
+        self.identity = Identity(ctx, mode.limiter, mode.memberships, self.budgets, later)
         self.rooms = Rooms(ctx, self.identity.conn, mode.memberships, self.budgets)
         self.sending = Sending(ctx, self.identity, self.rooms, mode.limiter, group_commit,
                                on_accepted, pause)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from . import names, security, validation
 from .budgets import Budgets
 from .context import Context
-from .effects import Disconnect, Effect, Emit, lobby, room_event
+from .effects import Disconnect, Emit, lobby, room_event
 from .errors import BadPassword, BadToken, Forbidden, InvalidName, NameTaken, NotFound, ServerFull
 from .models import User
 from .ports import LimiterPort, Memberships
@@ -17,14 +18,23 @@ from .validation import Auth, fold
 
 logger = logging.getLogger(__name__)
 
+Later = Callable[..., object]  # later(seconds, fn, *args): run fn(*args) after a delay
+
+
+def at_once(seconds: float, fn: Callable[..., object], *args: object) -> None:
+    """A `Later` for tests and tools: the delay has passed already."""
+    fn(*args)
+
 
 class Identity:
     def __init__(self, ctx: Context, limiter: LimiterPort, memberships: Memberships,
-                 budgets: Budgets | None = None) -> None:
+                 budgets: Budgets | None = None, later: Later = at_once) -> None:
         self.ctx = ctx
         self.limiter = limiter
         self.memberships = memberships
         self.budgets = budgets or Budgets(ctx.config)  # password checks (§1.10)
+        self.later = later
+        self._signed_out: set[int] = set()  # guests who signed out: no grace for them
 
     def retire_leftover_guests(self) -> int:
         """One node, at start: no guest has a connection, so every guest on record is gone
@@ -44,8 +54,6 @@ class Identity:
         if len(presence) >= self.ctx.config.max_connections:
             raise ServerFull()
         user, token = self._identify(parsed, address)
-        if user.guest and parsed.token is not None and presence.online_user(user.key) is None:
-            raise BadToken()  # a guest's token lives only while one of its tabs does
         conn = Connection(sid, user, token, time.monotonic(), transport, address,
                           {"last_id": parsed.last_id})
         presence.add(conn)
@@ -106,6 +114,8 @@ class Identity:
         conn = self.conn(sid)
         everywhere = validation.parse_sign_out(payload) or conn.user.guest
         store, call, presence = self.ctx.store, self.ctx.store_call, self.ctx.presence
+        if conn.user.guest:
+            self._signed_out.add(conn.user.id)  # gone once its connections close
         if everywhere:
             call(store.revoke_sessions, conn.user.id)
             sids = presence.sids_of(conn.user.key)
@@ -126,14 +136,33 @@ class Identity:
             self._user_left(sid, conn.user)
 
     def _user_left(self, sid: str, user: User) -> None:
-        effects: list[Effect] = [Emit("userLeft", {"sid": sid, "name": user.name}, [lobby()])]
+        """The user's last connection closed. A guest stays for `GUEST_GRACE` seconds
+        (docs/protocol.md §1.2), so a reload or a short loss of network keeps it; then,
+        unless it came back meanwhile, it is gone (or at once, after `signOut`)."""
+        self.ctx.publish([Emit("userLeft", {"sid": sid, "name": user.name}, [lobby()])])
         self.memberships.forget(user_id=user.id)  # fetched again if the user comes back
-        if user.guest:
-            changes = self.ctx.store_call(self.ctx.store.retire_guest, user.id)
-            self.memberships.forget(user_id=user.id)
-            effects += [room_event(change.room, "left", user.name)
-                        for change in changes if not change.deleted]
-        self.ctx.publish(effects)
+        if not user.guest:
+            return
+        grace = self.ctx.config.guest_grace
+        if user.id in self._signed_out or grace <= 0:
+            self._retire(user)
+        else:
+            self.later(grace, self._retire_unless_back, user)
+
+    def _retire_unless_back(self, user: User) -> None:
+        try:
+            if self.ctx.presence.online_user(user.key) is None:
+                self._retire(user)
+        except Exception:  # runs on its own: a failure must be logged, not lost
+            logger.exception("could not retire guest %s", user.name)
+
+    def _retire(self, user: User) -> None:
+        self._signed_out.discard(user.id)
+        changes = self.ctx.store_call(self.ctx.store.retire_guest, user.id)
+        self.memberships.forget(user_id=user.id)
+        logger.info("guest %s is gone", user.name)
+        self.ctx.publish([room_event(change.room, "left", user.name)
+                          for change in changes if not change.deleted])
 
     def reap(self) -> None:
         """Several nodes: forget the connections of nodes that stopped beating."""

@@ -185,3 +185,63 @@ def test_a_schema_2_database_is_upgraded_in_place(tmp_path):
     with pytest.raises(NameTaken):
         chat.identity.connect("s1", {"name": "v\u0456ctim"})
     store.close()
+
+
+class Later:
+    """Records what the domain asks to run later; the test runs it when it likes."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, seconds, fn, *args):
+        self.calls.append((seconds, fn, args))
+
+    def run_all(self):
+        calls, self.calls = self.calls, []
+        for _, fn, args in calls:
+            fn(*args)
+
+
+@pytest.fixture
+def graceful(tmp_path):
+    """A Chat whose guests outlive their last connection by GUEST_GRACE (120 s)."""
+    later = Later()
+    published = []
+    store = Store(f"sqlite:///{tmp_path}/grace.db")
+    chat = Chat(store, Config(guest_grace=120), publish=published.extend, later=later)
+    chat.published, chat.later_ = published, later
+    chat.start()
+    yield chat
+    store.close()
+
+
+def test_a_guest_that_comes_back_within_the_grace_keeps_its_name_and_rooms(graceful):
+    chat = graceful
+    guest = live(chat, "g1")
+    live(chat, "b", {"name": "bob"})
+    chat.rooms.join_room("g1", {"room": "#stay"})
+    chat.rooms.join_room("b", {"room": "#stay"})
+    chat.identity.disconnect("g1")
+    assert [seconds for seconds, _, _ in chat.later_.calls] == [120]
+    back = live(chat, "g2", {"token": guest.token})  # a reload
+    assert back.user.name == guest.user.name
+    chat.later_.run_all()  # the grace ends while it is back: nothing happens
+    assert chat.store.user_by_key(guest.user.key) is not None
+    assert [r.name for r in chat.store.rooms_of(guest.user.id)] == ["#stay"]
+    chat.published.clear()
+    chat.identity.disconnect("g2")
+    chat.later_.run_all()  # this time it stayed away
+    assert chat.store.user_by_key(guest.user.key) is None
+    with pytest.raises(BadToken):
+        chat.identity.connect("g3", {"token": guest.token})
+    left = [e.data for e in chat.published if isinstance(e, Emit) and e.event == "roomEvent"]
+    assert left == [{"room": "#stay", "event": "left", "name": guest.user.name}]
+
+
+def test_a_guest_that_signs_out_has_no_grace(graceful):
+    chat = graceful
+    guest = live(chat, "g1")
+    chat.identity.sign_out("g1", None)
+    chat.identity.disconnect("g1")
+    assert chat.later_.calls == []
+    assert chat.store.user_by_key(guest.user.key) is None

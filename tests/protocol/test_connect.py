@@ -455,3 +455,22 @@ def test_connections_beyond_max_are_refused_server_full(server_factory, connect)
                 raise
             time.sleep(0.1)
     assert GUEST.match(c.name)
+
+
+def test_a_guest_outlives_its_last_connection_by_guest_grace(server_factory, connect):
+    """docs/protocol.md §1.2 (v2): a reload within GUEST_GRACE keeps the guest, its name
+    and its rooms; once the grace has passed the guest is gone (bad_token, rooms left)."""
+    srv = server_factory(env={"GUEST_GRACE": "1.5"})
+    room = uroom("grace")
+    guest = connect(srv.url)
+    ok(guest.call("joinRoom", {"room": room}))
+    watcher = connect(srv.url, auth={"name": uname("watcher")})
+    ok(watcher.call("joinRoom", {"room": room}))
+    guest.disconnect()
+    back = connect(srv.url, auth={"token": guest.token})
+    assert back.name == guest.name
+    assert room_entry(back.welcome["rooms"], room) is not None
+    back.disconnect()
+    watcher.wait_for("roomEvent", lambda e: e == {"room": room, "event": "left",
+                                                  "name": guest.name}, timeout=6)
+    expect_refused(connect, srv.url, {"token": guest.token}, "bad_token")

@@ -52,6 +52,8 @@ class ServerProcess:
         # budgets (per address and per name or room) have their own tests.
         env.setdefault("PASSWORD_RATE", "off")
         env.setdefault("PASSWORD_TARGET_RATE", "off")
+        # Guests end with their last connection, as in v1; the grace has its own tests.
+        env.setdefault("GUEST_GRACE", "0")
         env.update(self.extra_env)
         cmd = [
             sys.executable, "-m", "chat_server",

@@ -29,6 +29,9 @@ done
 "$pgbin/psql" -h 127.0.0.1 -p 5440 -U chat -d postgres -c "CREATE DATABASE chat" >/dev/null
 
 export DATABASE_URL=postgresql://chat@127.0.0.1:5440/chat REDIS_URL=redis://127.0.0.1:6390/0
+# nginx (on this machine) forwards the client's address: believe it, or every user shares
+# nginx's address and its per-address budgets.
+export TRUSTED_PROXIES=127.0.0.1
 NODE_NAME=node1 .venv/bin/python -m chat_server --host 127.0.0.1 --port 8001 & pids+=($!)
 NODE_NAME=node2 .venv/bin/python -m chat_server --host 127.0.0.1 --port 8002 & pids+=($!)
 

@@ -78,7 +78,7 @@ class SocketHandlers:
             "leaveRoom": rooms.leave_room,
             "closeRoom": rooms.close_room,
             "listRooms": lambda sid, p: {"rooms": rooms.list_rooms(sid)},
-            "listUsers": lambda sid, p: {"users": chat.identity.list_users(sid)},
+            "listUsers": chat.identity.list_users,
             "history": lambda sid, p: {"messages": chat.reading.history(sid, p)},
             "typing": chat.typing.typing,
             "signOut": chat.identity.sign_out,

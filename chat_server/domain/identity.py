@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from . import names, security, validation
 from .budgets import Budgets
@@ -196,6 +197,17 @@ class Identity:
             raise NotFound("No such user.")
         return user
 
-    def list_users(self, sid: str) -> list[dict]:
+    def list_users(self, sid: str, payload: object = None) -> dict[str, Any]:
+        """Online users by case-folded name, one page (docs/protocol.md §7): those whose
+        name starts with `prefix`, after `after`, at most `limit`; `next` when more remain.
+        Sorts everyone online on each call: fine for thousands, not for a million."""
         self.conn(sid)
-        return self.ctx.presence.users()
+        page = validation.parse_list_users(payload)
+        online = sorted(((fold(user["name"]), user) for user in self.ctx.presence.users()),
+                        key=lambda pair: pair[0])
+        chosen = [(key, user) for key, user in online
+                  if key.startswith(page.prefix) and (page.after is None or key > page.after)]
+        answer: dict[str, Any] = {"users": [user for _, user in chosen[:page.limit]]}
+        if len(chosen) > page.limit:
+            answer["next"] = chosen[page.limit - 1][1]["name"]
+        return answer

@@ -71,6 +71,7 @@ class GoingLive:
             "sid": sid, "name": conn.user.name, "token": conn.token,
             "rooms": [room.to_wire() for room in snap.rooms],
             "users": users,
+            "online": len(users),  # v2 (docs/protocol.md §7): how many users are online
             "conversations": [{"conversation": name, "lastId": newest}
                               for name, newest in snap.conversations],
         }

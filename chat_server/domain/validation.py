@@ -230,6 +230,34 @@ def parse_history(payload: object) -> HistoryQuery:
                         _check_id(payload.get("after"), "after"), limit)
 
 
+LIST_USERS_MAX = 500
+
+
+@dataclass(frozen=True)
+class UserPage:
+    prefix: str  # folded; "" for any name
+    after: str | None  # folded
+    limit: int
+
+
+def parse_list_users(payload: object) -> UserPage:
+    """`listUsers {"prefix"?, "after"?, "limit"?}` (docs/protocol.md §7); no payload: the
+    first 500 online users."""
+    if payload is None:
+        return UserPage("", None, LIST_USERS_MAX)
+    fields = _require_dict(payload)
+    prefix, after, limit = fields.get("prefix"), fields.get("after"), fields.get("limit")
+    for field, value in (("prefix", prefix), ("after", after)):
+        if value is not None and (not isinstance(value, str) or len(value) > 64):
+            raise InvalidPayload(f"'{field}' must be a string of at most 64 characters.")
+    if limit is None:
+        limit = LIST_USERS_MAX
+    if type(limit) is not int or not 1 <= limit <= LIST_USERS_MAX:
+        raise InvalidPayload("'limit' must be an integer from 1 to 500.")
+    return UserPage(fold(_unicode(prefix or "", "prefix")),
+                    None if after is None else fold(_unicode(after, "after")), limit)
+
+
 @dataclass(frozen=True)
 class Typing:
     to: str

@@ -1,7 +1,9 @@
-"""PROTOCOL.md presence: listUsers, addChat per new sid, userLeft when the last tab closes."""
+"""docs/protocol.md §1.8 and §7: listUsers (paged), addChat per new sid, userLeft when the
+last tab closes, welcome.online."""
 
-from support.checks import assert_has, ok, user_entry
-from support.names import uname
+import pytest
+from support.checks import assert_has, err, ok, user_entry
+from support.names import uid, uname
 
 
 def users_of(client):
@@ -61,3 +63,40 @@ def test_reconnect_is_announced_again(server, connect):
     assert_has(watcher.wait_for("addChat", lambda p: p.get("sid") == b.sid),
                {"sid": b.sid, "name": a.name})
     assert user_entry(users_of(watcher), a.name)["sids"] == [b.sid]
+
+
+def test_list_users_pages_by_case_folded_name_with_a_prefix(server, connect):
+    """§7: sorted by case-folded name; `prefix` (any case) narrows, `after` and `limit`
+    page, and `next` is the `after` of the next page while more remain."""
+    tag = uid(8)
+    names = [f"Pg{tag}-{letter}" for letter in "cAdBe"]
+    clients = [connect(server.url, auth={"name": name}) for name in names]
+    seen, after = [], None
+    while True:
+        payload = {"prefix": f"pg{tag.upper()}", "limit": 2}
+        if after is not None:
+            payload["after"] = after
+        page = ok(clients[0].call("listUsers", payload))
+        assert len(page["users"]) <= 2
+        seen += [u["name"] for u in page["users"]]
+        if "next" not in page:
+            break
+        assert page["next"] == page["users"][-1]["name"]
+        after = page["next"]
+    assert seen == sorted(names, key=str.casefold)
+    everyone = ok(clients[0].call("listUsers", {"prefix": f"pg{tag}"}))
+    assert [u["name"] for u in everyone["users"]] == seen and "next" not in everyone
+
+
+@pytest.mark.parametrize("payload", [{"limit": 0}, {"limit": 501}, {"limit": "2"},
+                                     {"prefix": 5}, {"after": ["x"]}, {"prefix": "x" * 65},
+                                     "abc", 7])
+def test_list_users_with_a_bad_page_is_invalid(server, connect, payload):
+    err(connect(server.url).call("listUsers", payload), "invalid_payload")
+
+
+def test_welcome_counts_who_is_online(server, connect):
+    """§7: `welcome.online` is how many users are online, this one included."""
+    first = connect(server.url, auth={"name": uname("count")})
+    assert isinstance(first.welcome["online"], int)
+    assert first.welcome["online"] == len(first.welcome["users"]) >= 1

@@ -9,14 +9,13 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import socketio
 
-from . import compat, edge, runtime
+from . import compat, edge, hosts, runtime
 from .config import Config, without_password
 from .delivery import Delivery
 from .domain.chat import Chat
@@ -29,8 +28,7 @@ from .store import Store
 from .web import SECURITY_HEADERS, WebApp
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+    from wsgiref.types import WSGIApplication, WSGIEnvironment
 
     from .cluster.node import ClusterNode
     from .domain.ports import Runner
@@ -109,7 +107,7 @@ def create_app(config: Config) -> App:
     if not cluster:
         chat.identity.retire_leftover_guests()
     handlers = SocketHandlers(sio, chat, config, metrics)
-    sio.gate = handlers  # each event passes `handlers.admit` before it is queued
+    sio.admit_events_through(handlers)
     sio.start_background_task(handlers.watch_sessions)
     sio.start_background_task(metrics.probe_loop, runtime.sleep)
     if cluster:
@@ -150,7 +148,7 @@ def create_app(config: Config) -> App:
                  token_failures=edge.FailureBudget(config.metrics_auth_failures),
                  address_of=address_of)
     socket_app = compat.closed_session_is_bad_request(socketio.WSGIApp(sio, web))
-    wsgi = _refuse_oversize_posts(socket_app, sio, config.max_http_buffer_size)
+    wsgi = edge.refuse_oversize_posts(socket_app, sio, config.max_http_buffer_size)
     if cluster:
         wsgi = cluster.mark_node(wsgi)
     wsgi = _edge(wsgi, sio, config, address_of)
@@ -167,12 +165,11 @@ def _edge(app: WSGIApplication, sio: compat.SocketServer, config: Config,
         config.max_pending_sessions_per_address, config.max_pending_sessions, address_of,
         connected=lambda eio_sid: sio.manager.sid_from_eio_sid(eio_sid, NAMESPACE) is not None,
         alive=lambda eio_sid: eio_sid in compat.sessions(sio))
-    sio.on_session_open = budget.opened
-    sio.on_session_connect = budget.connect_handled
+    sio.report_sessions(budget.opened, budget.connect_handled)
     sio.start_background_task(budget.run, runtime.sleep)
-    policy = edge.HostPolicy.from_config(config)
+    policy = hosts.HostPolicy.from_config(config)
     policy.announce()
-    return edge.harden(edge.check_host(edge.limit_handshakes(app, budget), policy),
+    return edge.harden(hosts.check_host(edge.limit_handshakes(app, budget), policy),
                        SECURITY_HEADERS)
 
 
@@ -277,33 +274,3 @@ def check_connections(config: Config) -> list[str]:
             problems.append(f"redis {without_password(config.redis_url)}: "
                             f"{error.__class__.__name__}")
     return problems
-
-
-def _refuse_oversize_posts(app: WSGIApplication, sio: compat.SocketServer,
-                           limit: int) -> WSGIApplication:
-    """Close a long-polling session whose POST is over the buffer size, without reading it.
-
-    python-engineio refuses such a POST too, but then waits for the client's next poll
-    before it answers; a client that never polls again would hold that request forever.
-    """
-
-    def guarded(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("REQUEST_METHOD") == "POST" and \
-                environ.get("PATH_INFO", "").startswith("/socket.io"):
-            try:
-                length = int(environ.get("CONTENT_LENGTH") or 0)
-            except ValueError:
-                length = limit + 1
-            if length > limit:
-                query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
-                session = compat.sessions(sio).get((query.get("sid") or [""])[0])
-                if session is not None:
-                    logger.info("closing %s: POST of %d bytes is over the limit",
-                                session.sid, length)
-                    compat.close_session(session)
-                start_response("413 Payload Too Large", [("Content-Type", "text/plain"),
-                                                          ("Connection", "close")])
-                return [b"payload too large\n"]
-        return app(environ, start_response)
-
-    return guarded

@@ -10,20 +10,19 @@ Budgets per client address, each refused cheaply before any work is done for it:
 - `FailureBudget`: failed secret checks (the `/metrics` token) per client address.
 
 And WSGI wrappers that every request passes: `harden` (no traceback ever reaches a client,
-and every response carries the security headers), `check_host` (DNS rebinding) and
-`limit_handshakes`. No eventlet here: `compat` and `runtime` own it.
+and every response carries the security headers), `limit_handshakes` and
+`refuse_oversize_posts`; `hosts.check_host` (DNS rebinding) is the Host's part. No
+eventlet here: `compat` and `runtime` own it.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import math
 import sys
 import time
 import urllib.parse
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import compat
@@ -250,11 +249,40 @@ def limit_handshakes(app: WSGIApplication, budget: SessionBudget) -> WSGIApplica
             refused = budget.admit(environ)
             if refused is not None:
                 status, text = refused
-                return _plain(start_response, status, text,
+                return plain(start_response, status, text,
                               [("Retry-After", str(RETRY_AFTER_SESSIONS))])
         return app(environ, start_response)
 
     return limited
+
+
+def refuse_oversize_posts(app: WSGIApplication, sio: compat.SocketServer,
+                          limit: int) -> WSGIApplication:
+    """Close a long-polling session whose POST is over the buffer size, without reading it.
+
+    python-engineio refuses such a POST too, but then waits for the client's next poll
+    before it answers; a client that never polls again would hold that request forever.
+    """
+
+    def guarded(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") == "POST" and \
+                environ.get("PATH_INFO", "").startswith("/socket.io"):
+            try:
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = limit + 1
+            if length > limit:
+                query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+                session = compat.sessions(sio).get((query.get("sid") or [""])[0])
+                if session is not None:
+                    logger.info("closing %s: POST of %d bytes is over the limit",
+                                session.sid, length)
+                    compat.close_session(session)
+                return plain(start_response, "413 Payload Too Large", "payload too large\n",
+                              [("Connection", "close")])
+        return app(environ, start_response)
+
+    return guarded
 
 
 # -- failed secret checks ---------------------------------------------------------------
@@ -303,89 +331,6 @@ class FailureBudget:
                            what, address, self.wait(address))
 
 
-# -- Host -----------------------------------------------------------------------------------
-
-LOOPBACK_NAMES = frozenset({"localhost", "[::1]"})
-
-
-def host_name(header: str) -> str:
-    """The name in a Host header: no port, lower case, no trailing dot."""
-    value = header.strip().lower()
-    if value.startswith("["):
-        end = value.find("]")
-        name = value[:end + 1] if end != -1 else value
-    elif value.count(":") == 1:
-        name = value.partition(":")[0]
-    else:
-        name = value
-    return name.rstrip(".") if name not in (".", "") else name
-
-
-def is_loopback_name(name: str) -> bool:
-    if name in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(name.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def is_loopback_bind(host: str) -> bool:
-    """Whether listening on `host` serves only this machine."""
-    return host.strip().lower() == "localhost" or is_loopback_name(host.strip().lower())
-
-
-@dataclass(frozen=True)
-class HostPolicy:
-    """Which Host headers are served: the defence against DNS rebinding, where a page on
-    another site resolves its own name to this server and reads it as same-origin."""
-
-    loopback: bool  # loopback names are accepted (a loopback-bound server)
-    names: frozenset[str]  # ALLOWED_HOSTS
-    any_host: bool  # ALLOWED_HOSTS is `*`, or unset on a server that is not loopback-bound
-
-    @classmethod
-    def from_config(cls, config: Config) -> HostPolicy:
-        loopback = is_loopback_bind(config.host)
-        names = frozenset(config.allowed_hosts) - {"*"}
-        any_host = "*" in config.allowed_hosts or (not config.allowed_hosts and not loopback)
-        return cls(loopback, names, any_host)
-
-    def allows(self, header: str | None) -> bool:
-        if self.any_host or not header:
-            return True  # no Host: no browser sent it, so it is no rebinding attempt
-        name = host_name(header)
-        return name in self.names or (self.loopback and is_loopback_name(name))
-
-    def announce(self) -> None:
-        """Say at start what is served: a warning while anything goes."""
-        if self.any_host and not self.names and not self.loopback:
-            logger.warning("ALLOWED_HOSTS is not set: any Host header is served, so a web page "
-                           "can reach this server through DNS rebinding. Set ALLOWED_HOSTS to "
-                           "the names clients use (e.g. chat.example.com)")
-        elif not self.any_host:
-            served = sorted(self.names) + (["localhost", "127.0.0.0/8", "[::1]"]
-                                           if self.loopback else [])
-            logger.info("serving Host %s (any port); ALLOWED_HOSTS adds names",
-                        ", ".join(served))
-
-
-def check_host(app: WSGIApplication, policy: HostPolicy) -> WSGIApplication:
-    """400 for a Host the policy does not serve, Engine.IO handshakes included."""
-    quiet = QuietLog()
-
-    def checked(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        host = environ.get("HTTP_HOST")
-        if not policy.allows(host):
-            if quiet.allow(str(host)[:100]):
-                logger.warning("refused requests for Host %r: not a name this server serves "
-                               "(ALLOWED_HOSTS; logged once per 10 s)", str(host)[:100])
-            return _plain(start_response, "400 Bad Request", "unknown host\n")
-        return app(environ, start_response)
-
-    return checked
-
-
 # -- every response -----------------------------------------------------------------------
 
 def harden(app: WSGIApplication, security_headers: Headers) -> WSGIApplication:
@@ -412,13 +357,13 @@ def harden(app: WSGIApplication, security_headers: Headers) -> WSGIApplication:
                 # The socket may have switched protocols already: no HTTP answer on it.
                 compat.response_already_sent()
                 return []
-            return _plain(start_response, "500 Internal Server Error",
+            return plain(start_response, "500 Internal Server Error",
                           "internal server error\n", list(security_headers), sys.exc_info())
 
     return hardened
 
 
-def _plain(start_response: StartResponse, status: str, text: str,
+def plain(start_response: StartResponse, status: str, text: str,
            extra: Headers | None = None, exc_info: OptExcInfo | None = None) -> list[bytes]:
     body = text.encode()
     headers = [("Content-Type", "text/plain; charset=utf-8"),

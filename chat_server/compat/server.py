@@ -41,9 +41,12 @@ class SocketServer(socketio.Server):
     - Acks go through `send_ack` (fanout's encoder) instead of the library's packet path.
     - Each new Engine.IO session is reported to `on_session_open(eio_sid, environ)`, and
       each handled Socket.IO CONNECT packet to `on_session_connect(eio_sid)`
-      (edge.SessionBudget counts the sessions in between).
-    - Events on `/` pass `gate` (handlers.SocketHandlers) before a greenlet is spawned for
-      them; see `_handle_event`.
+      (edge.SessionBudget counts the sessions in between): see `report_sessions`.
+    - Events on `/` pass a gate (handlers.SocketHandlers) before a greenlet is spawned for
+      them: see `admit_events_through` and `_handle_event`.
+
+    The hooks are registered like handlers (`on`), once the objects behind them exist:
+    they depend on this server, so they cannot be given to its constructor.
     """
 
     def __init__(self, send_ack: Callable[..., None], **kwargs: Any) -> None:
@@ -53,6 +56,16 @@ class SocketServer(socketio.Server):
         self.on_session_connect: Callable[[str], None] | None = None
         self.gate: EventGate | None = None
         self._refused_since_yield = 0
+
+    def report_sessions(self, opened: Callable[[str, dict], None],
+                        connect_handled: Callable[[str], None]) -> None:
+        """Tell `opened(eio_sid, environ)` of each new Engine.IO session, and
+        `connect_handled(eio_sid)` of each Socket.IO CONNECT it handled."""
+        self.on_session_open, self.on_session_connect = opened, connect_handled
+
+    def admit_events_through(self, gate: EventGate) -> None:
+        """Every event on `/` asks `gate.admit(sid)` before it is queued."""
+        self.gate = gate
 
     def _handle_eio_connect(self, eio_sid: str, environ: dict) -> Any:
         super()._handle_eio_connect(eio_sid, environ)

@@ -88,7 +88,8 @@ class UserStore(RoomStore):
     def retire_guest(self, user_id: int) -> list[RoomChange]:
         """A guest is gone: it leaves its rooms, and nothing of it stays but the messages
         it sent (under its name; their clientIds are dropped, since a later user could be
-        given the same id on SQLite). Its random name is never drawn again.
+        given the same id on SQLite). Its random name is never drawn again, so the DM pairs
+        remembered in `_known_dms` for it can never match a new message: they stay.
 
         Returns what happened to each of its rooms, as `remove_member` does.
         """
@@ -104,7 +105,6 @@ class UserStore(RoomStore):
             conn.execute(dm_members.delete().where(dm_members.c.user_id == user_id))
             conn.execute(sessions.delete().where(sessions.c.user_id == user_id))
             conn.execute(users.delete().where(users.c.id == user_id))
-        self._known_dms = {pair for pair in self._known_dms if pair[1] != user_id}
         return changes
 
     def retire_all_guests(self) -> int:

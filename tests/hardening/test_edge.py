@@ -554,7 +554,7 @@ def test_any_host_is_served_with_a_warning_while_allowed_hosts_is_unset(caplog):
     """A server on a public address without ALLOWED_HOSTS serves any Host (as before) and
     says so at start; binding to a public address is not done in tests."""
     from chat_server.config import load
-    from chat_server.edge import HostPolicy
+    from chat_server.hosts import HostPolicy
 
     public = HostPolicy.from_config(load(["--host", "0.0.0.0"], environ={}))
     with caplog.at_level(logging.WARNING, logger="chat_server.edge"):

@@ -11,7 +11,19 @@ import pytest
 from support.client import CALL_TIMEOUT, TRANSPORTS, ChatClient, disconnect_all
 from support.parallel import turn
 from support.raw_engineio import RawEngineIO
-from support.server import ServerProcess
+from support.server import RUNNING, ServerProcess
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing test's report carries the tail of each running server's log: a failure
+    that only CI sees can then be read, not guessed."""
+    report = yield
+    if report.failed:
+        for srv in list(RUNNING):
+            report.sections.append((f"server on port {srv.port} (last lines)", srv.log_tail()))
+    return report
+
 
 # -- chat servers ---------------------------------------------------------------------------
 

@@ -10,7 +10,9 @@ import threading
 import time
 
 import requests
+import requests.adapters
 import socketio
+import urllib3
 
 from chat_server import compat
 
@@ -23,6 +25,34 @@ QUIET_WAIT = 0.2
 # The server answers a long-poll with every packet queued for the client; python-engineio's
 # client refuses more than 16 per response unless told otherwise.
 compat.allow_many_packets_per_poll(4096)
+
+
+class StaleConnectionRetry(urllib3.Retry):
+    """Retries a request whose connection broke before any answer; never one that timed
+    out waiting for it (the server may have taken it: a second POST would repeat it)."""
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None,
+                  _stacktrace=None):
+        if isinstance(error, urllib3.exceptions.ReadTimeoutError):
+            raise error
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
+def http_session():
+    """The HTTP session of one test client: a request that meets a keep-alive connection
+    the server closed at that moment is sent again on a new one. Without this, a polling
+    client loses its POST, and python-engineio's client then ends its write loop while it
+    still says it is connected: everything it emits afterwards is silently dropped."""
+    session = requests.Session()
+    retry = StaleConnectionRetry(total=2, connect=2, read=1, status=0, other=0, redirect=0,
+                                 allowed_methods=None, raise_on_status=False)
+    adapter = requests.adapters.HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    return session
+
+
+class NoAck(AssertionError, socketio.exceptions.TimeoutError):
+    """No ack in time; the message says what the client library thinks of the connection."""
 
 
 class ConnectRefused(Exception):
@@ -42,7 +72,7 @@ class ChatClient:
 
     def __init__(self, **client_kwargs):
         client_kwargs.setdefault("reconnection", False)
-        self._http = requests.Session()  # ours, so that teardown can close its sockets
+        self._http = http_session()  # ours, so that teardown can close its sockets
         self.sio = socketio.Client(http_session=self._http, **client_kwargs)
         # Events are recorded in the order they arrived, so that the ordering promises of
         # the protocol can be checked.
@@ -121,7 +151,18 @@ class ChatClient:
 
     @property
     def connected(self):
-        return self.sio.connected
+        """Connected and able to send: python-engineio's client can lose its writer (a
+        failed POST, an idle queue) and still say it is connected (python-engineio #454)."""
+        eio = self.sio.eio
+        return (self.sio.connected and eio.state == "connected"
+                and eio.write_loop_task is not None)
+
+    def state(self):
+        """What the client library says of this connection, for failure messages."""
+        eio = self.sio.eio
+        return (f"connected={self.sio.connected} eio.state={eio.state} "
+                f"transport={eio.current_transport} writer={eio.write_loop_task is not None} "
+                f"sid={self.sid}")
 
     @property
     def socket_sid(self):
@@ -172,7 +213,11 @@ class ChatClient:
 
     def call(self, event, data=NO_DATA, timeout=CALL_TIMEOUT):
         """Emit with an ack callback and return what the ack received."""
-        return self.sio.call(event, self._args(data), timeout=timeout)
+        try:
+            return self.sio.call(event, self._args(data), timeout=timeout)
+        except socketio.exceptions.TimeoutError:
+            raise NoAck(f"{self.name or 'client'}: no ack for {event!r} within "
+                                 f"{timeout}s ({self.state()})") from None
 
     def emit(self, event, data=NO_DATA, callback=None):
         """Emit without waiting (and without an ack unless `callback` is given)."""
@@ -239,7 +284,8 @@ class ChatClient:
                     recent = self._events[-8:]
                     raise AssertionError(
                         f"{self.name or 'client'}: expected {n} {name!r} event(s), got "
-                        f"{len(found)} within {timeout}s; last events: {recent!r}")
+                        f"{len(found)} within {timeout}s ({self.state()}); "
+                        f"last events: {recent!r}")
                 self._cond.wait(left)
 
     def assert_no_event(self, name, predicate=None, wait=QUIET_WAIT, since=0):

@@ -19,6 +19,7 @@ import requests
 from support import ROOT
 
 SERVING = re.compile(r"Serving on http://([\d.]+):(\d+)")
+RUNNING = []  # servers of this process that are running, for failure reports (conftest)
 
 
 class ServerProcess:
@@ -78,12 +79,18 @@ class ServerProcess:
 
         self._pump = threading.Thread(target=pump, daemon=True)
         self._pump.start()
+        RUNNING.append(self)
         deadline = time.monotonic() + timeout
         while not ready.wait(0.05):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError("server did not start:\n" + "\n".join(self.log_lines))
         return self
+
+    def log_tail(self, lines=40):
+        """The last lines of the log: attached to the report of a test that fails."""
+        with self._log_lock:
+            return "\n".join(self.log_lines[-lines:])
 
     def log_text(self):
         with self._log_lock:
@@ -105,6 +112,8 @@ class ServerProcess:
         self._reap()
 
     def _reap(self):
+        if self in RUNNING:
+            RUNNING.remove(self)
         if self.proc is None:
             return
         self.proc.wait(10)

@@ -21,6 +21,7 @@ from .delivery import Delivery
 from .domain.chat import Chat
 from .domain.errors import ChatError, Unavailable
 from .domain.modes import one_node, several_nodes
+from .domain.watching import ONLINE_COUNT_EVERY
 from .fanout import FanoutManager, send_ack
 from .handlers import NAMESPACE, SocketHandlers, client_address
 from .metrics import Metrics
@@ -109,6 +110,7 @@ def create_app(config: Config) -> App:
     handlers = SocketHandlers(sio, chat, config, metrics)
     sio.admit_events_through(handlers)
     sio.start_background_task(handlers.watch_sessions)
+    sio.start_background_task(_tell_online_count, chat, delivery)
     sio.start_background_task(metrics.probe_loop, runtime.sleep)
     if cluster:
         sio.start_background_task(cluster.beat, chat.identity.reap)
@@ -171,6 +173,17 @@ def _edge(app: WSGIApplication, sio: compat.SocketServer, config: Config,
     policy.announce()
     return edge.harden(hosts.check_host(edge.limit_handshakes(app, budget), policy),
                        SECURITY_HEADERS)
+
+
+def _tell_online_count(chat: Chat, delivery: Delivery) -> None:
+    """`onlineCount` above PRESENCE_LIMIT (docs/protocol.md §7), for as long as the
+    server runs: each node tells its own connections."""
+    while True:
+        runtime.sleep(ONLINE_COUNT_EVERY)
+        try:
+            delivery.apply(chat.watching.online_count())
+        except Exception:  # Redis away, say: the next round tries again
+            logger.exception("could not count who is online")
 
 
 def _cluster(config: Config) -> ClusterNode | None:

@@ -58,6 +58,9 @@ class Config:
     max_queued_packets: int = 2000
     token_ttl: float = 30.0  # days a sign-in token may go unused before it expires
     guest_grace: float = 120.0  # seconds a guest outlives its last connection
+    # Above this many users online (or members of a room) presence goes only to watchers
+    # (docs/protocol.md §7): a connect then costs O(watchers), not O(online).
+    presence_limit: int = 200
     # The HTTP edge (edge.py): budgets per client address, head deadline, Host check.
     max_connections_per_address: int | None = None  # None: (max_connections + 100) / 2
     max_unfinished_requests: int = 256
@@ -226,6 +229,9 @@ SETTINGS: list[tuple[str, str, str, Callable[[str], Any], str]] = [
     ("--guest-grace", "GUEST_GRACE", "guest_grace", _seconds,
      "seconds a guest's token stays valid after its last connection closes, so a reload "
      "keeps the guest (default 120; 0: gone at once)"),
+    ("--presence-limit", "PRESENCE_LIMIT", "presence_limit", _positive_int,
+     "users online (or members of a room) above which addChat/userLeft go only to those "
+     "watching the user, and rooms get no joined/left/typing (default 200)"),
     ("--token-ttl", "TOKEN_TTL", "token_ttl", _positive_float,
      "days a sign-in token stays valid without being used (default 30)"),
     ("--max-text-length", "MAX_TEXT_LENGTH", "max_text_length", _positive_int,

@@ -37,7 +37,8 @@ class Delivery:
         if isinstance(effect, Emit):
             if not effect.to:  # python-socketio reads "to nobody" as "to everyone"
                 return
-            self.sio.emit(effect.event, effect.data, to=effect.to, skip_sid=effect.skip or None)
+            self.sio.emit(effect.event, effect.data, to=effect.to, skip_sid=effect.skip or None,
+                          ignore_queue=effect.local)
             if effect.event == "reply":
                 self._count_delivery(effect)
         elif isinstance(effect, Enter):

@@ -79,6 +79,7 @@ class SocketHandlers:
             "closeRoom": rooms.close_room,
             "listRooms": lambda sid, p: {"rooms": rooms.list_rooms(sid)},
             "listUsers": chat.identity.list_users,
+            "watchUsers": chat.watching.watch_users,
             "history": lambda sid, p: {"messages": chat.reading.history(sid, p)},
             "typing": chat.typing.typing,
             "signOut": chat.identity.sign_out,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
 
 from redis.exceptions import RedisError
@@ -31,6 +31,8 @@ class RedisPresence:
         chat:presence:sids         hash  sid -> user key
         chat:presence:tokens       hash  sid -> hash of the token it signed in with
         chat:presence:profiles     hash  user key -> user as JSON (while online)
+        chat:presence:names        zset  user keys online, all of score 0 (sorted by
+                                         key: `listUsers` pages, docs/protocol.md §7)
         chat:presence:node:<node>  set   sids of that node
         chat:presence:nodes        set   node names
         chat:presence:alive:<node> key   expires HEARTBEAT_TTL s after the last beat
@@ -48,7 +50,10 @@ class RedisPresence:
     redis.call('HDEL', KEYS[5], ARGV[1])
     redis.call('SREM', KEYS[3], ARGV[1])
     local left = redis.call('HLEN', KEYS[1])
-    if left == 0 then redis.call('HDEL', KEYS[4], ARGV[2]) end
+    if left == 0 then
+        redis.call('HDEL', KEYS[4], ARGV[2])
+        redis.call('ZREM', KEYS[6], ARGV[2])
+    end
     return left
     """
 
@@ -77,6 +82,7 @@ class RedisPresence:
         pipe.hset(self._k("sids"), conn.sid, user.key)
         pipe.hset(self._k("tokens"), conn.sid, hash_token(conn.token))
         pipe.hset(self._k("profiles"), user.key, profile)
+        pipe.zadd(self._k("names"), {user.key: 0})
         pipe.sadd(self._k("node", self.node), conn.sid)
         pipe.sadd(self._k("nodes"), self.node)
         pipe.hlen(self._k("user", user.key))
@@ -96,7 +102,7 @@ class RedisPresence:
     def _forget(self, sid: str, user_key: str, node: str) -> int:
         return self._remove(keys=[self._k("user", user_key), self._k("sids"),
                                   self._k("node", node), self._k("profiles"),
-                                  self._k("tokens")],
+                                  self._k("tokens"), self._k("names")],
                             args=[sid, user_key])
 
     def get(self, sid: str) -> Connection | None:
@@ -138,6 +144,32 @@ class RedisPresence:
         return [{"name": json.loads(profiles[key.encode()])["name"],
                  "sids": sorted(_text(s) for s in sids)}
                 for key, sids in zip(keys, tabs, strict=True) if sids]
+
+    def online_count(self) -> int:
+        return int(self.redis.zcard(self._k("names")))
+
+    def users_of(self, user_keys: Iterable[str]) -> list[dict[str, Any]]:
+        keys = list(dict.fromkeys(user_keys))
+        if not keys:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hmget(self._k("profiles"), keys)
+        for key in keys:
+            pipe.hkeys(self._k("user", key))
+        profiles, *tabs = pipe.execute()
+        return [{"name": json.loads(profile)["name"], "sids": sorted(_text(s) for s in sids)}
+                for profile, sids in zip(profiles, tabs, strict=True) if profile and sids]
+
+    def users_page(self, prefix: str, after: str | None, limit: int) -> list[dict[str, Any]]:
+        """A range of the sorted set of online keys (bytewise, which is the order of the
+        keys as text: UTF-8 keeps code point order; b"\\xff" never occurs in it)."""
+        low = b"[" + prefix.encode()
+        if after is not None and after.encode() >= prefix.encode():
+            low = b"(" + after.encode()
+        high = b"[" + prefix.encode() + b"\xff" if prefix else b"+"
+        keys = [_text(k) for k in self.redis.zrangebylex(self._k("names"), low, high,
+                                                          start=0, num=limit)]
+        return self.users_of(key for key in keys if key.startswith(prefix))
 
     def __len__(self) -> int:
         return len(self.local)

@@ -50,7 +50,9 @@ class Chat:
         self.rooms = Rooms(ctx, self.identity.conn, mode.memberships, self.budgets)
         self.sending = Sending(ctx, self.identity, self.rooms, mode.limiter, group_commit,
                                on_accepted, pause)
-        self.live = GoingLive(ctx, mode.handover, lambda: self.sending.delivered_mark)
+        self.watching = self.identity.watching
+        self.live = GoingLive(ctx, mode.handover, lambda: self.sending.delivered_mark,
+                              self.watching)
         self.reading = Reading(ctx, self.identity, self.rooms)
         self.typing = TypingStatus(ctx, self.identity, self.rooms)
 

@@ -22,6 +22,11 @@ def room_target(room_key: str) -> str:
     return "room:" + room_key
 
 
+def watch_target(user_key: str) -> str:
+    """The connections that named the user in `watchUsers` (docs/protocol.md §7)."""
+    return "watch:" + user_key
+
+
 def targets_of(conv_key: str) -> list[str]:
     """Who reads a conversation: everyone, a room's members, or both sides of a DM."""
     if conv_key == "lobby":
@@ -39,6 +44,7 @@ class Emit:
     data: object  # the event's payload, JSON-able
     to: list[str]  # audiences or sids
     skip: list[str] = field(default_factory=list)  # sids that must not receive it
+    local: bool = False  # to this node's connections only (each node sends its own)
 
 
 @dataclass(frozen=True)

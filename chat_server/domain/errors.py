@@ -67,3 +67,11 @@ class BadToken(ChatError):
 class ServerFull(ChatError):
     code = "server_full"
     default_message = "The server is full; try again later."
+
+
+class Banned(ChatError):
+    """A connect refused because the user is banned from the server (docs/protocol.md §1.6;
+    the bans themselves are §10, moderation)."""
+
+    code = "banned"
+    default_message = "You are banned from this server."

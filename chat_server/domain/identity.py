@@ -10,12 +10,13 @@ from typing import Any
 from . import names, security, validation
 from .budgets import Budgets
 from .context import Context
-from .effects import Disconnect, Emit, lobby, room_event
+from .effects import Disconnect, Emit, room_event
 from .errors import BadPassword, BadToken, Forbidden, InvalidName, NameTaken, NotFound, ServerFull
 from .models import User
 from .ports import LimiterPort, Memberships
 from .presence import Connection
 from .validation import Auth, fold
+from .watching import Watching, quiet_room
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ class Identity:
         self.budgets = budgets or Budgets(ctx.config)  # password checks (§1.10)
         self.later = later
         self._signed_out: set[int] = set()  # guests who signed out: no grace for them
+        self.watching = Watching(ctx, self.conn)  # who hears of arrivals and departures
 
     def retire_leftover_guests(self) -> int:
         """One node, at start: no guest has a connection, so every guest on record is gone
@@ -140,7 +142,7 @@ class Identity:
         """The user's last connection closed. A guest stays for `GUEST_GRACE` seconds
         (docs/protocol.md §1.2), so a reload or a short loss of network keeps it; then,
         unless it came back meanwhile, it is gone (or at once, after `signOut`)."""
-        self.ctx.publish([Emit("userLeft", {"sid": sid, "name": user.name}, [lobby()])])
+        self.ctx.publish([self.watching.departure(sid, user)])
         self.memberships.forget(user_id=user.id)  # fetched again if the user comes back
         if not user.guest:
             return
@@ -162,8 +164,9 @@ class Identity:
         changes = self.ctx.store_call(self.ctx.store.retire_guest, user.id)
         self.memberships.forget(user_id=user.id)
         logger.info("guest %s is gone", user.name)
-        self.ctx.publish([room_event(change.room, "left", user.name)
-                          for change in changes if not change.deleted])
+        limit = self.ctx.config.presence_limit
+        self.ctx.publish([room_event(change.room, "left", user.name) for change in changes
+                          if not change.deleted and not quiet_room(change.room, limit)])
 
     def reap(self) -> None:
         """Several nodes: forget the connections of nodes that stopped beating."""
@@ -200,14 +203,11 @@ class Identity:
     def list_users(self, sid: str, payload: object = None) -> dict[str, Any]:
         """Online users by case-folded name, one page (docs/protocol.md §7): those whose
         name starts with `prefix`, after `after`, at most `limit`; `next` when more remain.
-        Sorts everyone online on each call: fine for thousands, not for a million."""
+        The presence keeps the keys sorted, so a page costs its own length."""
         self.conn(sid)
         page = validation.parse_list_users(payload)
-        online = sorted(((fold(user["name"]), user) for user in self.ctx.presence.users()),
-                        key=lambda pair: pair[0])
-        chosen = [(key, user) for key, user in online
-                  if key.startswith(page.prefix) and (page.after is None or key > page.after)]
-        answer: dict[str, Any] = {"users": [user for _, user in chosen[:page.limit]]}
-        if len(chosen) > page.limit:
-            answer["next"] = chosen[page.limit - 1][1]["name"]
+        users = self.ctx.presence.users_page(page.prefix, page.after, page.limit + 1)
+        answer: dict[str, Any] = {"users": users[:page.limit]}
+        if len(users) > page.limit:
+            answer["next"] = users[page.limit - 1]["name"]
         return answer

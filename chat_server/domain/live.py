@@ -9,6 +9,7 @@ from .context import Context
 from .effects import Effect, Emit, Enter, lobby, room_target, user_target
 from .models import Message
 from .ports import Handover
+from .watching import Watching, dm_peers
 
 
 class LocalHandover:
@@ -45,9 +46,10 @@ class CatchUpHandover:
 
 class GoingLive:
     def __init__(self, ctx: Context, handover: Handover,
-                 delivered_mark: Callable[[], int]) -> None:
+                 delivered_mark: Callable[[], int], watching: Watching) -> None:
         self.ctx = ctx
         self.handover = handover
+        self.watching = watching
         self.delivered_mark = delivered_mark  # how far delivery got (`Sending`)
 
     def go_live(self, sid: str) -> None:
@@ -58,7 +60,6 @@ class GoingLive:
             return
         last_id = conn.extra.get("last_id")
         limit = self.ctx.config.replay_limit
-        users = presence.users()
         for _ in range(10):  # a snapshot read while nothing was delivered meanwhile
             mark = self.delivered_mark()
             snap = self.ctx.store_call(store.snapshot, conn.user.id, last_id, limit)
@@ -67,11 +68,11 @@ class GoingLive:
         if presence.get(sid) is None:  # gone while we read
             return
         replay = self.handover.replayable(snap.replay[:limit], mark)
+        peers = dm_peers(conn.user.key, (name for name, _ in snap.conversations))
         welcome: dict[str, Any] = {
             "sid": sid, "name": conn.user.name, "token": conn.token,
             "rooms": [room.to_wire() for room in snap.rooms],
-            "users": users,
-            "online": len(users),  # v2 (docs/protocol.md §7): how many users are online
+            **self.watching.welcome_users(peers),  # users, online (§7), usersTruncated?
             "conversations": [{"conversation": name, "lastId": newest}
                               for name, newest in snap.conversations],
         }
@@ -81,8 +82,7 @@ class GoingLive:
         effects += [Enter([sid], room_target(room.key)) for room in snap.rooms]
         effects.append(Emit("welcome", welcome, [sid]))
         effects += [Emit("reply", m.to_wire(), [sid]) for m in replay]
-        effects.append(Emit("addChat", {"sid": sid, "name": conn.user.name}, [lobby()],
-                            skip=[sid]))
+        effects.append(self.watching.arrival(conn, peers))
         self.ctx.publish(effects)
         if last_id is not None:
             newest = max([last_id, *(m.id for m in replay)])

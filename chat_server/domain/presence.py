@@ -6,6 +6,8 @@ same interface (`ports.PresencePort`) and a local `Presence` for its own connect
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,8 +31,9 @@ class Presence:
         # self.by_user[user_key][sid] = Connection, oldest first
         self.by_user: dict[str, dict[str, Connection]] = {}
         # self._wire[user_key] = USER as sent ({"name", "sids"}), kept up to date here:
-        # every connect sends the whole list, so it must not be rebuilt for each.
+        # every connect below PRESENCE_LIMIT sends the whole list, so it is never rebuilt.
         self._wire: dict[str, dict[str, Any]] = {}
+        self._keys: list[str] = []  # online user keys, sorted: `listUsers` pages (§7)
 
     def add(self, conn: Connection) -> bool:
         """Returns True when this is the user's first connection."""
@@ -39,6 +42,8 @@ class Presence:
         tabs = self.by_user.setdefault(key, {})
         tabs[conn.sid] = conn
         self._rewire(key, tabs)
+        if len(tabs) == 1:
+            bisect.insort(self._keys, key)
         return len(tabs) == 1
 
     def remove(self, sid: str) -> tuple[Connection | None, bool]:
@@ -54,6 +59,9 @@ class Presence:
             return conn, False
         self.by_user.pop(key, None)
         self._wire.pop(key, None)
+        at = bisect.bisect_left(self._keys, key)
+        if at < len(self._keys) and self._keys[at] == key:
+            del self._keys[at]
         return conn, True
 
     def _rewire(self, key: str, tabs: dict[str, Connection]) -> None:
@@ -84,6 +92,28 @@ class Presence:
     def users(self) -> list[dict[str, Any]]:
         """Who is online, as USER objects; shared with the presence: read, never change."""
         return list(self._wire.values())
+
+    def online_count(self) -> int:
+        """How many users (not connections) are online."""
+        return len(self.by_user)
+
+    def users_of(self, user_keys: Iterable[str]) -> list[dict[str, Any]]:
+        """The USER objects of those of `user_keys` who are online."""
+        return [self._wire[key] for key in user_keys if key in self._wire]
+
+    def users_page(self, prefix: str, after: str | None, limit: int) -> list[dict[str, Any]]:
+        """Online users by key, from just after `after` (or the first starting with
+        `prefix`), at most `limit` of those starting with `prefix`: a binary search and
+        `limit` steps, whoever else is online."""
+        keys = self._keys
+        at = bisect.bisect_left(keys, prefix)
+        if after is not None:
+            at = max(at, bisect.bisect_right(keys, after))
+        page: list[dict[str, Any]] = []
+        while at < len(keys) and len(page) < limit and keys[at].startswith(prefix):
+            page.append(self._wire[keys[at]])
+            at += 1
+        return page
 
     def __len__(self) -> int:
         return len(self.by_sid)

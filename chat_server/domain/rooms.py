@@ -14,6 +14,7 @@ from .models import Room, User
 from .ports import Memberships
 from .presence import Connection
 from .validation import fold
+from .watching import quiet_room
 
 logger = logging.getLogger(__name__)
 
@@ -112,9 +113,11 @@ class Rooms:
         names = call(store.member_names, room.id)
         history = call(store.history, room.key, None, None, 50)
         if joined:
-            self.ctx.publish([
-                Enter(self.ctx.presence.sids_of(conn.user.key), room_target(room.key)),
-                room_event(room, "joined", conn.user.name)])
+            effects: list[Effect] = [
+                Enter(self.ctx.presence.sids_of(conn.user.key), room_target(room.key))]
+            if not quiet_room(room, self.ctx.config.presence_limit):
+                effects.append(room_event(room, "joined", conn.user.name))
+            self.ctx.publish(effects)
         return {"room": room.to_wire(), "members": names,
                 "history": [m.to_wire() for m in history]}
 
@@ -127,8 +130,10 @@ class Rooms:
         if change.deleted:
             self.memberships.forget(room_key=room.key)
         target = room_target(room.key)
-        effects: list[Effect] = [room_event(room, "left", conn.user.name),
-                                 Exit(self.ctx.presence.sids_of(conn.user.key), target)]
+        effects: list[Effect] = []
+        if not quiet_room(change.room, self.ctx.config.presence_limit):
+            effects.append(room_event(room, "left", conn.user.name))
+        effects.append(Exit(self.ctx.presence.sids_of(conn.user.key), target))
         if change.deleted:
             effects.append(Close(target))
         self.ctx.publish(effects)

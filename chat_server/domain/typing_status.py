@@ -7,6 +7,7 @@ from .context import Context
 from .effects import Emit, room_target, user_target
 from .identity import Identity
 from .rooms import Rooms
+from .watching import quiet_room
 
 
 class TypingStatus:
@@ -21,6 +22,8 @@ class TypingStatus:
         skip = self.ctx.presence.sids_of(conn.user.key)
         if request.to.startswith("#"):
             room = self.rooms.member_room(conn.user, request.to)
+            if quiet_room(room, self.ctx.config.presence_limit):
+                return  # checked, then not sent: too many members to tell (§7)
             to, audience = room.name, room_target(room.key)
         else:
             peer = self.identity.peer_by_name(request.to)

@@ -258,6 +258,21 @@ def parse_list_users(payload: object) -> UserPage:
                     None if after is None else fold(_unicode(after, "after")), limit)
 
 
+WATCH_MAX = 500
+
+
+def parse_watch_users(payload: object) -> list[str]:
+    """`watchUsers {"names": [...]}` (docs/protocol.md §7): at most 500 names; the keys of
+    the valid ones, in order, once each. A name no one holds yet is watched all the same
+    (someone may take it), one that no one could hold is left out."""
+    names = _require_dict(payload).get("names")
+    if not isinstance(names, list) or len(names) > WATCH_MAX:
+        raise InvalidPayload("'names' must be a list of at most 500 user names.")
+    if not all(isinstance(name, str) and len(name) <= 64 for name in names):
+        raise InvalidPayload("Each of 'names' must be a user name.")
+    return list(dict.fromkeys(fold(name) for name in names if valid_user_name(name)))
+
+
 @dataclass(frozen=True)
 class Typing:
     to: str

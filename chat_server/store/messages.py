@@ -141,6 +141,12 @@ class MessageStore(RoomStore):
         conversations = [(names.get(key, key), newest.get(key)) for key in keys]
         return Snapshot(member_rooms, conversations, replay)
 
+    def dm_conversations(self, user_id: int) -> list[str]:
+        """The keys of the direct conversations the user takes part in."""
+        with self._tx() as conn:
+            return list(conn.execute(sa.select(dm_members.c.conv_key)
+                                     .where(dm_members.c.user_id == user_id)).scalars())
+
     def count_rooms(self) -> int | None:
         with self._tx() as conn:
             return conn.execute(sa.select(sa.func.count()).select_from(rooms)).scalar()

@@ -79,6 +79,7 @@ class ChatClient:
         compat.handle_in_arrival_order(self.sio)
         self._cond = threading.Condition()
         self._events = []  # [(event name, payload), ...] in arrival order
+        self._times = []  # time.monotonic() of each, when it was recorded
         self.connect_errors = []
         self.disconnects = []
         self.welcome = None
@@ -91,6 +92,7 @@ class ChatClient:
     def _record(self, name, payload):
         with self._cond:
             self._events.append((name, payload))
+            self._times.append(time.monotonic())
             self._cond.notify_all()
 
     def _on_any(self, event, *args):
@@ -217,7 +219,7 @@ class ChatClient:
             return self.sio.call(event, self._args(data), timeout=timeout)
         except socketio.exceptions.TimeoutError:
             raise NoAck(f"{self.name or 'client'}: no ack for {event!r} within "
-                                 f"{timeout}s ({self.state()})") from None
+                        f"{timeout}s ({self.state()})") from None
 
     def emit(self, event, data=NO_DATA, callback=None):
         """Emit without waiting (and without an ack unless `callback` is given)."""
@@ -253,6 +255,12 @@ class ChatClient:
         """An index into the event log: pass it as `since` to look only at later events."""
         with self._cond:
             return len(self._events)
+
+    def event_times(self, name):
+        """When each `name` event was recorded (time.monotonic()), oldest first."""
+        with self._cond:
+            return [t for (e, _), t in zip(self._events, self._times, strict=True)
+                    if e == name]
 
     def events(self, name=None, predicate=None, since=0):
         """The recorded payloads of `name` (all events if None) matching `predicate`."""

@@ -23,6 +23,7 @@ import eventlet  # noqa: E402
 import eventlet.corolocal  # noqa: E402
 import eventlet.event  # noqa: E402
 import eventlet.greenio  # noqa: E402
+import eventlet.hubs  # noqa: E402
 import eventlet.patcher  # noqa: E402
 import eventlet.queue  # noqa: E402
 import eventlet.semaphore  # noqa: E402
@@ -35,6 +36,12 @@ spawn = eventlet.spawn
 spawn_after = eventlet.spawn_after
 sleep = eventlet.sleep
 local = eventlet.corolocal.local  # per-greenlet attributes
+
+
+def call_later(seconds: float, fn: Callable[..., Any], *args: Any) -> None:
+    """Start `fn(*args)` in a new greenlet after `seconds`. Until then only a hub timer
+    exists (`spawn_after` makes the greenlet at once): for per-connection timers."""
+    eventlet.hubs.get_hub().schedule_call_global(seconds, spawn, fn, *args)
 
 T = TypeVar("T")
 Item = TypeVar("Item")

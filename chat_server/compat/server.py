@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -74,6 +75,7 @@ class SocketServer(socketio.Server):
         session = self.eio.sockets.get(eio_sid)
         if session is not None:
             session.receive = _closing_on_unknown_packets(session)
+            session.schedule_ping = _ping_by_timer(session)
 
     def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> Any:
         try:
@@ -189,6 +191,31 @@ def _closing_on_unknown_packets(session: Any) -> Callable[[Any], Any]:
     return checked
 
 
+def _ping_by_timer(session: Any) -> Callable[[], None]:
+    """`Socket.schedule_ping()` without a greenlet asleep for the whole ping interval.
+
+    The library starts `Socket._send_ping` in a new greenlet that sleeps `ping_interval`
+    seconds and then queues a PING (setting `last_ping`); a new one is scheduled when the
+    PONG comes (`schedule_ping` is called from `receive`, and once when the session opens,
+    after the connect handler). With ten thousand connections that is ten thousand
+    suspended stacks doing nothing. Here a hub timer fires after the interval and only
+    then starts a greenlet that does what `_send_ping` does after its sleep. Relies on
+    `Socket.last_ping`, `closing`, `closed`, `send(pkt)` and `server.ping_interval`."""
+    from .. import runtime
+
+    def ping() -> None:
+        if not session.closing and not session.closed:
+            session.last_ping = time.time()
+            session.send(eio_packet.Packet(eio_packet.PING))
+
+    def schedule_ping() -> None:
+        if session.last_ping:  # the previous ping was answered (or none was sent yet)
+            session.last_ping = None
+            runtime.call_later(session.server.ping_interval, ping)
+
+    return schedule_ping
+
+
 def send_packet(server: socketio.Server, eio_sid: str, namespace: str, ack_id: int,
                 args: list) -> None:
     """The library's own ack path (`Server._send_packet`), for answers that are not JSON."""
@@ -257,6 +284,8 @@ def problems() -> list[str | None]:
         has(server, "_send_packet", ("self", "eio_sid", "pkt")),
         has(server, "_send_eio_packet", ("self", "eio_sid", "eio_pkt")),
         has(engineio.socket.Socket, "receive", ("self", "pkt")),
+        has(engineio.socket.Socket, "schedule_ping", ("self",)),
+        has(engineio.socket.Socket, "send", ("self", "pkt")),
         has(engineio.socket.Socket, "close", ("self", "wait", "abort")),
         has(engineio.payload.Payload, "max_decode_packets"),
     ]
@@ -265,6 +294,8 @@ def problems() -> list[str | None]:
     if "KeyError('Session is disconnected')" not in inspect.getsource(base_server):
         found.append("engineio.base_server._get_socket no longer raises "
                      "KeyError('Session is disconnected')")
+    if "self.schedule_ping()" not in inspect.getsource(engineio.socket.Socket.receive):
+        found.append("engineio.socket.Socket.receive no longer schedules pings on PONG")
     if "self._handle_event_internal" not in inspect.getsource(server._handle_event):
         found.append("socketio.Server._handle_event no longer starts _handle_event_internal")
     probe = server(async_mode="eventlet")  # eventlet's driver: what the server runs
@@ -272,7 +303,8 @@ def problems() -> list[str | None]:
         if not hasattr(probe, name):
             found.append(f"socketio.Server().{name} is missing")
     session = engineio.socket.Socket(probe.eio, "probe")
-    for name in ("queue", "upgrading", "closed"):
+    for name in ("queue", "upgrading", "upgraded", "connected", "closing", "closed",
+                 "last_ping"):
         if not hasattr(session, name):
             found.append(f"engineio.socket.Socket.{name} is missing")
     return found

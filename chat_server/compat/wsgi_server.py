@@ -62,6 +62,23 @@ def guarded_http_protocol(gate: ConnectionGate, header_timeout: float,
             finally:
                 gate.connection_closed(self.peer)
 
+        def get_environ(self) -> dict:
+            environ: dict = super().get_environ()
+            environ[RELEASE_HTTP_BUFFERS] = self.release_buffers
+            return environ
+
+        def release_buffers(self) -> None:
+            """Close this connection's buffered reader and writer (`rfile`, `wfile`,
+            made by `setup()`), freeing their buffers: for a websocket, once the 101 is
+            out (compat.websockets). The socket stays open; eventlet then reads no further
+            request (`_read_request_line` sees `rfile.closed`) and skips its flush."""
+            for stream in (self.wfile, self.rfile):
+                if not stream.closed:
+                    try:
+                        stream.close()
+                    except OSError:  # flushing an empty buffer failed: the peer is gone
+                        pass
+
         def handle_one_request(self) -> None:
             try:
                 super().handle_one_request()
@@ -124,6 +141,10 @@ def guarded_http_protocol(gate: ConnectionGate, header_timeout: float,
     return GuardedHttpProtocol
 
 
+# The environ key under which a request finds `release_buffers` of its connection.
+RELEASE_HTTP_BUFFERS = "chat_server.release_http_buffers"
+
+
 def response_already_sent() -> None:
     """Tell eventlet's WSGI server that the application wrote its own response (as
     eventlet's websocket does after switching protocols: `wsgi.WSGI_LOCAL.already_handled`),
@@ -144,10 +165,16 @@ def problems() -> list[str | None]:
         has(protocol, "_read_request_line", ("self",)),
         has(protocol, "parse_request", ("self",)),
         has(protocol, "send_error", ("self", "code", "message")),
+        has(protocol, "get_environ", ("self",)),
         has(eventlet.wsgi, "WSGI_LOCAL"),
     ]
     if "protocol" not in inspect.signature(eventlet.wsgi.server).parameters:
         found.append("eventlet.wsgi.server no longer takes protocol=")
+    setup = inspect.getsource(protocol.setup)
+    if "self.rfile = conn.makefile" not in setup or "self.wfile = conn.makefile" not in setup:
+        found.append("eventlet.wsgi.HttpProtocol.setup no longer makes rfile and wfile")
+    if "self.rfile.closed" not in inspect.getsource(protocol._read_request_line):
+        found.append("eventlet.wsgi.HttpProtocol._read_request_line ignores a closed rfile")
     if not getattr(protocol, "rbufsize", 0):
         found.append("eventlet.wsgi.HttpProtocol reads unbuffered (rbufsize): no peek")
     request = inspect.getsource(protocol.handle_one_request)

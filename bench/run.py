@@ -36,6 +36,9 @@ PYTHON = REPO / ".venv" / "bin" / "python"
 LOADGEN = BENCH / "loadgen"
 REF_NODE = BENCH / "ref_node"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+# Open files for the bench and every process it starts: 20,000 clients are 20,000 sockets
+# in the generator and as many in the server.
+NOFILE = 65536
 SERVER_CORE, GEN_CORE = "0", "1"
 GEN_BOUND_PCT = 90.0
 SERVING = re.compile(r"Serving on http://127\.0\.0\.1:(\d+)")
@@ -44,13 +47,18 @@ SERVING = re.compile(r"Serving on http://127\.0\.0\.1:(\d+)")
 # the server that lacks one of these settings ignores the variable instead of refusing a flag.
 OURS_ENV = {
     "RATE_LIMIT": "off",         # sends per connection and per user
-    "MAX_CONNECTIONS": "20000",  # connection cap (the eventlet pool is sized from it)
+    # Connection cap (the eventlet pool is sized from it): 20,000 clients, the stall probe
+    # and the DM pair of the storm, with room to spare.
+    "MAX_CONNECTIONS": "25000",
     "CONNECT_RATE": "off",       # connections per client address: every bench client is 127.0.0.1
     # The HTTP edge's budgets per client address, for the same reason.
-    "MAX_CONNECTIONS_PER_ADDRESS": "20000",
-    "MAX_UNFINISHED_REQUESTS": "20000",
-    "MAX_PENDING_SESSIONS_PER_ADDRESS": "20000",
-    "MAX_PENDING_SESSIONS": "20000",
+    "MAX_CONNECTIONS_PER_ADDRESS": "25000",
+    "MAX_UNFINISHED_REQUESTS": "25000",
+    "MAX_PENDING_SESSIONS_PER_ADDRESS": "25000",
+    "MAX_PENDING_SESSIONS": "25000",
+    # Presence as shipped (docs/protocol.md §7): above this many users online, connects
+    # no longer announce themselves to everyone. Named so a run's settings are explicit.
+    "PRESENCE_LIMIT": "200",
     # Budgets of Socket.IO events (docs/protocol.md §1.10): a bench client pipelines freely.
     "EVENT_RATE": "off",
     "EVENT_WINDOW": "100000",
@@ -66,7 +74,7 @@ log = logging.getLogger("bench")
 
 # Sizes: (full, quick). Every scenario is bounded by these counts and durations.
 SIZES = {
-    "connections": ({"steps": [1000, 5000, 10000], "deadlines": [60, 90, 120]},
+    "connections": ({"steps": [1000, 5000, 10000, 20000], "deadlines": [60, 90, 120, 180]},
                     {"steps": [200, 1000], "deadlines": [30, 40]}),
     "broadcast": ({"n": 1000, "fixedRate": 20, "fixedSecs": 8, "stepSecs": 4,
                    "rates": [40, 60, 80, 100, 130, 160, 200, 250, 320, 400, 500]},
@@ -125,7 +133,8 @@ class Proc:
         self.popen = subprocess.Popen(
             [str(a) for a in argv], cwd=cwd, stdout=stdout, stderr=subprocess.STDOUT
             if stdout not in (None, subprocess.PIPE) else None, stdin=stdin, env=env,
-            start_new_session=True, text=text, bufsize=1 if text else -1)
+            start_new_session=True, text=text, bufsize=1 if text else -1,
+            preexec_fn=child_fd_limit)
         self.pid = self.popen.pid
         Proc.live.append(self)
 
@@ -155,6 +164,16 @@ class Proc:
     def stop_all(cls):
         for proc in list(cls.live):
             proc.stop(grace=1.0)
+
+
+def child_fd_limit():
+    """In each child before it runs (Popen's preexec_fn): as many open files as the bench
+    has (raise_fd_limit), whatever the child's parent shell said."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(NOFILE, hard)), hard))
+    except (ValueError, OSError):
+        pass
 
 
 def lines_of(stream, into):
@@ -266,13 +285,38 @@ class Probe:
         self.proc.stop(grace=1.0)
 
 
+class Receivers(Probe):
+    """A second generator process (loadgen/receivers.js, on the generator's core) with M
+    more clients that only count the broadcast frames they get, per measured window."""
+
+    def __init__(self, url, kind, n):
+        self.q = queue.Queue()
+        self.proc = Proc("receivers", ["node", LOADGEN / "receivers.js", "--url", url,
+                                       "--server", kind, "--n", str(n)],
+                         core=GEN_CORE, stdout=subprocess.PIPE, stdin=subprocess.PIPE,
+                         text=True)
+        lines_of(self.proc.popen.stdout, self.q)
+        msg = self._wait(lambda m: m.get("type") in ("receivers-ready", "receivers-error",
+                                                     "eof"), 120)
+        if not msg or msg.get("type") != "receivers-ready":
+            self.stop()
+            raise RuntimeError(f"extra receivers did not connect: {msg}")
+        self.clients = msg.get("clients")
+
+    def result(self, phase):
+        self.send(f"end {phase}")
+        return self._wait(lambda m: (m.get("type") == "receivers" and m.get("phase") == phase)
+                          or m.get("type") == "eof", 5)
+
+
 # ---- one scenario run against one server ----------------------------------------------
 
-def snapshot(server, gen, probe):
+def snapshot(server, gen, probe, receivers=None):
     return {"t": time.monotonic(), "srv": cpu_seconds(server.proc.pid),
             "srv_wait": runqueue_wait_seconds(server.proc.pid),
             "gen": cpu_seconds(gen.pid),
             "probe": cpu_seconds(probe.proc.pid) if probe else 0.0,
+            "receivers": cpu_seconds(receivers.proc.pid) if receivers else 0.0,
             "heartbeat": heartbeat(server)}
 
 
@@ -315,11 +359,13 @@ def pct(after, before, key, dt):
     return round(100.0 * (after[key] - before[key]) / dt, 1)
 
 
-def run_generator(server, scenario, params, probe, deadline, workdir, on_first_phase=None):
+def run_generator(server, scenario, params, probe, deadline, workdir, on_first_phase=None,
+                  receivers=None):
     """Runs loadgen.js once; returns {phases: {name: {...}}, summaries: [...], traffic}.
 
     `on_first_phase()` is called when the first measured window opens (to start a profiler
-    after the clients are connected)."""
+    after the clients are connected). `receivers` (broadcast only): a second generator
+    process whose clients' deliveries are added to each window's."""
     argv = ["node", LOADGEN / "loadgen.js", "--url", server.url, "--server",
             "ours" if server.kind == "ours" else server.kind, "--scenario", scenario,
             "--params", json.dumps(params), "--deadline", str(deadline)]
@@ -346,29 +392,44 @@ def run_generator(server, scenario, params, probe, deadline, workdir, on_first_p
                 if on_first_phase is not None:
                     on_first_phase()
                     on_first_phase = None
-                opened[msg["name"]] = snapshot(server, gen, probe)
+                opened[msg["name"]] = snapshot(server, gen, probe, receivers)
                 if probe:
                     probe.send(f"start {msg['name']}")
+                if receivers:
+                    receivers.send(f"start {msg['name']}")
             elif kind == "phase" and msg["state"] == "end":
                 name = msg["name"]
-                after = snapshot(server, gen, probe)
+                after = snapshot(server, gen, probe, receivers)
                 before = opened.pop(name, after)
                 dt = after["t"] - before["t"]
                 gen_pct = pct(after, before, "gen", dt)
                 probe_pct = pct(after, before, "probe", dt) or 0.0
+                receivers_pct = pct(after, before, "receivers", dt) or 0.0
                 phase = dict(msg.get("metrics") or {})
                 phase.update({
                     "wall_s": round(dt, 3),
                     "srv_cpu": pct(after, before, "srv", dt),
                     "srv_wait": pct(after, before, "srv_wait", dt),
-                    "gen_cpu": None if gen_pct is None else round(gen_pct + probe_pct, 1),
+                    "gen_cpu": None if gen_pct is None
+                    else round(gen_pct + probe_pct + receivers_pct, 1),
                     "loadgen_cpu": gen_pct,
                     "probe_cpu": probe_pct if probe else None,
+                    "receivers_cpu": receivers_pct if receivers else None,
                     "rss_kb": rss_kb(server.proc.pid),
                     "server_alive": server.proc.alive(),
                 })
                 phase["heartbeat_max_ms"] = heartbeat_max_ms(before.get("heartbeat"),
                                                               after.get("heartbeat"))
+                if receivers:
+                    extra = receivers.result(name) or {}
+                    span = max(phase.get("secs") or 0, phase.get("span_s") or 0)
+                    phase["extra_clients"] = extra.get("clients")
+                    phase["extra_replies"] = extra.get("replies")
+                    if span and extra.get("replies") is not None \
+                            and phase.get("deliveries_per_s") is not None:
+                        phase["extra_deliveries_per_s"] = round(extra["replies"] / span)
+                        phase["total_deliveries_per_s"] = (phase["deliveries_per_s"]
+                                                           + phase["extra_deliveries_per_s"])
                 if probe:
                     stall = probe.result(name) or {}
                     phase["stall_p99_ms"] = stall.get("p99_ms")
@@ -471,13 +532,16 @@ def run_scenario(kind, scenario, sizes, opts):
             if opts.profile and kind == "ours":
                 spy.append(Profiler(server.proc.pid, raw))
 
+        receivers = None
         try:
             if kind == "ours":
                 probe = Probe(server.url, opts.probe_event)
+            if gen_scenario == "broadcast" and opts.extra_receivers:
+                receivers = Receivers(server.url, kind, opts.extra_receivers)
             time.sleep(1.0)
             base_rss = rss_kb(server.proc.pid)
             out = run_generator(server, gen_scenario, params, probe, deadline, opts.workdir,
-                                on_first_phase=start_profiler)
+                                on_first_phase=start_profiler, receivers=receivers)
             out["base_rss_kb"] = base_rss
             out["server_log"] = str(server.logpath)
             if spy:
@@ -493,6 +557,8 @@ def run_scenario(kind, scenario, sizes, opts):
                 profiler.stop()
             if probe:
                 probe.stop()
+            if receivers:
+                receivers.stop()
             server.stop()
 
     if scenario == "connections":
@@ -503,7 +569,7 @@ def run_scenario(kind, scenario, sizes, opts):
                 continue
             log.info("  %s: connections %d", kind, n)
             params = {"n": n, "concurrency": 200, "connectDeadline": dl, "holdSecs": 3,
-                      "connectTimeoutMs": 20000, "stallSecs": 25}
+                      "connectTimeoutMs": 20000, "stallSecs": 25, "pairIntervalMs": 20}
             out = one(f"conn{n}", params, dl + 30, "connections")
             out["n"] = n
             results.append(out)
@@ -565,6 +631,25 @@ def stall(phase):
     return text
 
 
+def with_extra(phase):
+    """Deliveries/s to the second generator process's clients, and the total."""
+    if phase.get("total_deliveries_per_s") is None:
+        return "-"
+    return (f"{fmt(phase['extra_deliveries_per_s'])} to {fmt(phase.get('extra_clients'))} "
+            f"= {fmt(phase['total_deliveries_per_s'])}")
+
+
+def pair(phase):
+    """The DM pair's round trips during a connection storm: p50/p99/max (+ lost)."""
+    if phase.get("pair_rtt_p50_ms") is None and not phase.get("pair_lost"):
+        return "-"
+    text = (f"{fmt(phase.get('pair_rtt_p50_ms'))}/{fmt(phase.get('pair_rtt_p99_ms'))}/"
+            f"{fmt(phase.get('pair_rtt_max_ms'))}")
+    if phase.get("pair_lost"):
+        text += f" lost {phase['pair_lost']}"
+    return text
+
+
 def mb(kb):
     return None if kb is None else round(kb / 1024, 1)
 
@@ -584,7 +669,7 @@ def report(results, servers):
         for step in results.get(s, {}).get("connections", []):
             if step.get("skipped"):
                 rows.append([s, step["n"], "skipped", "", "", "", "", "", "", "", "", "", "",
-                             "", step["skipped"]])
+                             "", "", step["skipped"]])
                 continue
             c = step["phases"].get("connect", {})
             h = step["phases"].get("hold", {})
@@ -598,17 +683,21 @@ def report(results, servers):
                 note = "deadline hit"
             rows.append([s, step["n"], c.get("connected"), c.get("failed"), c.get("elapsed_s"),
                          c.get("connect_p50_ms"), c.get("connect_p99_ms"), mb(h.get("rss_kb")),
-                         per, c.get("srv_cpu"), c.get("srv_wait"), c.get("gen_cpu"), stall(c),
-                         flags(c), note])
+                         per, c.get("srv_cpu"), c.get("srv_wait"), c.get("gen_cpu"), pair(c),
+                         stall(c), flags(c), note])
             if c.get("connected") == step["n"]:
                 key[s]["max_clients"] = step["n"]
                 key[s][f"connect_s_{step['n']}"] = c.get("elapsed_s")
                 key[s][f"kb_per_conn_{step['n']}"] = per
+                key[s][f"pair_p99_{step['n']}"] = c.get("pair_rtt_p99_ms")
+                beat = c.get("heartbeat_max_ms")
+                key[s][f"hb_max_{step['n']}"] = None if beat == math.inf else beat
     if rows:
         out.append(table("Connections (time to connect N clients; RSS after all connected)",
                          ["server", "N", "connected", "failed", "time s", "conn p50 ms",
                           "conn p99 ms", "RSS MB", "KB/conn", "srv CPU%", "srv wait%",
-                          "gen CPU%", "stall p99/max ms, hb max", "flags", "note"], rows))
+                          "gen CPU%", "DM pair RTT p50/p99/max ms", "stall p99/max ms, hb max",
+                          "flags", "note"], rows))
 
     rows = []
     for s in servers:
@@ -619,7 +708,7 @@ def report(results, servers):
             if "fixed" in ph:
                 p = ph["fixed"]
                 rows.append([s, f"fixed {p.get('rate')} msg/s to {p.get('clients')}",
-                             p.get("deliveries_per_s"),
+                             p.get("deliveries_per_s"), with_extra(p),
                              p.get("p50_ms"), p.get("p99_ms"), p.get("lost"), *tail(p)])
                 key[s]["bcast_p50_20"] = p.get("p50_ms")
                 key[s]["bcast_p99_20"] = p.get("p99_ms")
@@ -629,7 +718,8 @@ def report(results, servers):
                 p = ph[best_name]
                 if best_name != "fixed":
                     rows.append([s, f"best: {p.get('rate')} msg/s to {p.get('clients')}",
-                                 p.get("deliveries_per_s"), p.get("p50_ms"), p.get("p99_ms"),
+                                 p.get("deliveries_per_s"), with_extra(p), p.get("p50_ms"),
+                                 p.get("p99_ms"),
                                  p.get("lost"), *tail(p)])
                 key[s]["bcast_deliveries"] = p.get("deliveries_per_s")
             else:
@@ -642,12 +732,12 @@ def report(results, servers):
             p = ph.get(over) if over else None
             if p is not None:
                 rows.append([s, f"over: {p.get('rate')} msg/s to {p.get('clients')}",
-                             p.get("deliveries_per_s"),
+                             p.get("deliveries_per_s"), with_extra(p),
                              p.get("p50_ms"), p.get("p99_ms"), p.get("lost"), *tail(p)])
     if rows:
         out.append(table("Broadcast fan-out (deliveries/s; latency send -> each receiver)",
-                         ["server", "step", "deliveries/s", "p50 ms", "p99 ms", "lost",
-                          *common], rows))
+                         ["server", "step", "deliveries/s", "+ extra receivers = total/s",
+                          "p50 ms", "p99 ms", "lost", *common], rows))
 
     rows = []
     for s in servers:
@@ -706,6 +796,11 @@ def report(results, servers):
         ("time to connect 1,000 (s)", "connect_s_1000", False),
         ("RSS per connection at 1,000 (KB)", "kb_per_conn_1000", False),
         ("RSS per connection at 10,000 (KB)", "kb_per_conn_10000", False),
+        ("time to connect 10,000 (s)", "connect_s_10000", False),
+        ("DM pair RTT p99 during the 10,000 storm (ms)", "pair_p99_10000", False),
+        ("heartbeat: latest wake-up in the 10,000 storm (ms, bucket)", "hb_max_10000", False),
+        ("time to connect 20,000 (s)", "connect_s_20000", False),
+        ("RSS per connection at 20,000 (KB)", "kb_per_conn_20000", False),
         ("broadcast: best deliveries/s", "bcast_deliveries", True),
         ("broadcast p99 at 20 msg/s (ms)", "bcast_p99_20", False),
         ("DM round trips/s", "dm_rts", True),
@@ -735,7 +830,7 @@ def report(results, servers):
 
 def raise_fd_limit():
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    for want in (65536, hard):
+    for want in (NOFILE, hard):
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(want, hard)))
             break
@@ -785,6 +880,14 @@ def main(argv=None):
                              "and a top-frames summary go to DIR (numbers taken while "
                              "profiling are perturbed: do not report them)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the servers' logs")
+    parser.add_argument("--server-cores", default="0", metavar="LIST",
+                        help="taskset cores for the servers (default 0; e.g. 0,1 lets a "
+                             "server's helper threads, such as V8's garbage collector, run "
+                             "beside the generator's core)")
+    parser.add_argument("--extra-receivers", type=int, default=0, metavar="M",
+                        help="broadcast: M more clients in a second generator process "
+                             "(receivers.js); each window then reports the total deliveries/s "
+                             "of both processes, to show whether one generator limits it")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
                         datefmt="%H:%M:%S")
@@ -803,6 +906,8 @@ def main(argv=None):
         log.warning("fewer than 2 cores or no taskset: server and generator are not pinned "
                     "apart, numbers mean less")
 
+    global SERVER_CORE
+    SERVER_CORE = args.server_cores
     nofile = raise_fd_limit()
     ensure_node_deps()
     info = machine()

@@ -222,16 +222,73 @@ function sendMessageJson(seq, dest) {
 // reads the server's RSS with every client connected.
 async function scenarioConnections() {
   const n = P.n || 1000;
+  const pair = P.pairIntervalMs ? await startPair(P.pairIntervalMs) : null;
+  if (pair) pair.reset();
   phaseStart("connect");
   const { clients, result } = await connectMany(n, P.concurrency || 200,
     1000 * (P.connectDeadline || 60));
+  if (pair) Object.assign(result, pair.metrics());
   phaseEnd("connect", result);
   log(`connections: ${result.connected}/${n} in ${result.elapsed_s}s`);
   phaseStart("hold");
   await sleep(1000 * (P.holdSecs || 3));
   const alive = clients.filter((c) => !c.closed).length;
   phaseEnd("hold", { connected: alive, n });
+  if (pair) { pair.stop(); clients.push(pair.a, pair.b); }
   return clients;
+}
+
+// Two clients connected before a connection storm that ping-pong direct messages during
+// it (`sendMessage {content, destId: peer sid}`, one in flight, the next `intervalMs`
+// after the last pong): what a user already online sees while thousands connect. A ping
+// or pong not answered within 5 s is lost and the pair starts over.
+async function startPair(intervalMs) {
+  const hist = new Hist();
+  const st = { k: 0, sentAt: 0, lost: 0, roundTrips: 0, timer: null, stopped: false };
+  let a = null;
+  let b = null;
+  const ping = () => {
+    st.timer = null;
+    if (st.stopped || a.closed || b.closed) return;
+    st.k++;
+    st.sentAt = micros();
+    a.emit("sendMessage", JSON.stringify({ content: `ping ${st.k}`, destId: b.sid }));
+    st.timer = setTimeout(() => { st.lost++; ping(); }, 5000);
+  };
+  const onA = (_client, buf) => { // the pong (our server also echoes a's own ping to a)
+    if (st.sentAt && buf.indexOf(`"pong ${st.k}"`) >= 0) {
+      hist.add((micros() - st.sentAt) / 1000);
+      st.roundTrips++;
+      st.sentAt = 0;
+      clearTimeout(st.timer);
+      st.timer = setTimeout(ping, intervalMs);
+    }
+  };
+  const onB = (_client, buf) => {
+    if (buf.indexOf(`"ping ${st.k}"`) >= 0) {
+      b.emit("sendMessage", JSON.stringify({ content: `pong ${st.k}`, destId: a.sid }));
+    }
+  };
+  a = new Client(-1, URL, { waitWelcome: OURS, timeoutMs: 20000, onReply: onA });
+  b = new Client(-2, URL, { waitWelcome: OURS, timeoutMs: 20000, onReply: onB });
+  await a.connect();
+  await b.connect();
+  ping();
+  await sleep(500);
+  return {
+    a, b,
+    reset() { hist.n = 0; hist.b.fill(0); hist.max = 0; hist.sum = 0; st.lost = 0;
+              st.roundTrips = 0; },
+    metrics() {
+      const lat = hist.summary();
+      // A ping still unanswered counts with its age, so a frozen server cannot hide.
+      const pending = st.sentAt ? (micros() - st.sentAt) / 1000 : 0;
+      return { pair_round_trips: st.roundTrips, pair_lost: st.lost,
+               pair_rtt_p50_ms: lat.p50, pair_rtt_p99_ms: lat.p99,
+               pair_rtt_max_ms: round3(Math.max(lat.max || 0, pending)) };
+    },
+    stop() { st.stopped = true; clearTimeout(st.timer); },
+  };
 }
 
 // (2) Broadcast: `message` from round-robin senders, everyone gets `reply`. A fixed rate

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import socketio
 
 from . import compat, edge, hosts, runtime
+from .cluster.ordering import MessageChannel, Sequencer
 from .config import Config, without_password
 from .delivery import Delivery
 from .domain.chat import Chat
@@ -95,13 +96,17 @@ def create_app(config: Config) -> App:
     compat.track_websockets(sio.eio)
     delivery = Delivery(sio, metrics)
     if cluster:
-        mode = several_nodes(cluster.presence, cluster.limiter, runtime.spawn_after,
+        # Committed messages cross the nodes on a channel of ours, in id order (§11).
+        messages = MessageChannel(cluster.redis, Sequencer(
+            lambda after, limit: store_call(store.messages_after, after, limit),
+            delivery.apply, on_caught_up=metrics.caught_up.inc))
+        mode = several_nodes(cluster.presence, cluster.limiter, messages,
                              cluster.budget_limiter)
     else:
         mode = one_node(config)
     chat = Chat(store, config, publish=delivery.apply, mode=mode, store_call=store_call,
                 offload=_password_workers(config, metrics), group_commit=runtime.Batcher,
-                pause=runtime.sleep, later=runtime.spawn_after,
+                pause=runtime.sleep, later=runtime.spawn_after, signal=runtime.Event,
                 on_accepted=lambda m: metrics.count(metrics.messages_accepted, m.kind),
                 on_refused=lambda budget: metrics.count(metrics.refused_by_budget, budget))
     chat.start()
@@ -114,6 +119,7 @@ def create_app(config: Config) -> App:
     sio.start_background_task(metrics.probe_loop, runtime.sleep)
     if cluster:
         sio.start_background_task(cluster.beat, chat.identity.reap)
+        sio.start_background_task(messages.listen)
     if config.admin_user:
         _instrument(sio, config, chat)
 
@@ -131,6 +137,11 @@ def create_app(config: Config) -> App:
         if cluster:
             report["redis"] = "ok" if cluster.ping() else "unavailable"
             report["node"] = cluster.node
+            if report["redis"] != "ok" or not messages.connected:
+                # Still serving: users of this node chat with each other, and hear the
+                # other nodes through the store (docs/protocol.md §11).
+                report["degraded"] = ["redis: presence and rate limits are this node's, "
+                                      "other nodes' messages come from the store"]
         return report
 
     def state() -> dict[str, Any]:

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 NAMESPACE = "/"
-Route = Callable[[str, Any], "dict | None"]
+Route = Callable[..., "dict | None"]  # (sid, payload), and a Turn for sends
+SENDS = frozenset({"message", "sendMessage"})  # events whose order a connection keeps
 Answer = dict[str, Any]  # what an ack carries: {"ok": true, ...} or {"ok": false, "error"}
 
 
@@ -72,8 +73,10 @@ class SocketHandlers:
         """Client events (docs/protocol.md §2) and what answers them."""
         sending, rooms = chat.sending, chat.rooms
         return {
-            "message": lambda sid, p: {"message": sending.send_lobby(sid, p).to_wire()},
-            "sendMessage": lambda sid, p: {"message": sending.send_message(sid, p).to_wire()},
+            "message": lambda sid, p, turn=None: {
+                "message": sending.send_lobby(sid, p, turn).to_wire()},
+            "sendMessage": lambda sid, p, turn=None: {
+                "message": sending.send_message(sid, p, turn).to_wire()},
             "joinRoom": rooms.join_room,
             "leaveRoom": rooms.leave_room,
             "closeRoom": rooms.close_room,
@@ -189,6 +192,9 @@ class SocketHandlers:
             self.in_flight -= 1
 
     def _handle(self, event: str, sid: str, args: tuple[Any, ...]) -> Answer | None:
+        # A send's place among its connection's sends is taken now, in arrival order,
+        # before anything below can yield (docs/protocol.md §4).
+        turn = self.chat.sending.order.take(sid) if event in SENDS else None
         ready = self.ready.get(sid)
         if ready is not None:
             ready.wait(30)
@@ -199,12 +205,16 @@ class SocketHandlers:
                 raise InvalidPayload("Unknown event.")
             if len(args) > 1:
                 raise InvalidPayload("Send one payload per event.")
-            result = route(sid, args[0] if args else None)
+            payload = args[0] if args else None
+            result = route(sid, payload, turn) if turn else route(sid, payload)
         except ChatError as error:
             return self._answer(sid, event, error)
         except Exception:
             logger.exception("%s from %s failed", event, sid)
             return self._answer(sid, event, Unavailable("The server failed; try again."))
+        finally:
+            if turn is not None:
+                turn.done()
         self.metrics.count(self.metrics.acks, "ok")
         answer: Answer = {"ok": True}
         if result:

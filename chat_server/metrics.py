@@ -51,6 +51,11 @@ class Metrics:
             "chat_refused_by_budget",
             "Requests refused by a budget (docs/protocol.md §1.10): events, window, rooms, "
             "password_address, password_target, password_busy.", ["budget"], registry=r)
+        self.caught_up = Counter(
+            "chat_catch_up_messages",
+            "Messages this node delivered from the store, not from Redis: after a gap in "
+            "what the other nodes published, or an outage of Redis (docs/protocol.md §11).",
+            registry=r)
         self.store_seconds = Histogram(
             "chat_store_seconds", "Time of each store call, queueing included.", ["call"],
             buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5),

@@ -138,9 +138,13 @@ class Batcher(Generic[Item, Result]):
         self._queue = eventlet.queue.LightQueue()
         self._worker = eventlet.spawn(self._run)
 
-    def submit(self, item: Item) -> Result:
+    def submit(self, item: Item, queued: Callable[[], None] | None = None) -> Result:
+        """Queue `item` (then call `queued`: the order of the queue is the order of the
+        results) and wait for its result."""
         done = eventlet.event.Event()
         self._queue.put((item, done))
+        if queued is not None:
+            queued()
         ok, value = done.wait()
         if ok:
             return value

@@ -8,6 +8,7 @@ effects to Socket.IO, and tests read them directly.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -21,7 +22,7 @@ from .modes import Mode, one_node
 from .ports import Publish, Runner, direct
 from .reading import Reading
 from .rooms import Rooms
-from .sending import OneByOne, Sending, Submitter
+from .sending import OneByOne, Sending, Signal, Submitter
 from .typing_status import TypingStatus
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ class Chat:
                  on_accepted: Callable[[Message], None] = lambda message: None,
                  pause: Callable[[], None] = lambda: None,
                  later: Later = at_once,
+                 signal: Callable[[], Signal] = threading.Event,
                  on_refused: Callable[[str], None] = lambda budget: None) -> None:
         mode = mode or one_node(config, monotonic)
         self.store = store
@@ -49,10 +51,9 @@ class Chat:
         self.identity = Identity(ctx, mode.limiter, mode.memberships, self.budgets, later)
         self.rooms = Rooms(ctx, self.identity.conn, mode.memberships, self.budgets)
         self.sending = Sending(ctx, self.identity, self.rooms, mode.limiter, group_commit,
-                               on_accepted, pause)
+                               on_accepted, signal, mode.distribution, pause)
         self.watching = self.identity.watching
-        self.live = GoingLive(ctx, mode.handover, lambda: self.sending.delivered_mark,
-                              self.watching)
+        self.live = GoingLive(ctx, self.sending.distribution.delivered_mark, self.watching)
         self.reading = Reading(ctx, self.identity, self.rooms)
         self.typing = TypingStatus(ctx, self.identity, self.rooms)
 
@@ -64,4 +65,4 @@ class Chat:
     def start(self) -> None:
         """Prepare the store and learn how far message ids have gone."""
         self.ctx.store_call(self.store.create_schema)
-        self.sending.delivered_mark = self.ctx.store_call(self.store.newest_id) or 0
+        self.sending.distribution.start(self.ctx.store_call(self.store.newest_id) or 0)

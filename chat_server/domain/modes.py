@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .budgets import LimiterFactory, local_limiters
-from .live import CatchUpHandover, LocalHandover
-from .ports import Handover, LimiterPort, Memberships, PresencePort
+from .ports import Distribution, LimiterPort, Memberships, PresencePort
 from .presence import Presence
 from .ratelimit import RateLimiter
 from .rooms import MembershipCache, NoMembershipCache
@@ -23,20 +22,20 @@ class Mode:
     presence: PresencePort
     limiter: LimiterPort
     memberships: Memberships
-    handover: Handover
     budget_limiter: LimiterFactory = local_limiters  # the buckets of `budgets.Budgets`
+    # None: `sending.LocalDistribution`, delivering each batch as it is committed
+    distribution: Distribution | None = None
 
 
 def one_node(config: Config, monotonic: Callable[[], float] = time.monotonic) -> Mode:
     """Everything in this process: presence and buckets in memory, memberships cached."""
     return Mode(Presence(), RateLimiter(config.rate_limit, monotonic), MembershipCache(),
-                LocalHandover(), lambda limit, name: RateLimiter(limit, monotonic))
+                lambda limit, name: RateLimiter(limit, monotonic))
 
 
-def several_nodes(presence: PresencePort, limiter: LimiterPort,
-                  later: Callable[..., object],
+def several_nodes(presence: PresencePort, limiter: LimiterPort, distribution: Distribution,
                   budget_limiter: LimiterFactory = local_limiters) -> Mode:
     """Presence and buckets shared in Redis (`cluster/`); memberships always read from
-    the shared store; a catch-up after each replay. `later(seconds, fn, *args)`."""
-    return Mode(presence, limiter, NoMembershipCache(), CatchUpHandover(later),
-                budget_limiter)
+    the shared store; messages delivered in id order on every node
+    (`cluster.ordering`)."""
+    return Mode(presence, limiter, NoMembershipCache(), budget_limiter, distribution)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Protocol
 
@@ -11,7 +12,7 @@ from .effects import Emit, targets_of
 from .errors import ChatError, Forbidden, NotFound, RateLimited
 from .identity import Identity
 from .models import Message, NewMessage
-from .ports import LimiterPort
+from .ports import Distribution, LimiterPort, Publish
 from .presence import Connection
 from .rooms import Rooms
 from .validation import Send
@@ -21,7 +22,8 @@ Destination = tuple[str, str, str, "str | None", "int | None"]  # key, name, kin
 
 
 class Submitter(Protocol):
-    def submit(self, item: NewMessage) -> Committed: ...
+    def submit(self, item: NewMessage,
+               queued: Callable[[], None] | None = None) -> Committed: ...
 
 
 class OneByOne:
@@ -30,36 +32,115 @@ class OneByOne:
     def __init__(self, process: Callable[[list[NewMessage]], list[Committed]]) -> None:
         self.process = process
 
-    def submit(self, item: NewMessage) -> Committed:
+    def submit(self, item: NewMessage,
+               queued: Callable[[], None] | None = None) -> Committed:
+        if queued is not None:
+            queued()
         return self.process([item])[0]
 
 
-class Sending:
-    # Messages delivered per turn of the event loop: a batch of 500 broadcasts to 1,000
-    # clients at once would hold the loop for half a second.
+class Signal(Protocol):
+    """A one-shot event (`runtime.Event` in the server, `threading.Event` in tests)."""
+
+    def set(self) -> None: ...
+    def is_set(self) -> bool: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+class Turn:
+    """One send's place in its connection's line: `wait` until the send before it was
+    handed to the store, then `done` once this one was (or failed)."""
+
+    def __init__(self, line: SendOrder, sid: str, before: Signal | None, mine: Signal) -> None:
+        self.line, self.sid, self.before, self.mine = line, sid, before, mine
+
+    def wait(self) -> None:
+        if self.before is not None:
+            self.before.wait(self.line.patience)
+
+    def done(self) -> None:
+        if not self.mine.is_set():
+            self.mine.set()
+            if self.line.last.get(self.sid) is self.mine:
+                del self.line.last[self.sid]
+
+
+class SendOrder:
+    """A connection's sends are stored in the order it sent them (docs/protocol.md §4,
+    §11), however long each one's checks take: each waits for the one before it to be
+    queued for the store (not committed: one batch may hold them all).
+
+    The transport takes a turn when an event arrives, before anything can yield, because
+    the handlers of pipelined events run concurrently and may resume in any order.
+    """
+
+    def __init__(self, signal: Callable[[], Signal] = threading.Event,
+                 patience: float = 30.0) -> None:
+        self.signal = signal
+        self.patience = patience  # seconds a send waits for the one before it, at most
+        self.last: dict[str, Signal] = {}  # sid -> the newest send's signal
+
+    def take(self, sid: str) -> Turn:
+        before, mine = self.last.get(sid), self.signal()
+        self.last[sid] = mine
+        return Turn(self, sid, before, mine)
+
+
+class LocalDistribution:
+    """One node: each batch is delivered as it is committed, in id order, a group of
+    messages per turn of the event loop; `delivered_mark` says how far it got, so a client
+    going live meanwhile replays up to there and gets the rest live."""
+
+    # A batch of 500 broadcasts to 1,000 clients at once would hold the loop for half a
+    # second.
     DELIVER_AT_ONCE = 16
+
+    def __init__(self, publish: Publish, pause: Callable[[], None] = lambda: None) -> None:
+        self.publish = publish
+        self.pause = pause  # lets other work run (the event loop) before going on
+        self.mark = 0  # the highest message id handed to the transport
+
+    def start(self, newest: int) -> None:
+        self.mark = newest
+
+    def delivered_mark(self) -> int:
+        return self.mark
+
+    def committed(self, messages: list[Message]) -> None:
+        for start in range(0, len(messages), self.DELIVER_AT_ONCE):
+            if start:
+                self.pause()
+            group = messages[start:start + self.DELIVER_AT_ONCE]
+            self.publish([Emit("reply", m.to_wire(), targets_of(m.conv_key)) for m in group])
+            self.mark = max(self.mark, group[-1].id)
+
+
+class Sending:
 
     def __init__(self, ctx: Context, identity: Identity, rooms: Rooms, limiter: LimiterPort,
                  group_commit: Callable[[Callable], Submitter] = OneByOne,
                  on_accepted: Callable[[Message], None] = lambda message: None,
+                 signal: Callable[[], Signal] = threading.Event,
+                 distribution: Distribution | None = None,
                  pause: Callable[[], None] = lambda: None) -> None:
         self.ctx = ctx
         self.identity = identity
         self.rooms = rooms
         self.limiter = limiter
         self.on_accepted = on_accepted  # metrics
-        self.pause = pause  # lets other work run (the event loop) before going on
-        # Highest message id handed to the transport; see `live.GoingLive`.
-        self.delivered_mark = 0
+        self.distribution = distribution or LocalDistribution(ctx.publish, pause)
         self._commits = group_commit(self.commit_batch)
+        self.order = SendOrder(signal)
 
-    def send_lobby(self, sid: str, payload: object) -> Message:
-        """`message`: to everyone. Returns the stored MESSAGE (the original, for a retry)."""
+    def send_lobby(self, sid: str, payload: object, turn: Turn | None = None) -> Message:
+        """`message`: to everyone. Returns the stored MESSAGE (the original, for a retry).
+        `turn`: this send's place among the connection's sends (`order.take`)."""
         conn = self.identity.conn(sid)
         send = self._parse(conn, validation.parse_message, payload)
-        return self._send(conn, send, lambda: ("lobby", "lobby", "broadcast", None, None))
+        return self._send(conn, send, lambda: ("lobby", "lobby", "broadcast", None, None),
+                          turn)
 
-    def send_message(self, sid: str, payload: object) -> Message:
+    def send_message(self, sid: str, payload: object, turn: Turn | None = None) -> Message:
         """`sendMessage`: to a room the sender is in, or directly to a user."""
         conn = self.identity.conn(sid)
         send = self._parse(conn, validation.parse_send_message, payload)
@@ -73,7 +154,7 @@ class Sending:
             conv = validation.dm_key(conn.user.name, peer.name)
             return conv, conv, "direct", peer.name, peer.id
 
-        return self._send(conn, send, destination)
+        return self._send(conn, send, destination, turn)
 
     def _parse(self, conn: Connection, parse: Callable[[object, int], Send],
                payload: object) -> Send:
@@ -84,8 +165,8 @@ class Sending:
             self._charge(conn)  # over the limit, it is `rate_limited` like any other
             raise
 
-    def _send(self, conn: Connection, send: Send,
-              destination: Callable[[], Destination]) -> Message:
+    def _send(self, conn: Connection, send: Send, destination: Callable[[], Destination],
+              turn: Turn | None = None) -> Message:
         """Charge the rate limit, find the destination, store and deliver.
 
         A retry of a clientId this user already had accepted gets its original MESSAGE,
@@ -112,7 +193,9 @@ class Sending:
             conv_key=conv_key, conversation=conversation, kind=kind, from_user_id=conn.user.id,
             from_name=conn.user.name, from_sid=conn.sid, to=to, to_user_id=to_user_id,
             text=send.text, ts=self.ctx.now_ms(), client_id=send.client_id)
-        message, duplicate = self._commits.submit(item)
+        if turn is not None:
+            turn.wait()
+        message, duplicate = self._commits.submit(item, turn.done if turn else None)
         if duplicate:
             self._refund(conn)
         return message
@@ -126,20 +209,12 @@ class Sending:
         self.limiter.refund(("sid", conn.sid), ("user", conn.user.key))
 
     def commit_batch(self, items: list[NewMessage]) -> list[Committed]:
-        """Store a batch in one transaction, then deliver each new message in id order.
-
-        Delivery pauses between groups of messages; `delivered_mark` says how far it got,
-        so a client going live meanwhile replays up to there and gets the rest live.
-        """
+        """Store a batch in one transaction, then hand the new messages, in id order, to
+        the distribution that delivers them."""
         results = self.ctx.store_call(self.ctx.store.insert_messages, items)
         fresh = [message for message, duplicate in results if not duplicate]
-        for start in range(0, len(fresh), self.DELIVER_AT_ONCE):
-            if start:
-                self.pause()
-            group = fresh[start:start + self.DELIVER_AT_ONCE]
-            self.ctx.publish([Emit("reply", m.to_wire(), targets_of(m.conv_key))
-                              for m in group])
-            self.delivered_mark = max(self.delivered_mark, group[-1].id)
-            for message in group:
-                self.on_accepted(message)
+        if fresh:
+            self.distribution.committed(fresh)
+        for message in fresh:
+            self.on_accepted(message)
         return results

@@ -141,6 +141,14 @@ class MessageStore(RoomStore):
         conversations = [(names.get(key, key), newest.get(key)) for key in keys]
         return Snapshot(member_rooms, conversations, replay)
 
+    def messages_after(self, after: int, limit: int) -> list[Message]:
+        """Every conversation's messages after id `after`, oldest first: what a node of
+        several missed (`cluster.ordering`)."""
+        with self._tx() as conn:
+            rows = conn.execute(sa.select(messages).where(messages.c.id > after)
+                                .order_by(messages.c.id).limit(limit)).all()
+        return [message_of(row) for row in rows]
+
     def dm_conversations(self, user_id: int) -> list[str]:
         """The keys of the direct conversations the user takes part in."""
         with self._tx() as conn:

@@ -17,7 +17,7 @@ from chat_server.domain.errors import (
     ServerFull,
     TooLarge,
 )
-from chat_server.domain.sending import Sending
+from chat_server.domain.sending import LocalDistribution
 from chat_server.store import Store
 
 
@@ -678,7 +678,7 @@ def test_a_big_batch_is_delivered_in_groups_and_a_client_going_live_between_gets
     chat.start()
     sender = join(chat, "s", {"name": "sender"})
     published.clear()
-    count = 2 * Sending.DELIVER_AT_ONCE + 3
+    count = 2 * LocalDistribution.DELIVER_AT_ONCE + 3
     items = [NewMessage("lobby", "lobby", "broadcast", sender.user.id, "sender", "s", None,
                         None, f"m{i}", 0, None) for i in range(count)]
     results = chat.sending.commit_batch(items)
@@ -690,8 +690,8 @@ def test_a_big_batch_is_delivered_in_groups_and_a_client_going_live_between_gets
                 if isinstance(e, Emit) and e.event == "reply" and e.to == ["late"]]
     live = [e.data["id"] for e in published[entered:]
             if isinstance(e, Emit) and e.event == "reply" and e.to == ["lobby"]]
-    assert replayed == ids[:Sending.DELIVER_AT_ONCE]
-    assert live == ids[Sending.DELIVER_AT_ONCE:]
+    assert replayed == ids[:LocalDistribution.DELIVER_AT_ONCE]
+    assert live == ids[LocalDistribution.DELIVER_AT_ONCE:]
     store.close()
 
 

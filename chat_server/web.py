@@ -43,7 +43,8 @@ class WebApp:
                  client_dir: str | Path = CLIENT_DIR,
                  token_failures: FailureBudget | None = None,
                  address_of: Callable[[WSGIEnvironment], str] | None = None) -> None:
-        self.health = health  # callable -> dict with "store" (and "redis"): "ok" or not
+        self.health = health  # callable -> dict with "store" (and "redis"): "ok" or not,
+        # and "degraded": what works with less than usual
         self.metrics = metrics
         self.metrics_token = metrics_token
         # Wrong /metrics tokens per client address: guessing it is throttled.
@@ -61,7 +62,10 @@ class WebApp:
                                 "text/plain; charset=utf-8", [("Allow", "GET, HEAD")])
         if path in ("/healthz", "/readyz"):
             report = self.health()
-            ready = all(report.get(k, "ok") == "ok" for k in ("status", "store", "redis"))
+            # Without Redis a node still does its job for its own users (it says what is
+            # degraded); without the store it does not. Every node answering 503 during a
+            # Redis outage would take the whole service away.
+            ready = all(report.get(k, "ok") == "ok" for k in ("status", "store"))
             # /healthz: the process serves (liveness); /readyz: it can do its job.
             status = "200 OK" if path == "/healthz" or ready else "503 Service Unavailable"
             report["ready"] = ready

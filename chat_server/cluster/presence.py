@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from redis.exceptions import RedisError
 
@@ -14,6 +14,8 @@ from ..domain.security import hash_token
 
 if TYPE_CHECKING:
     from redis import Redis
+
+T = TypeVar("T")
 
 
 def _text(raw: bytes | str) -> str:
@@ -67,13 +69,24 @@ class RedisPresence:
         self.local = Presence()
         self._remove = redis.register_script(self._REMOVE)
         self.unsynced: list[tuple[str, User]] = []  # left while Redis was unreachable
+        self.stale = False  # connections came while Redis was unreachable: mirror again
         self._redis_error = RedisError
 
     def _k(self, *parts: str) -> str:
         return self.PREFIX + ":".join(parts)
 
     def add(self, conn: Connection) -> bool:
-        self.local.add(conn)
+        first_here = self.local.add(conn)
+        try:
+            return self._mirror(conn)
+        except self._redis_error:
+            # Keep serving on what this node knows; the next heartbeat that reaches
+            # Redis mirrors every connection of this node again.
+            self.stale = True
+            return first_here
+
+    def _mirror(self, conn: Connection) -> bool:
+        """This connection in Redis; True when it is its user's first tab anywhere."""
         user = conn.user
         profile = json.dumps({"id": user.id, "name": user.name, "key": user.key,
                               "guest": user.guest})
@@ -86,7 +99,7 @@ class RedisPresence:
         pipe.sadd(self._k("node", self.node), conn.sid)
         pipe.sadd(self._k("nodes"), self.node)
         pipe.hlen(self._k("user", user.key))
-        return pipe.execute()[-1] == 1
+        return bool(pipe.execute()[-1] == 1)
 
     def remove(self, sid: str) -> tuple[Connection | None, bool]:
         conn, _ = self.local.remove(sid)
@@ -111,15 +124,50 @@ class RedisPresence:
     def local_sids(self) -> list[str]:
         return self.local.local_sids()
 
+    # -- what the domain asks (ports.PresencePort): Redis, or this node while it is away --
+
     def user_of_sid(self, sid: str) -> User | None:
+        return self._or_local(lambda: self._shared_user_of_sid(sid),
+                              lambda: self.local.user_of_sid(sid))
+
+    def sids_with_token(self, user_key: str, token: str) -> list[str]:
+        return self._or_local(lambda: self._shared_sids_with_token(user_key, token),
+                              lambda: self.local.sids_with_token(user_key, token))
+
+    def sids_of(self, user_key: str) -> list[str]:
+        return self._or_local(lambda: self._shared_sids_of(user_key),
+                              lambda: self.local.sids_of(user_key))
+
+    def online_user(self, user_key: str) -> User | None:
+        return self._or_local(lambda: self._shared_online_user(user_key),
+                              lambda: self.local.online_user(user_key))
+
+    def users(self) -> list[dict[str, Any]]:
+        return self._or_local(self._shared_users, self.local.users)
+
+    def online_count(self) -> int:
+        return self._or_local(self._shared_online_count, self.local.online_count)
+
+    def users_of(self, user_keys: Iterable[str]) -> list[dict[str, Any]]:
+        keys = list(user_keys)
+        return self._or_local(lambda: self._shared_users_of(keys),
+                              lambda: self.local.users_of(keys))
+
+    def users_page(self, prefix: str, after: str | None, limit: int) -> list[dict[str, Any]]:
+        return self._or_local(lambda: self._shared_users_page(prefix, after, limit),
+                              lambda: self.local.users_page(prefix, after, limit))
+
+    # -- Redis ---------------------------------------------------------------------------
+
+    def _shared_user_of_sid(self, sid: str) -> User | None:
         conn = self.local.get(sid)
         if conn is not None:
             return conn.user
         key = self.redis.hget(self._k("sids"), sid)
-        return self.online_user(_text(key)) if key else None
+        return self._shared_online_user(_text(key)) if key else None
 
-    def sids_with_token(self, user_key: str, token: str) -> list[str]:
-        sids = self.sids_of(user_key)
+    def _shared_sids_with_token(self, user_key: str, token: str) -> list[str]:
+        sids = self._shared_sids_of(user_key)
         if not sids:
             return []
         wanted = hash_token(token)
@@ -127,14 +175,14 @@ class RedisPresence:
         return [sid for sid, raw in zip(sids, tokens, strict=True)
                 if raw is not None and _text(raw) == wanted]
 
-    def sids_of(self, user_key: str) -> list[str]:
+    def _shared_sids_of(self, user_key: str) -> list[str]:
         return [_text(s) for s in self.redis.hkeys(self._k("user", user_key))]
 
-    def online_user(self, user_key: str) -> User | None:
+    def _shared_online_user(self, user_key: str) -> User | None:
         profile = self.redis.hget(self._k("profiles"), user_key)
         return self.user_factory(json.loads(profile)) if profile else None
 
-    def users(self) -> list[dict[str, Any]]:
+    def _shared_users(self) -> list[dict[str, Any]]:
         profiles = self.redis.hgetall(self._k("profiles"))
         keys = [_text(k) for k in profiles]
         pipe = self.redis.pipeline(transaction=False)
@@ -145,10 +193,10 @@ class RedisPresence:
                  "sids": sorted(_text(s) for s in sids)}
                 for key, sids in zip(keys, tabs, strict=True) if sids]
 
-    def online_count(self) -> int:
+    def _shared_online_count(self) -> int:
         return int(self.redis.zcard(self._k("names")))
 
-    def users_of(self, user_keys: Iterable[str]) -> list[dict[str, Any]]:
+    def _shared_users_of(self, user_keys: Iterable[str]) -> list[dict[str, Any]]:
         keys = list(dict.fromkeys(user_keys))
         if not keys:
             return []
@@ -160,7 +208,8 @@ class RedisPresence:
         return [{"name": json.loads(profile)["name"], "sids": sorted(_text(s) for s in sids)}
                 for profile, sids in zip(profiles, tabs, strict=True) if profile and sids]
 
-    def users_page(self, prefix: str, after: str | None, limit: int) -> list[dict[str, Any]]:
+    def _shared_users_page(self, prefix: str, after: str | None,
+                           limit: int) -> list[dict[str, Any]]:
         """A range of the sorted set of online keys (bytewise, which is the order of the
         keys as text: UTF-8 keeps code point order; b"\\xff" never occurs in it)."""
         low = b"[" + prefix.encode()
@@ -169,7 +218,7 @@ class RedisPresence:
         high = b"[" + prefix.encode() + b"\xff" if prefix else b"+"
         keys = [_text(k) for k in self.redis.zrangebylex(self._k("names"), low, high,
                                                           start=0, num=limit)]
-        return self.users_of(key for key in keys if key.startswith(prefix))
+        return self._shared_users_of(key for key in keys if key.startswith(prefix))
 
     def __len__(self) -> int:
         return len(self.local)
@@ -177,6 +226,19 @@ class RedisPresence:
     def heartbeat(self) -> None:
         self.redis.set(self._k("alive", self.node), "1", px=int(self.ttl * 1000))
         self.redis.sadd(self._k("nodes"), self.node)
+        if self.stale:  # Redis is back: what connected meanwhile is shared again
+            self.stale = False
+            for conn in list(self.local.by_sid.values()):
+                self._mirror(conn)
+
+    def _or_local(self, shared: Callable[[], T], local: Callable[[], T]) -> T:
+        """Ask Redis; while it is unreachable, answer from this node's own connections
+        (docs/protocol.md §11: presence degrades to the node and recovers)."""
+        try:
+            return shared()
+        except self._redis_error:
+            self.stale = True
+            return local()
 
     def reap(self) -> list[tuple[str, User, bool]]:
         """Remove the connections of nodes whose heartbeat expired.

@@ -262,3 +262,44 @@ def test_rate_limit_is_shared_by_a_users_tabs_on_all_nodes(cluster, on):
     err(results[-1], "rate_limited")
     other = on(n2, uname("other"))
     ok(other.call("message", "someone else has their own budget"))
+
+
+def test_a_redis_outage_keeps_each_node_chatting_and_catches_up(cluster, on):
+    """docs/protocol.md §11. Redis stops: on each node users keep chatting live (acks,
+    storage, local delivery), a new connection still signs in, /readyz stays 200 and names
+    what is degraded, and users of the other node hear the messages from the store. When
+    Redis is back, nothing was lost or doubled and each client saw one id order."""
+    n1, n2 = cluster(2, env={"METRICS_TOKEN": "outage-metrics"})
+    alice = on(n1, uname("alice"))
+    ally = on(n1, uname("ally"), transport="polling")
+    bob = on(n2, uname("bob"))
+    marks = {c: c.mark() for c in (alice, ally, bob)}
+    cluster.redis.stop()
+    try:
+        sent = [ok(alice.call("message", f"outage {i}", timeout=15))["message"]
+                for i in range(3)]
+        sent.append(ok(bob.call("message", "from the other node", timeout=15))["message"])
+        for m in sent[:3]:
+            ally.wait_for("reply", lambda p, m=m: p["id"] == m["id"], timeout=5)
+        late = on(n1, uname("late"))
+        assert late.welcome["online"] >= 1
+        ready = n1.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["redis"] == "unavailable" and ready.json()["degraded"]
+        for client in (alice, ally, bob):  # the other node's messages, from the store
+            for m in sent:
+                client.wait_for("reply", lambda p, m=m: p["id"] == m["id"], timeout=10)
+    finally:
+        cluster.redis.start()
+    after = eventually(lambda: send(alice, "after the outage"), timeout=30)
+    for client in (alice, ally, bob):
+        client.wait_for("reply", lambda p: p["id"] == after["id"], timeout=10)
+        ids = [p["id"] for p in client.events("reply", since=marks[client])
+               if p["conversation"] == "lobby"]
+        assert ids == sorted(ids) and len(ids) == len(set(ids)), ids
+        assert {m["id"] for m in sent} <= set(ids)
+    for node in (n1, n2):  # each heard the other's messages of the outage from the store
+        text = node.get("/metrics", headers={"Authorization": "Bearer outage-metrics"}).text
+        caught = [line for line in text.splitlines()
+                  if line.startswith("chat_catch_up_messages_total ")]
+        assert caught and float(caught[0].split()[1]) >= 1, caught

@@ -2,9 +2,10 @@
 // docs/protocol.md (a Socket.IO v4 client, the global `io`).
 //
 // Models own the state and report changes with on(): identity, presence, conversations,
-// outbox, typing (history.js pages conversations in). Views (view/) draw and report what
-// the user does through bind(); they read models but change none. Controllers (session,
-// chat, rooms) turn one into the other. This file only connects them.
+// outbox, typing (history.js pages conversations in; directory.js pages in who is online
+// when there are too many to list, docs/protocol.md §7). Views (view/) draw and report
+// what the user does through bind(); they read models but change none. Controllers
+// (session, chat, rooms, watching) turn one into the other. This file only connects them.
 //
 // Rendering rule: user-controlled strings (names, room names, message text) reach the DOM
 // only as text nodes (see dom.js); nothing assigns HTML.
@@ -12,6 +13,8 @@
 import * as connection from './connection.js';
 import * as identity from './identity.js';
 import * as presence from './presence.js';
+import * as directory from './directory.js';
+import * as watching from './watching.js';
 import * as conversations from './conversations.js';
 import * as outbox from './outbox.js';
 import * as typing from './typing.js';
@@ -22,6 +25,7 @@ import * as rooms from './rooms.js';
 import * as signin from './view/signin.js';
 import * as header from './view/header.js';
 import * as sidebar from './view/sidebar.js';
+import * as people from './view/people.js';
 import * as panels from './view/panels.js';
 import * as messages from './view/messages.js';
 import * as composer from './view/composer.js';
@@ -35,6 +39,7 @@ connection.on('reconnect_attempt', session.onReconnectAttempt);
 connection.on('reply', chat.onReply);
 connection.on('addChat', chat.onUserJoined);
 connection.on('userLeft', chat.onUserLeft);
+connection.on('onlineCount', chat.onOnlineCount);
 connection.on('typing', chat.onTyping);
 connection.on('roomEvent', rooms.onRoomEvent);
 connection.on('error', chat.onServerError);
@@ -45,6 +50,13 @@ conversations.on('entries', chat.onEntries);
 conversations.on('status', chat.onHistoryStatus);
 conversations.on('changed', sidebar.schedule);
 presence.on('changed', chat.onPresenceChanged);
+// Above PRESENCE_LIMIT (docs/protocol.md §7) the user list is paged in by listUsers, and
+// what the page shows (that list, the DMs) is what it watches.
+presence.on('truncated', directory.refresh);
+presence.on('truncated', watching.schedule);
+directory.on('changed', sidebar.schedule);
+directory.on('changed', watching.schedule);
+conversations.on('changed', watching.schedule);
 typing.on('changed', chat.onTypingChanged);
 outbox.on('queued', chat.onQueued);
 outbox.on('failed', chat.onSendFailed);
@@ -59,6 +71,7 @@ header.bind({
   onClose: rooms.closeRoom,
 });
 sidebar.bind({ onOpen: chat.openConversation, onUser: chat.openDm, onRendered: chat.onSidebarRendered });
+people.bind({ onSearch: directory.search, onMore: directory.more });
 panels.bind({
   onJoin: rooms.joinRoom,
   onOpen: chat.openConversation,

@@ -136,6 +136,11 @@ export function onUserLeft(ev) {
   typing.forgetPerson(ev.name);
 }
 
+/** Above PRESENCE_LIMIT, how many are online, at most every 5 s (docs/protocol.md §7). */
+export function onOnlineCount(ev) {
+  if (ev && typeof ev === 'object') presence.setCount(ev.online);
+}
+
 export function onTyping(ev) {
   if (!ev || typeof ev.from !== 'string' || identity.isMe(ev.from)) return;
   const to = String(ev.to ?? '');

@@ -5,6 +5,8 @@ import * as connection from './connection.js';
 import * as identity from './identity.js';
 import * as conversations from './conversations.js';
 import * as presence from './presence.js';
+import * as directory from './directory.js';
+import * as watching from './watching.js';
 import * as outbox from './outbox.js';
 import * as typing from './typing.js';
 import * as history from './history.js';
@@ -28,6 +30,11 @@ export function resetSession({ online = false, forget = false } = {}) {
   connection.beginSession(online);
   outbox.abort();
   typing.reset();
+  // A watch list belongs to one connection (docs/protocol.md §7): a new one watches
+  // nothing until the page sends it again. The pages of listUsers are asked again after
+  // the welcome; until then (reconnecting) the list shown stays.
+  watching.reset();
+  if (online || forget) directory.reset({ forget });
   if (!forget) return;
   identity.forgetProgress();
   conversations.reset();
@@ -94,7 +101,7 @@ export function onWelcome(w) {
   resetSession({ online: true, forget: !sameUser });
   identity.welcomed(w);
   signin.signedIn();
-  presence.replace(w.users);
+  presence.welcome(w); // users, online, usersTruncated (§7): truncated asks listUsers
   // Rooms: exactly the ones this identity is in now.
   for (const conv of conversations.syncRooms(w.rooms)) {
     chat.removeConversation(conv.key, `You are no longer in ${conv.title}.`);

@@ -1,18 +1,18 @@
 // The sidebar: the lobby, rooms and direct messages with their unread counts, who is
-// online, the unread total (menu badge and tab title); on a phone, the drawer holding it.
+// online (drawn by people.js), the unread total (menu badge and tab title); on a phone,
+// the drawer holding it.
 
 import { byId, h, clear, setText } from '../dom.js';
 import * as conversations from '../conversations.js';
 import * as presence from '../presence.js';
 import * as identity from '../identity.js';
+import * as people from './people.js';
 import { lower } from '../rules.js';
 
 const sidebar = byId('sidebar');
 const lobbyList = byId('lobby-list');
 const roomList = byId('room-list');
 const dmList = byId('dm-list');
-const userList = byId('user-list');
-const onlineCount = byId('online-count');
 const menuToggle = byId('menu-toggle');
 const menuUnread = byId('menu-unread');
 const backdrop = byId('sidebar-backdrop');
@@ -57,22 +57,6 @@ function convButton(conv) {
   return h('li', {}, button);
 }
 
-function userButton(user) {
-  const self = identity.isMe(user.name);
-  return h('li', {},
-    h('button', {
-      type: 'button',
-      class: 'user-btn',
-      'data-testid': `user-${lower(user.name)}`,
-      'data-name': user.name,
-      title: self ? 'Notes to yourself' : `Message ${user.name}`,
-    },
-    h('span', { class: 'dot online', 'aria-hidden': 'true' }),
-    h('span', { class: 'conv-name' }, user.name),
-    self ? h('span', { class: 'tag' }, 'you') : null,
-    h('span', { class: 'visually-hidden' }, self ? ': notes to yourself' : ': send a direct message')));
-}
-
 function fill(list, nodes, emptyText) {
   clear(list);
   for (const node of nodes) list.appendChild(node);
@@ -93,13 +77,7 @@ export function render() {
   const dms = convs.filter((c) => c.type === 'dm').sort((a, b) => b.maxId - a.maxId || lower(a.peer).localeCompare(lower(b.peer)));
   fill(dmList, dms.map(convButton), 'Pick someone below to start.');
 
-  clear(userList);
-  const users = presence.list().sort((a, b) => {
-    if (identity.isMe(a.name) !== identity.isMe(b.name)) return identity.isMe(a.name) ? -1 : 1;
-    return lower(a.name).localeCompare(lower(b.name));
-  });
-  for (const user of users) userList.appendChild(userButton(user));
-  setText(onlineCount, `(${presence.count()})`);
+  people.render();
 
   const total = convs.reduce((n, c) => n + (c.key === conversations.activeKey() ? 0 : c.unread), 0);
   menuUnread.hidden = total === 0;

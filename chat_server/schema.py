@@ -1,21 +1,33 @@
-"""The database's tables, and the changes that bring an older database up to date.
+"""The database's tables, and how a database is brought up to date.
 
-One schema for SQLite and PostgreSQL (SQLAlchemy Core). `Store.create_schema` creates the
-tables, and brings a database of an older `SCHEMA_VERSION` up to date in place.
+One schema for SQLite and PostgreSQL (SQLAlchemy Core). The tables below describe the
+newest schema, for building queries; the schema itself is made and changed only by the
+Alembic migrations in `migrations/versions`, which `migrate` runs at start. Databases from
+before Alembic (the store's own `meta.schema` 1-3) are brought to 3 by the code below,
+stamped as the baseline revision, and migrated on from there.
 """
 
+import logging
+
 import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from .domain.names import skeleton
 from .domain.validation import dm_key
 
+logger = logging.getLogger(__name__)
+
 # 2: `dm:` keys name the users lower-cased ("straße"), no longer by their casefolded keys
 # ("strasse"); a version 1 database has its direct conversations renamed at start.
 # 3: `users.skeleton` (confusable names), `sessions.used_at` (tokens expire unused), and
 # guests who are gone are deleted instead of kept.
-SCHEMA_VERSION = 3
+# 4 (Alembic revision `messages_that_change`): docs/protocol.md §8-9. Kept in `meta` so
+# that an older server refuses a newer database instead of misreading it.
+SCHEMA_VERSION = 4
+BASELINE = "v3_baseline"  # the Alembic revision of schema 3
 # Message ids are 64-bit; SQLite's rowid alias must be spelled INTEGER.
 MessageId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 # Serialises message inserts across nodes on PostgreSQL, so ids commit in id order and a
@@ -94,11 +106,82 @@ messages = sa.Table(
     sa.Column("text", sa.Text, nullable=False),
     sa.Column("ts", sa.BigInteger, nullable=False),
     sa.Column("client_id", sa.String(64)),
+    # Schema 4 (§8): what it replies to, when it was last edited, whether it was deleted
+    # (text ""), the names it mentions (JSON). A row of kind "update" is a change to the
+    # message `target_id`: `change` edit/delete/react/unreact, with `text` or `emoji`.
+    sa.Column("reply_to", MessageId),
+    sa.Column("edited_at", sa.BigInteger),
+    sa.Column("deleted", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("mentions", sa.Text),
+    sa.Column("target_id", MessageId),
+    sa.Column("change", sa.String(16)),
+    sa.Column("emoji", sa.String(64)),
     sa.Index("ix_messages_conv_id", "conv_key", "id"),
     sa.UniqueConstraint("from_user_id", "client_id", name="uq_messages_client_id"),
     # AUTOINCREMENT: ids of deleted rooms' messages are never reused, so ids only grow.
     sqlite_autoincrement=True,
 )
+
+
+reactions = sa.Table(
+    "reactions", metadata,
+    sa.Column("message_id", MessageId, sa.ForeignKey("messages.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("emoji", sa.String(64), primary_key=True),
+    sa.Column("ts", sa.BigInteger, nullable=False),
+)
+
+read_markers = sa.Table(
+    "read_markers", metadata,
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("conv_key", sa.String(300), primary_key=True),
+    sa.Column("last_read", MessageId, nullable=False),
+)
+
+mentions = sa.Table(
+    "mentions", metadata,
+    sa.Column("message_id", MessageId, sa.ForeignKey("messages.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("conv_key", sa.String(300), nullable=False),
+    sa.Index("ix_mentions_user_conv", "user_id", "conv_key", "message_id"),
+)
+
+
+# What a database from before Alembic may lack (tables came and went with the code then).
+LEGACY_TABLES = (users, sessions, rooms, memberships, dm_members, messages)
+
+
+def migrate(conn: sa.Connection) -> None:
+    """Bring the database to the newest schema, in the caller's transaction."""
+    tables = set(sa.inspect(conn).get_table_names())
+    alembic = AlembicConfig()
+    alembic.set_main_option("script_location", "chat_server:migrations")
+    alembic.attributes["connection"] = conn
+    version = None
+    if "meta" in tables:
+        version = int(conn.execute(sa.select(meta.c.value)
+                                   .where(meta.c.key == "schema")).scalar() or 3)
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(f"database schema {version} is newer than this server")
+    if version is not None and version < 3:
+        # Before Alembic: make the tables the upgrades below read (a messages table made
+        # now already has the columns of schema 4: the migration adds only what lacks).
+        missing = [t for t in LEGACY_TABLES if t.name not in tables]
+        metadata.create_all(conn, tables=missing)
+        if version < 2:
+            logger.info("schema 1 -> 2: %d direct conversations renamed", rename_dm_keys(conn))
+        logger.info("schema 2 -> 3: %d gone guests deleted", upgrade_to_3(conn))
+        conn.execute(meta.update().where(meta.c.key == "schema").values(value="3"))
+    if "meta" in tables and "alembic_version" not in tables:
+        command.stamp(alembic, BASELINE)
+    command.upgrade(alembic, "head")
+    conn.execute(meta.update().where(meta.c.key == "schema")
+                 .values(value=str(SCHEMA_VERSION)))
 
 
 def rename_dm_keys(conn: sa.Connection) -> int:

@@ -13,15 +13,7 @@ from sqlalchemy import event, exc
 
 from ..domain.errors import Unavailable
 from ..domain.models import Message, NewMessage, Room, User
-from ..schema import (
-    MESSAGE_LOCK,
-    SCHEMA_VERSION,
-    meta,
-    metadata,
-    rename_dm_keys,
-    sqlite_pragmas,
-    upgrade_to_3,
-)
+from ..schema import MESSAGE_LOCK, migrate, sqlite_pragmas
 
 logger = logging.getLogger(__name__)
 
@@ -103,23 +95,11 @@ class StoreBase:
     # -- life-cycle -------------------------------------------------------------------
 
     def create_schema(self) -> None:
+        """Create or upgrade the schema (`schema.migrate`, Alembic)."""
         with self._tx() as conn:
-            if not self.is_sqlite:  # nodes starting together must not race to create tables
+            if not self.is_sqlite:  # nodes starting together must not race to migrate
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(MESSAGE_LOCK + 1)))
-            metadata.create_all(conn)
-            version = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema")).scalar()
-            if version is None:
-                conn.execute(meta.insert().values(key="schema", value=str(SCHEMA_VERSION)))
-            elif int(version) > SCHEMA_VERSION:
-                raise RuntimeError(f"database schema {version} is newer than this server")
-            elif int(version) < SCHEMA_VERSION:
-                if int(version) < 2:
-                    logger.info("schema 1 -> 2: %d direct conversations renamed",
-                                rename_dm_keys(conn))
-                if int(version) < 3:
-                    logger.info("schema 2 -> 3: %d gone guests deleted", upgrade_to_3(conn))
-                conn.execute(meta.update().where(meta.c.key == "schema")
-                             .values(value=str(SCHEMA_VERSION)))
+            migrate(conn)
 
     def ping(self) -> bool:
         with self._tx() as conn:

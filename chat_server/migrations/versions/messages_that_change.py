@@ -47,7 +47,7 @@ def upgrade() -> None:
     # A database from before Alembic whose messages table was made at the upgrade to the
     # baseline already has these columns (`schema.migrate`).
     present = {c["name"] for c in sa.inspect(op.get_bind()).get_columns("messages")}
-    columns = [
+    columns: list[sa.Column] = [
         sa.Column("reply_to", MessageId),
         sa.Column("edited_at", sa.BigInteger),
         sa.Column("deleted", sa.Boolean, nullable=False, server_default=sa.false()),

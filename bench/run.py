@@ -77,7 +77,7 @@ SIZES = {
     "connections": ({"steps": [1000, 5000, 10000, 20000], "deadlines": [60, 90, 120, 180]},
                     {"steps": [200, 1000], "deadlines": [30, 40]}),
     "broadcast": ({"n": 1000, "fixedRate": 20, "fixedSecs": 8, "stepSecs": 4,
-                   "rates": [40, 60, 80, 100, 130, 160, 200, 250, 320, 400, 500]},
+                   "rates": [40, 50, 60, 70, 80, 100, 130, 160, 200, 250, 320, 400, 500]},
                   {"n": 200, "fixedRate": 20, "fixedSecs": 3, "stepSecs": 2,
                    "rates": [50, 100, 200, 400]}),
     "dm": ({"pairs": 200, "secs": 10}, {"pairs": 20, "secs": 3}),

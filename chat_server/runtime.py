@@ -38,6 +38,11 @@ sleep = eventlet.sleep
 local = eventlet.corolocal.local  # per-greenlet attributes
 
 
+def hub() -> Any:
+    """The event loop itself (for compat/: listeners on file descriptors)."""
+    return eventlet.hubs.get_hub()
+
+
 def call_later(seconds: float, fn: Callable[..., Any], *args: Any) -> None:
     """Start `fn(*args)` in a new greenlet after `seconds`. Until then only a hub timer
     exists (`spawn_after` makes the greenlet at once): for per-connection timers."""

@@ -1,7 +1,8 @@
 """The one place that leans on library internals (python-socketio, python-engineio, eventlet).
 
 Everything else in the package uses only public APIs. It is one package of a few
-modules, one per library surface (`server`, `websockets`, `wsgi_server`, `client`); each
+modules, one per library surface (`server`, `websockets`, `websocket_sessions`,
+`wsgi_server`, `client`); each
 function names the
 upstream behaviour it relies on; `check()` looks for every such name and fails loudly when
 an installed version lacks one (the server calls it at start, and a test calls it), so an
@@ -46,9 +47,10 @@ class IncompatibleLibrary(RuntimeError):
 def check() -> None:
     """Raise `IncompatibleLibrary` naming every internal that the installed libraries
     lack (each module lists its own in `problems()`)."""
-    from . import client, server, websockets, wsgi_server
+    from . import client, server, websocket_sessions, websockets, wsgi_server
 
-    found = [problem for module in (server, websockets, wsgi_server, client)
+    found = [problem for module in (server, websockets, websocket_sessions, wsgi_server,
+                                    client)
              for problem in module.problems() if problem]
     if found:
         raise IncompatibleLibrary("installed library internals changed: " + "; ".join(found))

@@ -55,16 +55,50 @@ def guarded_http_protocol(gate: ConnectionGate, header_timeout: float,
             self.head_timer: Any = None
             self.in_head = False
             self.requests_read = 0
+            self.adopted = False
             if not gate.connection_opened(self.peer):
                 return  # eventlet closes the socket as this greenlet ends
             try:
                 super().__init__(conn_state, server)
             finally:
-                gate.connection_closed(self.peer)
+                if not self.adopted:
+                    gate.connection_closed(self.peer)
+
+        def adopt(self) -> Any:
+            """Let the connection outlive this request's greenlet (a websocket served
+            from the hub, compat.websocket_sessions): eventlet's `finish()` and the
+            server's `_clean_connection` (which shuts down and closes `conn_state[1]`)
+            leave it alone, and it keeps its place in its address's budget. Returns the
+            function that ends it: shutdown, close, budget released (once)."""
+            self.adopted = True
+            connection = self.conn_state[1]
+            self.conn_state[1] = _AdoptedElsewhere()
+            peer = self.peer
+            done: list[bool] = []
+
+            def close() -> None:
+                if done:
+                    return
+                done.append(True)
+                try:
+                    eventlet.greenio.shutdown_safe(connection)
+                    connection.close()
+                finally:
+                    gate.connection_closed(peer)
+
+            return close
+
+        def finish(self) -> None:
+            if not self.adopted:
+                super().finish()
 
         def get_environ(self) -> dict:
             environ: dict = super().get_environ()
             environ[RELEASE_HTTP_BUFFERS] = self.release_buffers
+            environ[ADOPT_CONNECTION] = self.adopt
+            # eventlet's copy of the headers as they came (nothing here reads it); the
+            # environ lives as long as a Socket.IO connection (python-socketio keeps it).
+            environ.pop("headers_raw", None)
             return environ
 
         def release_buffers(self) -> None:
@@ -141,8 +175,21 @@ def guarded_http_protocol(gate: ConnectionGate, header_timeout: float,
     return GuardedHttpProtocol
 
 
-# The environ key under which a request finds `release_buffers` of its connection.
+# The environ keys under which a request finds `release_buffers` and `adopt` of its
+# connection (guarded_http_protocol).
 RELEASE_HTTP_BUFFERS = "chat_server.release_http_buffers"
+ADOPT_CONNECTION = "chat_server.adopt_connection"
+
+
+class _AdoptedElsewhere:
+    """Stands in for an adopted connection's socket in eventlet's bookkeeping, whose
+    clean-up shuts down and closes it when the request's greenlet ends."""
+
+    def shutdown(self, *_args: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def response_already_sent() -> None:
@@ -166,10 +213,18 @@ def problems() -> list[str | None]:
         has(protocol, "parse_request", ("self",)),
         has(protocol, "send_error", ("self", "code", "message")),
         has(protocol, "get_environ", ("self",)),
+        has(protocol, "finish", ("self",)),
+        has(eventlet.greenio, "shutdown_safe", ("sock",)),
         has(eventlet.wsgi, "WSGI_LOCAL"),
     ]
     if "protocol" not in inspect.signature(eventlet.wsgi.server).parameters:
         found.append("eventlet.wsgi.server no longer takes protocol=")
+    clean = inspect.getsource(eventlet.wsgi.server)
+    if "greenio.shutdown_safe(conn[1])" not in clean or "conn[1].close()" not in clean:
+        found.append("eventlet.wsgi.server no longer closes conn_state[1] when a request's "
+                     "greenlet ends")
+    if "self.conn_state = conn_state" not in inspect.getsource(protocol.__init__):
+        found.append("eventlet.wsgi.HttpProtocol no longer keeps conn_state")
     setup = inspect.getsource(protocol.setup)
     if "self.rfile = conn.makefile" not in setup or "self.wfile = conn.makefile" not in setup:
         found.append("eventlet.wsgi.HttpProtocol.setup no longer makes rfile and wfile")

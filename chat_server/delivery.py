@@ -8,7 +8,7 @@ from typing import Any, cast
 import socketio
 
 from . import runtime
-from .domain.effects import Close, Disconnect, Effect, Emit, Enter, Exit
+from .domain.effects import Close, Disconnect, Effect, Emit, Enter, Exit, Hold, Release
 from .metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -49,6 +49,10 @@ class Delivery:
                 self.sio.leave_room(sid, effect.audience)
         elif isinstance(effect, Close):
             self.sio.close_room(effect.audience)
+        elif isinstance(effect, Hold):
+            self.sio.manager.hold(effect.sid, NAMESPACE)
+        elif isinstance(effect, Release):
+            self.sio.manager.release(effect.sid, NAMESPACE, effect.first, effect.upto)
         elif isinstance(effect, Disconnect):
             # After a moment, so the ack and what was emitted to them leave first.
             runtime.spawn_after(self.CLOSE_AFTER, self._disconnect, effect.sids)

@@ -114,9 +114,43 @@ def send_ack(server: socketio.Server, eio_sid: str, namespace: str, ack_id: int,
 
 
 class FanoutManager(socketio.Manager):
-    """python-socketio's client manager, with emits framed once and sent by the frames."""
+    """python-socketio's client manager, with emits framed once and sent by the frames,
+    and connections held while they go live (`hold`, `release`)."""
 
     _frames: FrameBatcher | None = None
+    _held: dict[str, list[str]] | None = None  # eio sid -> Engine.IO texts kept for it
+
+    @property
+    def held(self) -> dict[str, list[str]]:
+        if self._held is None:
+            self._held = {}
+        return self._held
+
+    def hold(self, sid: str, namespace: str) -> None:
+        """From now on keep what is emitted to `sid`, until `release`."""
+        eio_sid = self.eio_sid_from_sid(sid, namespace)
+        if eio_sid is not None:
+            self.held[eio_sid] = []
+
+    def release(self, sid: str, namespace: str, first: list[tuple[str, object]],
+                upto: int) -> None:
+        """Send `first`, then what was kept, skipping each `reply`/`update` with an id at
+        most `upto`: the connection had it in `first` (its replay) or before."""
+        eio_sid = self.eio_sid_from_sid(sid, namespace)
+        if eio_sid is None:
+            return
+        kept = self.held.pop(eio_sid, [])
+        for event, data in first:
+            send_text(self.server, eio_sid, "42" + dumps([event, data]))
+        for text in kept:
+            if not _replayed(text, upto):
+                send_text(self.server, eio_sid, text)
+
+    def disconnect(self, sid: str, namespace: str, **kwargs: Any) -> Any:
+        eio_sid = self.eio_sid_from_sid(sid, namespace)
+        if eio_sid is not None and self._held:
+            self._held.pop(eio_sid, None)
+        return super().disconnect(sid, namespace, **kwargs)
 
     def emit(self, event: str, data: object, namespace: str,
              room: str | list[str] | None = None, skip_sid: str | list[str] | None = None,
@@ -135,8 +169,14 @@ class FanoutManager(socketio.Manager):
         frame = text_frame(text.encode())
         skip = skip_sid if isinstance(skip_sid, list) else (skip_sid,)
         put = self.frames.put
+        held = self._held
         for sid, eio_sid in self.get_participants(namespace, room):
-            if sid in skip or put(eio_sid, frame, text):
+            if sid in skip:
+                continue
+            if held and eio_sid in held:
+                held[eio_sid].append(text)
+                continue
+            if put(eio_sid, frame, text):
                 continue
             compat.send_eio_text(self.server, eio_sid, text[1:])
 
@@ -145,6 +185,14 @@ class FanoutManager(socketio.Manager):
         if self._frames is None:
             self._frames = FrameBatcher(self.server)
         return self._frames
+
+
+def _replayed(text: str, upto: int) -> bool:
+    """Whether a kept `reply`/`update` frame carries an id at most `upto`."""
+    if not text.startswith(('42["reply"', '42["update"')):
+        return False
+    _event, data = json.loads(text[2:])
+    return isinstance(data, dict) and isinstance(data.get("id"), int) and data["id"] <= upto
 
 
 class FanoutRedisManager(socketio.RedisManager, FanoutManager):

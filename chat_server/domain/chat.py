@@ -53,7 +53,7 @@ class Chat:
         self.sending = Sending(ctx, self.identity, self.rooms, mode.limiter, group_commit,
                                on_accepted, signal, mode.distribution, pause)
         self.watching = self.identity.watching
-        self.live = GoingLive(ctx, self.sending.distribution.delivered_mark, self.watching)
+        self.live = GoingLive(ctx, self.watching)
         self.reading = Reading(ctx, self.identity, self.rooms)
         self.typing = TypingStatus(ctx, self.identity, self.rooms)
 

@@ -71,7 +71,25 @@ class Disconnect:
     sids: list[str]
 
 
-Effect = Emit | Enter | Exit | Close | Disconnect
+@dataclass(frozen=True)
+class Hold:
+    """Keep what is sent to this connection from now on, until `Release`: it is going live,
+    already in its rooms, while its replay is read (docs/protocol.md §1.9)."""
+
+    sid: str
+
+
+@dataclass(frozen=True)
+class Release:
+    """Send `first` (event, payload) to the connection held, then what was kept meanwhile,
+    minus any `reply`/`update` whose id is at most `upto` (the replay had it)."""
+
+    sid: str
+    first: list[tuple[str, object]]
+    upto: int
+
+
+Effect = Emit | Enter | Exit | Close | Disconnect | Hold | Release
 
 
 def room_event(room: Room, what: str, name: str) -> Emit:

@@ -3,7 +3,9 @@ sorted index behind `listUsers`, and when `onlineCount` goes out."""
 
 import random
 
-from chat_server.domain.effects import Emit, lobby, user_target, watch_target
+from support.effects import sent
+
+from chat_server.domain.effects import lobby, user_target, watch_target
 from chat_server.domain.models import User
 from chat_server.domain.presence import Connection, Presence
 from chat_server.domain.watching import dm_peers
@@ -15,8 +17,8 @@ def live(chat, sid, auth=None):
     return conn
 
 
-def emits(chat, event):
-    return [e for e in chat.published if isinstance(e, Emit) and e.event == event]
+def emits(chat, event=None):
+    return sent(chat.published, event)
 
 
 def test_dm_peers_are_the_other_party_of_each_dm():

@@ -1,5 +1,8 @@
 """PROTOCOL.md section 1 "Replay", and welcome.rooms / welcome.conversations after a resume."""
 
+import threading
+import time
+
 from support.actions import join, send, send_to
 from support.checks import assert_has, ok, room_entry
 from support.names import dm_key, uid, uname, uroom
@@ -127,3 +130,33 @@ def test_replay_is_capped_at_the_1000_oldest(server_factory, connect, client_fac
     more.assert_no_event("reply", lambda m: m["id"] == extra["id"], wait=0.3)
     rest = ok(more.call("history", {"conversation": "lobby", "after": got[-1]["id"]}))
     assert rest["messages"] == [extra]
+
+
+def test_connecting_while_messages_flow_gets_each_once_in_order(server, connect):
+    """docs/protocol.md §1.9: a client that connects with lastId while a room is busy gets
+    every message after lastId exactly once, replayed or live, in id order."""
+    room = uroom("busy")
+    sender = connect(server.url, auth={"name": uname("busy")})
+    reader = connect(server.url, auth={"name": uname("reader")})
+    join(sender, room)
+    join(reader, room)
+    start = send_to(sender, room, "start")["id"]
+    token = reader.token
+    reader.disconnect()
+    texts = [f"flow {i} {uid()}" for i in range(120)]
+    acks = []
+    done = threading.Event()
+
+    def pipeline():
+        acks.extend(sender.call_many("sendMessage", [{"content": t, "destId": room}
+                                                     for t in texts]))
+        done.set()
+
+    threading.Thread(target=pipeline, daemon=True).start()
+    time.sleep(0.02)
+    back = connect(server.url, auth={"token": token, "lastId": start})
+    assert done.wait(20)
+    ids = sorted(ok(a)["message"]["id"] for a in acks)
+    back.wait_for("reply", lambda m: m["id"] == ids[-1], timeout=10)
+    got = [m["id"] for m in replies_after_welcome(back) if m["conversation"] == room]
+    assert got == ids, (got[:10], ids[:10])

@@ -303,3 +303,38 @@ def test_a_redis_outage_keeps_each_node_chatting_and_catches_up(cluster, on):
         caught = [line for line in text.splitlines()
                   if line.startswith("chat_catch_up_messages_total ")]
         assert caught and float(caught[0].split()[1]) >= 1, caught
+
+
+def test_connecting_while_another_node_sends_gets_each_once_in_order(cluster, on):
+    """docs/protocol.md §1.9, §11: a client resuming with lastId on one node while a
+    sender on another pipelines into their room gets every message once, in id order."""
+    import threading
+
+    n1, n2 = cluster(2, env={"EVENT_WINDOW": "1000", "EVENT_RATE": "off"})
+    room = uroom("busy")
+    sender = on(n1, uname("busy"))
+    reader = on(n2, uname("reader"))
+    join(sender, room)
+    join(reader, room)
+    start = send_to(sender, room, "start")["id"]
+    token = reader.token
+    reader.disconnect()
+    for round_ in range(3):
+        acks, done = [], threading.Event()
+
+        def pipeline(round_=round_, acks=acks, done=done):
+            acks.extend(sender.call_many("sendMessage", [
+                {"content": f"flow {round_}.{i}", "destId": room} for i in range(80)]))
+            done.set()
+
+        threading.Thread(target=pipeline, daemon=True).start()
+        time.sleep(0.01 * round_)
+        back = on(n2, token=token, lastId=start)
+        assert done.wait(30)
+        ids = sorted(ok(a)["message"]["id"] for a in acks)
+        back.wait_for("reply", lambda m, last=ids[-1]: m["id"] == last, timeout=10)
+        got = [m["id"] for m in back.events("reply") if m["conversation"] == room]
+        assert got == sorted(set(got)) and set(ids) <= set(got), (round_, got[:12])
+        start = ids[-1]
+        token = back.token
+        back.disconnect()

@@ -28,7 +28,8 @@ logger = logging.getLogger(__name__)
 
 NAMESPACE = "/"
 Route = Callable[..., "dict | None"]  # (sid, payload), and a Turn for sends
-SENDS = frozenset({"message", "sendMessage"})  # events whose order a connection keeps
+# Events whose order a connection keeps: they take ids (docs/protocol.md §4, §8).
+SENDS = frozenset({"message", "sendMessage", "editMessage", "deleteMessage", "react"})
 Answer = dict[str, Any]  # what an ack carries: {"ok": true, ...} or {"ok": false, "error"}
 
 
@@ -86,6 +87,11 @@ class SocketHandlers:
             "history": lambda sid, p: {"messages": chat.reading.history(sid, p)},
             "typing": chat.typing.typing,
             "signOut": chat.identity.sign_out,
+            "editMessage": chat.changes.edit,
+            "deleteMessage": chat.changes.delete,
+            "react": chat.changes.react,
+            "markRead": chat.reading.mark_read,
+            "search": lambda sid, p: {"messages": chat.reading.search(sid, p)},
         }
 
     # -- life-cycle of a connection -----------------------------------------------------

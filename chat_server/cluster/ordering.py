@@ -84,7 +84,7 @@ class Sequencer:
 
     def _deliver(self, messages: list[Message]) -> None:
         if messages:
-            self.publish([Emit("reply", m.to_wire(), targets_of(m.conv_key), local=True)
+            self.publish([Emit(m.event, m.to_wire(), targets_of(m.conv_key), local=True)
                           for m in messages])
 
     def _fill_gap(self) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .budgets import Budgets
+from .changes import Changes
 from .context import Context
 from .identity import Identity, Later, at_once
 from .live import GoingLive
@@ -55,6 +56,7 @@ class Chat:
         self.watching = self.identity.watching
         self.live = GoingLive(ctx, self.watching)
         self.reading = Reading(ctx, self.identity, self.rooms)
+        self.changes = Changes(ctx, self.identity, self.reading, self.sending)
         self.typing = TypingStatus(ctx, self.identity, self.rooms)
 
     def charge_event(self, sid: str) -> None:

@@ -44,8 +44,10 @@ class GoingLive:
             "sid": sid, "name": conn.user.name, "token": conn.token,
             "rooms": [room.to_wire() for room in snap.rooms],
             **users,
-            "conversations": [{"conversation": name, "lastId": newest}
-                              for name, newest in snap.conversations],
+            # v2 (docs/protocol.md §9.2): read state per conversation
+            "conversations": [{"conversation": c.name, "lastId": c.newest,
+                               "lastRead": c.last_read, "unread": c.unread,
+                               "mentions": c.mentions} for c in snap.conversations],
         }
         if last_id is not None:
             welcome["replayTruncated"] = len(snap.replay) > limit
@@ -53,7 +55,7 @@ class GoingLive:
         effects: list[Effect] = [Enter([sid], room_target(room.key)) for room in snap.rooms
                                  if room.key not in entered]
         first: list[tuple[str, object]] = [("welcome", welcome)]
-        first += [("reply", m.to_wire()) for m in replay]
+        first += [(m.event, m.to_wire()) for m in replay]
         upto = max([last_id or 0, *(m.id for m in replay)]) if last_id is not None else 0
         effects.append(Release(sid, first, upto))
         effects.append(self.watching.arrival(conn, peers))

@@ -1,7 +1,7 @@
 """Plain records shared by the domain and the store; `to_wire` gives the shapes of
 docs/protocol.md §3."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -44,10 +44,36 @@ class NewMessage:
     text: str
     ts: int
     client_id: str | None
+    reply_to: int | None = None
+    mentions: list[str] = field(default_factory=list)  # names, as the users spell them
+    mention_ids: list[int] = field(default_factory=list)  # their user ids
+
+
+@dataclass(frozen=True)
+class NewChange:
+    """An edit, deletion or reaction accepted by the domain, waiting for its id: the
+    store checks it against the message's state in the same transaction (docs/protocol.md
+    §8) and answers with the stored UPDATE, None when it changed nothing (a repeated
+    reaction), or a ChatError."""
+
+    message_id: int
+    change: str  # edit | delete | react | unreact
+    by_user_id: int
+    by_name: str
+    by_sid: str
+    ts: int
+    text: str = ""  # edit: the new text
+    emoji: str | None = None
+    may_delete_any: bool = False  # the room's owner, a moderator or an admin deletes
+    mentions: list[str] = field(default_factory=list)  # edit: who the new text mentions
+    mention_ids: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class Message:
+    """A message, or (kind "update") a change to the message `target_id`: both take ids
+    from one sequence and travel the same way (docs/protocol.md §8.1)."""
+
     id: int
     conv_key: str
     conversation: str
@@ -57,8 +83,36 @@ class Message:
     to: str | None
     text: str
     ts: int
+    reply_to: int | None = None
+    edited_at: int | None = None
+    deleted: bool = False
+    mentions: list[str] = field(default_factory=list)
+    reactions: list[dict[str, Any]] = field(default_factory=list)  # [{emoji, count, names}]
+    target_id: int | None = None  # an update: the message it changes
+    change: str | None = None  # an update: edit | delete | react | unreact
+    emoji: str | None = None
+
+    @property
+    def is_update(self) -> bool:
+        return self.kind == "update"
+
+    @property
+    def event(self) -> str:
+        """The event that carries it to clients: `reply` or `update`."""
+        return "update" if self.is_update else "reply"
 
     def to_wire(self) -> dict[str, Any]:
+        if self.is_update:
+            update: dict[str, Any] = {
+                "id": self.id, "conversation": self.conversation, "messageId": self.target_id,
+                "type": self.change, "by": self.from_name, "ts": self.ts}
+            if self.change == "edit":
+                update["text"] = self.text
+            if self.emoji is not None:
+                update["emoji"] = self.emoji
+            return update
         return {"id": self.id, "conversation": self.conversation, "kind": self.kind,
                 "from": self.from_name, "fromSid": self.from_sid, "to": self.to,
-                "text": self.text, "ts": self.ts}
+                "text": "" if self.deleted else self.text, "ts": self.ts,
+                "replyTo": self.reply_to, "editedAt": self.edited_at, "deleted": self.deleted,
+                "mentions": list(self.mentions), "reactions": list(self.reactions)}

@@ -1,9 +1,11 @@
-"""Reading: `history` of a conversation the user may read."""
+"""Reading: `history`, read markers (`markRead`) and `search`, of what the user may read
+(docs/protocol.md §2, §9)."""
 
 from __future__ import annotations
 
 from . import validation
 from .context import Context
+from .effects import Effect, Emit, user_target
 from .errors import Forbidden, NotFound
 from .identity import Identity
 from .models import User
@@ -41,3 +43,38 @@ class Reading:
         if peer is None:
             raise NotFound("No such user.")
         return validation.dm_key(user.name, peer.name)
+
+    def mark_read(self, sid: str, payload: object) -> dict:
+        """Move the read marker; the user's other tabs hear `readMarker`, a DM's peer a
+        `read` receipt (docs/protocol.md §9.1)."""
+        conn = self.identity.conn(sid)
+        request = validation.parse_mark_read(payload)
+        conv_key = self.readable(conn.user, request.conversation)
+        store = self.ctx.store
+        last_read = self.ctx.store_call(store.mark_read, conn.user.id, conv_key, request.id)
+        marker = {"conversation": conv_key, "lastRead": last_read}
+        effects: list[Effect] = [Emit("readMarker", marker, [user_target(conn.user.key)],
+                                      skip=[sid])]
+        if conv_key.startswith("dm:"):
+            for peer in set(validation.dm_user_keys(conv_key)) - {conn.user.key}:
+                user = self.ctx.store_call(self.ctx.store.user_by_key, peer)
+                if user is not None:
+                    effects.append(Emit("read", {"conversation": conv_key,
+                                                 "name": conn.user.name,
+                                                 "lastRead": last_read},
+                                        [user_target(user.key)]))
+        self.ctx.publish(effects)
+        return {"lastRead": last_read}
+
+    def search(self, sid: str, payload: object) -> list[dict]:
+        """Messages with every word, from what the user can read now (or the one
+        conversation named), newest first (docs/protocol.md §9.4)."""
+        conn = self.identity.conn(sid)
+        query = validation.parse_search(payload)
+        if query.conversation is not None:
+            keys = [self.readable(conn.user, query.conversation)]
+        else:
+            keys = self.ctx.store_call(self.ctx.store.readable_conversations, conn.user.id)
+        found = self.ctx.store_call(self.ctx.store.search, query.words, keys, query.before,
+                                    query.limit)
+        return [m.to_wire() for m in found]

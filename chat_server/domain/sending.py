@@ -11,29 +11,32 @@ from .context import Context
 from .effects import Emit, targets_of
 from .errors import ChatError, Forbidden, NotFound, RateLimited
 from .identity import Identity
-from .models import Message, NewMessage
+from .models import Message, NewChange, NewMessage, User
 from .ports import Distribution, LimiterPort, Publish
 from .presence import Connection
 from .rooms import Rooms
 from .validation import Send
 
-Committed = tuple[Message, bool]  # the stored message, and whether it was a retry's original
+# Per item of a batch: the stored message or change (None: a change that changed nothing)
+# and whether it was a retry's original; or the ChatError that refused a change.
+Committed = tuple["Message | None", bool] | ChatError
 Destination = tuple[str, str, str, "str | None", "int | None"]  # key, name, kind, to, to id
 
 
+Item = NewMessage | NewChange
+
+
 class Submitter(Protocol):
-    def submit(self, item: NewMessage,
-               queued: Callable[[], None] | None = None) -> Committed: ...
+    def submit(self, item: Item, queued: Callable[[], None] | None = None) -> Committed: ...
 
 
 class OneByOne:
     """Commits each message on its own; the server groups them (`runtime.Batcher`)."""
 
-    def __init__(self, process: Callable[[list[NewMessage]], list[Committed]]) -> None:
+    def __init__(self, process: Callable[[list[Item]], list[Committed]]) -> None:
         self.process = process
 
-    def submit(self, item: NewMessage,
-               queued: Callable[[], None] | None = None) -> Committed:
+    def submit(self, item: Item, queued: Callable[[], None] | None = None) -> Committed:
         if queued is not None:
             queued()
         return self.process([item])[0]
@@ -111,7 +114,7 @@ class LocalDistribution:
             if start:
                 self.pause()
             group = messages[start:start + self.DELIVER_AT_ONCE]
-            self.publish([Emit("reply", m.to_wire(), targets_of(m.conv_key)) for m in group])
+            self.publish([Emit(m.event, m.to_wire(), targets_of(m.conv_key)) for m in group])
             self.mark = max(self.mark, group[-1].id)
 
 
@@ -189,16 +192,43 @@ class Sending:
                 self._refund(conn)
             return original
         conv_key, conversation, kind, to, to_user_id = where
+        if send.reply_to is not None:
+            answered = self.ctx.store_call(self.ctx.store.message_by_id, send.reply_to)
+            if answered is None or answered.conv_key != conv_key:
+                raise NotFound("The message replied to is not in this conversation.")
+        mentioned = self.mentions(conv_key, send.text)
         item = NewMessage(
             conv_key=conv_key, conversation=conversation, kind=kind, from_user_id=conn.user.id,
             from_name=conn.user.name, from_sid=conn.sid, to=to, to_user_id=to_user_id,
-            text=send.text, ts=self.ctx.now_ms(), client_id=send.client_id)
-        if turn is not None:
-            turn.wait()
-        message, duplicate = self._commits.submit(item, turn.done if turn else None)
+            text=send.text, ts=self.ctx.now_ms(), client_id=send.client_id,
+            reply_to=send.reply_to, mentions=[user.name for user in mentioned],
+            mention_ids=[user.id for user in mentioned])
+        message, duplicate = self.submit(item, turn)
         if duplicate:
             self._refund(conn)
+        assert message is not None  # a new message is always stored (or its original)
         return message
+
+    def submit(self, item: Item, turn: Turn | None = None) -> tuple[Message | None, bool]:
+        """Hand a new message or change to the group commit, in its connection's turn."""
+        if turn is not None:
+            turn.wait()
+        result = self._commits.submit(item, turn.done if turn else None)
+        if isinstance(result, ChatError):
+            raise result
+        return result
+
+    def mentions(self, conv_key: str, text: str) -> list[User]:
+        """Who `@name` in `text` mentions: users that exist and can read the conversation
+        (docs/protocol.md §9.3). A text without "@" costs nothing."""
+        if "@" not in text:
+            return []
+        keys = [validation.fold(name) for name in validation.mentioned_names(text)]
+        if not keys:
+            return []
+        found = {user.key: user for user in self.ctx.store_call(
+            self.ctx.store.mention_candidates, conv_key, keys)}
+        return [found[key] for key in keys if key in found]
 
     def _charge(self, conn: Connection) -> None:
         """Take a token from the connection's and the user's buckets, or refuse the send."""
@@ -208,11 +238,12 @@ class Sending:
     def _refund(self, conn: Connection) -> None:
         self.limiter.refund(("sid", conn.sid), ("user", conn.user.key))
 
-    def commit_batch(self, items: list[NewMessage]) -> list[Committed]:
-        """Store a batch in one transaction, then hand the new messages, in id order, to
-        the distribution that delivers them."""
+    def commit_batch(self, items: list[Item]) -> list[Committed]:
+        """Store a batch of messages and changes in one transaction, then hand what is
+        new, in id order, to the distribution that delivers it."""
         results = self.ctx.store_call(self.ctx.store.insert_messages, items)
-        fresh = [message for message, duplicate in results if not duplicate]
+        fresh = [result[0] for result in results
+                 if isinstance(result, tuple) and result[0] is not None and not result[1]]
         if fresh:
             self.distribution.committed(fresh)
         for message in fresh:

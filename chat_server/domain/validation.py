@@ -172,6 +172,7 @@ class Send:
     text: str
     client_id: str | None
     dest: str | None = None  # None for the lobby
+    reply_to: int | None = None  # v2 (§8): the message this one answers
 
 
 def parse_message(payload: object, max_length: int) -> Send:
@@ -179,7 +180,8 @@ def parse_message(payload: object, max_length: int) -> Send:
         return Send(check_text(payload, max_length), None)
     payload = _require_dict(payload)
     return Send(check_text(payload.get("text"), max_length),
-                _check_client_id(payload.get("clientId")))
+                _check_client_id(payload.get("clientId")),
+                reply_to=_check_id(payload.get("replyTo"), "replyTo"))
 
 
 def parse_send_message(payload: object, max_length: int) -> Send:
@@ -188,7 +190,110 @@ def parse_send_message(payload: object, max_length: int) -> Send:
     if not isinstance(dest, str) or not 1 <= len(dest) <= 64:
         raise InvalidPayload("'destId' must be a room, a sid or a user name.")
     return Send(check_text(payload.get("content"), max_length, "content"),
-                _check_client_id(payload.get("clientId")), dest)
+                _check_client_id(payload.get("clientId")), dest,
+                _check_id(payload.get("replyTo"), "replyTo"))
+
+
+@dataclass(frozen=True)
+class Change:
+    message_id: int
+    text: str = ""  # editMessage
+    emoji: str | None = None  # react
+    on: bool = True  # react: add (true) or take back (false)
+
+
+def _message_id(payload: dict[str, Any]) -> int:
+    message_id = _check_id(payload.get("messageId"), "messageId")
+    if message_id is None:
+        raise InvalidPayload("'messageId' is required.")
+    return message_id
+
+
+def parse_edit(payload: object, max_length: int) -> Change:
+    """`editMessage {"messageId", "text"}` (docs/protocol.md §8.2): the text rules of §5."""
+    fields = _require_dict(payload)
+    return Change(_message_id(fields), text=check_text(fields.get("text"), max_length))
+
+
+def parse_delete(payload: object) -> Change:
+    return Change(_message_id(_require_dict(payload)))
+
+
+EMOJI_MAX = 16  # code points
+
+
+def parse_react(payload: object) -> Change:
+    """`react {"messageId", "emoji", "on"}`: `emoji` 1-16 code points, no whitespace and
+    no control characters (docs/protocol.md §8.2)."""
+    fields = _require_dict(payload)
+    emoji, on = fields.get("emoji"), fields.get("on")
+    if not isinstance(emoji, str) or not 1 <= len(emoji) <= EMOJI_MAX or any(
+            ch.isspace() or unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp")
+            for ch in emoji):
+        raise InvalidPayload("'emoji' must be 1-16 characters without spaces or controls.")
+    if not isinstance(on, bool):
+        raise InvalidPayload("'on' must be true or false.")
+    return Change(_message_id(fields), emoji=_unicode(emoji, "emoji"), on=on)
+
+
+@dataclass(frozen=True)
+class MarkRead:
+    conversation: str
+    id: int
+
+
+def parse_mark_read(payload: object) -> MarkRead:
+    """`markRead {"conversation", "id"}` (docs/protocol.md §9.1)."""
+    fields = _require_dict(payload)
+    conversation = fields.get("conversation")
+    if not isinstance(conversation, str) or not 1 <= len(conversation) <= 300:
+        raise InvalidPayload("'conversation' must be lobby, a #room, a name or a dm: key.")
+    read = _check_id(fields.get("id"), "id")
+    if read is None:
+        raise InvalidPayload("'id' is required.")
+    return MarkRead(conversation, read)
+
+
+@dataclass(frozen=True)
+class Search:
+    words: list[str]  # case-folded; the last may match as a prefix
+    conversation: str | None
+    before: int | None
+    limit: int
+
+
+SEARCH_MAX = 50
+QUERY_MAX = 200  # characters
+WORD = re.compile(r"\w+")
+
+
+def parse_search(payload: object) -> Search:
+    """`search {"query", "conversation"?, "before"?, "limit"?}` (docs/protocol.md §9.4):
+    the words of `query` (letters and digits, any script), at most 10 of them."""
+    fields = _require_dict(payload)
+    query, conversation = fields.get("query"), fields.get("conversation")
+    if not isinstance(query, str) or not 1 <= len(query) <= QUERY_MAX:
+        raise InvalidPayload("'query' must be a string of 1-200 characters.")
+    words = [fold(word) for word in WORD.findall(_unicode(query, "query"))][:10]
+    if not words:
+        raise InvalidPayload("'query' must contain a word.")
+    if conversation is not None and (not isinstance(conversation, str)
+                                     or not 1 <= len(conversation) <= 300):
+        raise InvalidPayload("'conversation' must be lobby, a #room, a name or a dm: key.")
+    limit = fields.get("limit", 20)
+    if type(limit) is not int or not 1 <= limit <= SEARCH_MAX:
+        raise InvalidPayload("'limit' must be an integer from 1 to 50.")
+    return Search(words, conversation, _check_id(fields.get("before"), "before"), limit)
+
+
+MENTION = re.compile(r"@([\w\-.]{1,32})")
+
+
+def mentioned_names(text: str) -> list[str]:
+    """The names `@name` mentions in `text` (docs/protocol.md §9.3), once each, in order:
+    a name runs to the first character a name cannot hold."""
+    return list(dict.fromkeys(match for match in MENTION.findall(text)
+                              if valid_user_name(match)))
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, overload
+from typing import Any, NamedTuple, overload
 
 import sqlalchemy as sa
 from sqlalchemy import event, exc
@@ -29,23 +30,29 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def message_of(row: sa.Row) -> Message:
+def message_of(row: sa.Row, reactions: list[dict[str, Any]] | None = None) -> Message:
     return Message(id=row.id, conv_key=row.conv_key, conversation=row.conversation,
                    kind=row.kind, from_name=row.from_name, from_sid=row.from_sid,
-                   to=row.to_name, text=row.text, ts=row.ts)
+                   to=row.to_name, text=row.text, ts=row.ts, reply_to=row.reply_to,
+                   edited_at=row.edited_at, deleted=bool(row.deleted),
+                   mentions=json.loads(row.mentions) if row.mentions else [],
+                   reactions=reactions or [], target_id=row.target_id, change=row.change,
+                   emoji=row.emoji)
 
 
 def row_values(item: NewMessage) -> dict[str, Any]:
     return dict(conv_key=item.conv_key, conversation=item.conversation, kind=item.kind,
                 from_user_id=item.from_user_id, from_name=item.from_name,
                 from_sid=item.from_sid, to_name=item.to, text=item.text, ts=item.ts,
-                client_id=item.client_id)
+                client_id=item.client_id, reply_to=item.reply_to,
+                mentions=json.dumps(item.mentions) if item.mentions else None)
 
 
 def stored_message(item: NewMessage, new_id: int) -> Message:
     return Message(id=new_id, conv_key=item.conv_key, conversation=item.conversation,
                    kind=item.kind, from_name=item.from_name, from_sid=item.from_sid,
-                   to=item.to, text=item.text, ts=item.ts)
+                   to=item.to, text=item.text, ts=item.ts, reply_to=item.reply_to,
+                   mentions=list(item.mentions))
 
 
 @overload
@@ -126,10 +133,20 @@ class StoreBase:
 
 
 
+class ConversationState(NamedTuple):
+    """One conversation in `welcome` (docs/protocol.md §1.7, §9.2)."""
+
+    name: str
+    newest: int | None  # the newest message's id
+    last_read: int | None
+    unread: int
+    mentions: int
+
+
 class Snapshot:
     __slots__ = ("conversations", "replay", "rooms")
 
-    def __init__(self, rooms: list[Room], conversations: list[tuple[str, int | None]],
+    def __init__(self, rooms: list[Room], conversations: list[ConversationState],
                  replay: list[Message]) -> None:
         self.rooms, self.conversations, self.replay = rooms, conversations, replay
 

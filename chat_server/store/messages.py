@@ -2,67 +2,199 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import cast
 
 import sqlalchemy as sa
 
-from ..domain.models import Message, NewMessage
+from ..domain.errors import ChatError, Forbidden, NotFound, TooLarge
+from ..domain.models import Message, NewChange, NewMessage, User
 from ..schema import (
     MESSAGE_LOCK,
     dm_members,
     memberships,
+    mentions,
     messages,
+    reactions,
+    read_markers,
     rooms,
+    users,
 )
-from .base import ClientKey, DmMember, Snapshot, message_of, row_values, stored_message
+from .base import (
+    ClientKey,
+    ConversationState,
+    DmMember,
+    Snapshot,
+    inserted_id,
+    message_of,
+    row_values,
+    stored_message,
+    user_of,
+)
 from .rooms import RoomStore
+
+# Per item of a batch: (message or update, whether a retry's original), or what refused it.
+Result = tuple[Message | None, bool] | ChatError
+MAX_REACTIONS = 20  # distinct emoji on one message (docs/protocol.md §8.2)
+UNREAD_MAX = 1000  # unread counts stop here (docs/protocol.md §9.2)
 
 
 class MessageStore(RoomStore):
     """Messages; the snapshot at connect reads rooms too."""
 
-    def insert_messages(self, batch: list[NewMessage]) -> list[tuple[Message, bool]]:
-        """Commit a batch of NewMessages in one transaction, in order.
+    def insert_messages(self, batch: list[NewMessage | NewChange]) -> list[Result]:
+        """Commit a batch of new messages and changes in one transaction, in order.
 
-        Returns `(Message, duplicate)` per item: a clientId the same user already used
+        Per new message `(Message, duplicate)`: a clientId the same user already used
         (before, or earlier in the same batch) yields the stored original and
-        `duplicate=True`, and nothing is inserted for it. One INSERT for the whole batch:
-        building a statement per row cost more than the commit.
+        `duplicate=True`, and nothing is inserted for it. Consecutive messages share one
+        INSERT: building a statement per row cost more than the commit. Per change (§8):
+        `(UPDATE, False)`, `(None, False)` when it changes nothing (a repeated reaction
+        state), or the ChatError that refuses it, checked against the message as it is in
+        this transaction.
         """
+        results: list[Result] = []
         with self._tx() as conn:
             if not self.is_sqlite:
                 # Without it two nodes could commit ids 11 then 10, and a client that
                 # replays "after 11" would never see 10. SQLite has one writer anyway.
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(MESSAGE_LOCK)))
-            originals = self._originals(conn, batch)  # (user id, client id) -> Message
-            # plan: an index into `fresh`, or the key of an original
-            fresh: list[NewMessage] = []
-            plan: list[int | ClientKey] = []
-            for item in batch:
-                key = (item.from_user_id, item.client_id)
-                if item.client_id is not None and key in originals:
-                    plan.append(key)
-                    continue
-                if item.client_id is not None:
-                    originals[key] = None  # a repeat later in this batch gets this one
-                plan.append(len(fresh))
-                fresh.append(item)
-            stored: list[Message] = []
+            new = [item for item in batch if isinstance(item, NewMessage)]
+            originals = self._originals(conn, new)  # (user id, client id) -> Message
             noted: set[DmMember] = set()
-            if fresh:
-                ids = conn.execute(
-                    messages.insert().returning(messages.c.id, sort_by_parameter_order=True),
-                    [row_values(item) for item in fresh]).scalars().all()
-                stored = [stored_message(item, new_id)
-                          for item, new_id in zip(fresh, ids, strict=True)]
-                for item, message in zip(fresh, stored, strict=True):
-                    if item.client_id is not None:
-                        originals[(item.from_user_id, item.client_id)] = message
-                noted = self._note_dms(conn, [item for item in fresh if item.kind == "direct"])
+            run: list[NewMessage] = []
+            for item in [*batch, None]:
+                if isinstance(item, NewMessage):
+                    run.append(item)
+                    continue
+                if run:
+                    results += self._insert_run(conn, run, originals)
+                    noted |= self._note_dms(conn, [m for m in run if m.kind == "direct"])
+                    run = []
+                if item is not None:
+                    results.append(self._apply_change(conn, item))
         self._known_dms.update(noted)  # only now: a rolled-back batch must not hide a pair
+        return results
+
+    def _insert_run(self, conn: sa.Connection, run: list[NewMessage],
+                    originals: dict[ClientKey, Message | None]) -> list[Result]:
+        # plan: an index into `fresh`, or the key of an original
+        fresh: list[NewMessage] = []
+        plan: list[int | ClientKey] = []
+        for item in run:
+            key = (item.from_user_id, item.client_id)
+            if item.client_id is not None and key in originals:
+                plan.append(key)
+                continue
+            if item.client_id is not None:
+                originals[key] = None  # a repeat later in this batch gets this one
+            plan.append(len(fresh))
+            fresh.append(item)
+        stored: list[Message] = []
+        if fresh:
+            ids = conn.execute(
+                messages.insert().returning(messages.c.id, sort_by_parameter_order=True),
+                [row_values(item) for item in fresh]).scalars().all()
+            stored = [stored_message(item, new_id)
+                      for item, new_id in zip(fresh, ids, strict=True)]
+            for item, message in zip(fresh, stored, strict=True):
+                if item.client_id is not None:
+                    originals[(item.from_user_id, item.client_id)] = message
+            mentioned = [{"message_id": message.id, "user_id": user_id,
+                          "conv_key": message.conv_key}
+                         for item, message in zip(fresh, stored, strict=True)
+                         for user_id in item.mention_ids]
+            if mentioned:
+                conn.execute(mentions.insert(), mentioned)
         # Every original is a Message by now: a None above was replaced once inserted.
         return [(stored[step], False) if isinstance(step, int)
                 else (cast(Message, originals[step]), True) for step in plan]
+
+    def _apply_change(self, conn: sa.Connection, item: NewChange) -> Result:
+        """One edit, deletion or reaction (docs/protocol.md §8.2), checked and applied."""
+        row = conn.execute(sa.select(messages).where(
+            messages.c.id == item.message_id, messages.c.kind != "update")).first()
+        if row is None:
+            return NotFound("No such message.")
+        target = messages.c.id == item.message_id
+        if item.change == "edit":
+            if row.from_user_id != item.by_user_id:
+                return Forbidden("Only its author may edit a message.")
+            if row.deleted:
+                return Forbidden("A deleted message cannot be edited.")
+            conn.execute(messages.update().where(target).values(
+                text=item.text, edited_at=item.ts,
+                mentions=json.dumps(item.mentions) if item.mentions else None))
+            conn.execute(mentions.delete().where(mentions.c.message_id == item.message_id))
+            if item.mention_ids:
+                conn.execute(mentions.insert(), [
+                    {"message_id": item.message_id, "user_id": user_id,
+                     "conv_key": row.conv_key} for user_id in item.mention_ids])
+        elif item.change == "delete":
+            if row.deleted:
+                return None, False  # deleted already: nothing changes
+            if row.from_user_id != item.by_user_id and not item.may_delete_any:
+                return Forbidden("You may not delete this message.")
+            conn.execute(messages.update().where(target).values(
+                text="", deleted=True, mentions=None))
+            conn.execute(mentions.delete().where(mentions.c.message_id == item.message_id))
+            conn.execute(reactions.delete().where(reactions.c.message_id == item.message_id))
+        else:
+            if row.deleted:
+                return Forbidden("A deleted message takes no reactions.")
+            mine = sa.and_(reactions.c.message_id == item.message_id,
+                           reactions.c.user_id == item.by_user_id,
+                           reactions.c.emoji == item.emoji)
+            had = conn.execute(sa.select(sa.func.count()).where(mine)).scalar()
+            if (item.change == "react") == bool(had):
+                return None, False  # the state asked for holds already
+            if item.change == "unreact":
+                conn.execute(reactions.delete().where(mine))
+            else:
+                emojis = set(conn.execute(sa.select(reactions.c.emoji).distinct().where(
+                    reactions.c.message_id == item.message_id)).scalars())
+                if item.emoji not in emojis and len(emojis) >= MAX_REACTIONS:
+                    return TooLarge(f"A message takes at most {MAX_REACTIONS} different "
+                                    "reactions.")
+                conn.execute(reactions.insert().values(
+                    message_id=item.message_id, user_id=item.by_user_id, emoji=item.emoji,
+                    ts=item.ts))
+        new_id = inserted_id(conn.execute(messages.insert().values(
+            conv_key=row.conv_key, conversation=row.conversation, kind="update",
+            from_user_id=item.by_user_id, from_name=item.by_name, from_sid=item.by_sid,
+            to_name=None, text=item.text if item.change == "edit" else "", ts=item.ts,
+            target_id=item.message_id, change=item.change, emoji=item.emoji)))
+        return Message(id=new_id, conv_key=row.conv_key, conversation=row.conversation,
+                       kind="update", from_name=item.by_name, from_sid=item.by_sid, to=None,
+                       text=item.text if item.change == "edit" else "", ts=item.ts,
+                       target_id=item.message_id, change=item.change,
+                       emoji=item.emoji), False
+
+    def message_by_id(self, message_id: int) -> Message | None:
+        """A message (never a change), in its current state."""
+        with self._tx() as conn:
+            row = conn.execute(sa.select(messages).where(
+                messages.c.id == message_id, messages.c.kind != "update")).first()
+            if row is None:
+                return None
+            return self._with_reactions(conn, [row])[0]
+
+    def _with_reactions(self, conn: sa.Connection, rows: Sequence[sa.Row]) -> list[Message]:
+        """Messages with their current reactions (§8.4): per emoji, the count and at most
+        50 names, in the order the reactions came."""
+        wanted = [row.id for row in rows if row.kind != "update" and not row.deleted]
+        found: dict[int, dict[str, list[str]]] = {}
+        for start in range(0, len(wanted), 500):
+            for message_id, emoji, name in conn.execute(
+                    sa.select(reactions.c.message_id, reactions.c.emoji, users.c.name)
+                    .join(users, users.c.id == reactions.c.user_id)
+                    .where(reactions.c.message_id.in_(wanted[start:start + 500]))
+                    .order_by(reactions.c.ts, reactions.c.user_id)):
+                found.setdefault(message_id, {}).setdefault(emoji, []).append(name)
+        return [message_of(row, [{"emoji": emoji, "count": len(names), "names": names[:50]}
+                                 for emoji, names in found.get(row.id, {}).items()])
+                for row in rows]
 
     @staticmethod
     def _originals(conn: sa.Connection,
@@ -102,7 +234,8 @@ class MessageStore(RoomStore):
     def history(self, conv_key: str, before: int | None = None, after: int | None = None,
                 limit: int = 50) -> list[Message]:
         """Messages of one conversation, oldest first (docs/protocol.md §2, `history`)."""
-        query = sa.select(messages).where(messages.c.conv_key == conv_key)
+        query = sa.select(messages).where(messages.c.conv_key == conv_key,
+                                          messages.c.kind != "update")
         if before is not None:
             query = query.where(messages.c.id < before)
         if after is not None:
@@ -110,14 +243,14 @@ class MessageStore(RoomStore):
         else:
             query = query.order_by(messages.c.id.desc())
         with self._tx() as conn:
-            rows = conn.execute(query.limit(limit)).all()
-        found = [message_of(r) for r in rows]
+            found = self._with_reactions(conn, conn.execute(query.limit(limit)).all())
         return found if after is not None else found[::-1]
 
     def snapshot(self, user_id: int, after: int | None, limit: int) -> Snapshot:
         """What a connecting client is told, read in one transaction: its rooms, its
-        conversations with their newest ids, and (with `after`) the messages to replay:
-        up to `limit + 1` of them, so the caller can tell whether more remain."""
+        conversations with their newest message ids and read state, and (with `after`) the
+        messages and changes to replay: up to `limit + 1` of them, so the caller can tell
+        whether more remain."""
         member = sa.select(memberships.c.room_id).where(memberships.c.user_id == user_id)
         dms = sa.select(dm_members.c.conv_key).where(dm_members.c.user_id == user_id)
         with self._tx() as conn:
@@ -128,18 +261,116 @@ class MessageStore(RoomStore):
             keys = ["lobby", *(r.key for r in member_rooms), *dm_keys]
             newest = dict(conn.execute(
                 sa.select(messages.c.conv_key, sa.func.max(messages.c.id))
-                .where(messages.c.conv_key.in_(keys)).group_by(messages.c.conv_key)).all())
+                .where(messages.c.conv_key.in_(keys), messages.c.kind != "update")
+                .group_by(messages.c.conv_key)).all())
+            read = dict(conn.execute(
+                sa.select(read_markers.c.conv_key, read_markers.c.last_read)
+                .where(read_markers.c.user_id == user_id,
+                       read_markers.c.conv_key.in_(keys))).all())
+            unread = {key: self._unread(conn, user_id, key, read.get(key))
+                      for key in keys if newest.get(key, 0) > (read.get(key) or 0)}
             replay = []
             if after is not None:
-                replay = [message_of(r) for r in conn.execute(
+                replay = self._with_reactions(conn, conn.execute(
                     sa.select(messages).where(messages.c.id > after, sa.or_(
                         messages.c.conv_key == "lobby",
                         messages.c.conv_key.in_([r.key for r in member_rooms]),
                         messages.c.conv_key.in_(dms)))
-                    .order_by(messages.c.id).limit(limit + 1)).all()]
+                    .order_by(messages.c.id).limit(limit + 1)).all())
         names = {"lobby": "lobby", **{r.key: r.name for r in member_rooms}}
-        conversations = [(names.get(key, key), newest.get(key)) for key in keys]
+        conversations = [ConversationState(names.get(key, key), newest.get(key), read.get(key),
+                                           *unread.get(key, (0, 0)))
+                         for key in keys]
         return Snapshot(member_rooms, conversations, replay)
+
+    @staticmethod
+    def _unread(conn: sa.Connection, user_id: int, conv_key: str,
+                last_read: int | None) -> tuple[int, int]:
+        """Messages of others after `last_read`, not deleted, at most `UNREAD_MAX`; and how
+        many of them mention the user. Index ranges, never a scan of the history."""
+        after = last_read or 0
+        unread = sa.select(messages.c.id).where(
+            messages.c.conv_key == conv_key, messages.c.id > after,
+            messages.c.kind != "update", messages.c.deleted.is_(False),
+            messages.c.from_user_id != user_id).limit(UNREAD_MAX).subquery()
+        mentioned = sa.select(mentions.c.message_id).where(
+            mentions.c.user_id == user_id, mentions.c.conv_key == conv_key,
+            mentions.c.message_id > after).limit(UNREAD_MAX).subquery()
+        count = conn.execute(sa.select(sa.select(sa.func.count()).select_from(unread)
+                                       .scalar_subquery(),
+                                       sa.select(sa.func.count()).select_from(mentioned)
+                                       .scalar_subquery())).one()
+        return int(count[0]), int(count[1])
+
+    def mention_candidates(self, conv_key: str, keys: list[str]) -> list[User]:
+        """Of the users named by `keys`, those who can read the conversation (§9.3):
+        anyone for the lobby, the members of a room, the two people of a DM."""
+        if not keys:
+            return []
+        with self._tx() as conn:
+            query = sa.select(users).where(users.c.key.in_(keys))
+            if conv_key.startswith("#"):
+                query = query.where(users.c.id.in_(
+                    sa.select(memberships.c.user_id).join(rooms, rooms.c.id ==
+                                                          memberships.c.room_id)
+                    .where(rooms.c.key == conv_key)))
+            elif conv_key != "lobby":
+                query = query.where(users.c.id.in_(
+                    sa.select(dm_members.c.user_id).where(dm_members.c.conv_key == conv_key)))
+            return [user_of(row) for row in conn.execute(query).all()]
+
+    def readable_conversations(self, user_id: int) -> list[str]:
+        """Every conversation the user can read now: the lobby, its rooms, its DMs."""
+        with self._tx() as conn:
+            room_keys = conn.execute(sa.select(rooms.c.key).join(
+                memberships, memberships.c.room_id == rooms.c.id)
+                .where(memberships.c.user_id == user_id)).scalars().all()
+            dm_keys = conn.execute(sa.select(dm_members.c.conv_key)
+                                   .where(dm_members.c.user_id == user_id)).scalars().all()
+        return ["lobby", *room_keys, *dm_keys]
+
+    def mark_read(self, user_id: int, conv_key: str, read: int) -> int:
+        """Move the user's read marker to max(old, read); returns the marker."""
+        with self._tx() as conn:
+            old = conn.execute(sa.select(read_markers.c.last_read).where(
+                read_markers.c.user_id == user_id, read_markers.c.conv_key == conv_key)
+            ).scalar()
+            if old is None:
+                conn.execute(read_markers.insert().values(user_id=user_id, conv_key=conv_key,
+                                                          last_read=read))
+                return read
+            if read > old:
+                conn.execute(read_markers.update().where(
+                    read_markers.c.user_id == user_id, read_markers.c.conv_key == conv_key)
+                    .values(last_read=read))
+                return read
+            return int(old)
+
+    def search(self, words: list[str], conv_keys: list[str], before: int | None,
+               limit: int) -> list[Message]:
+        """Messages of `conv_keys` holding every word (the last also as a prefix), newest
+        first, from the full-text index (docs/protocol.md §9.4)."""
+        if not conv_keys:
+            return []
+        query = sa.select(messages).where(messages.c.conv_key.in_(conv_keys),
+                                          messages.c.kind != "update",
+                                          messages.c.deleted.is_(False))
+        if before is not None:
+            query = query.where(messages.c.id < before)
+        if self.is_sqlite:
+            terms = [f'"{w.replace(chr(34), chr(34) * 2)}"' for w in words]
+            terms[-1] += "*"
+            matching = sa.text("SELECT rowid FROM messages_fts WHERE messages_fts MATCH :q")
+            query = query.where(messages.c.id.in_(
+                matching.bindparams(q=" ".join(terms)).columns(sa.column("rowid"))))
+        else:
+            terms = ["'" + w.replace("\\", "\\\\").replace("'", "''") + "'" for w in words]
+            terms[-1] += ":*"
+            query = query.where(sa.literal_column("search").op("@@")(
+                sa.func.to_tsquery("simple", " & ".join(terms))))
+        with self._tx() as conn:
+            rows = conn.execute(query.order_by(messages.c.id.desc()).limit(limit)).all()
+            return self._with_reactions(conn, rows)
 
     def messages_after(self, after: int, limit: int) -> list[Message]:
         """Every conversation's messages after id `after`, oldest first: what a node of

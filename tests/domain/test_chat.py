@@ -121,7 +121,8 @@ def test_welcome_then_addchat_to_others(chat):
     assert welcome.to == ["s2"]
     assert welcome.data["name"] == "bob"
     assert {u["name"] for u in welcome.data["users"]} == {"alice", "bob"}
-    assert welcome.data["conversations"] == [{"conversation": "lobby", "lastId": None}]
+    assert welcome.data["conversations"] == [{"conversation": "lobby", "lastId": None,
+                                              "lastRead": None, "unread": 0, "mentions": 0}]
     assert "replayTruncated" not in welcome.data
     add = emits(chat, "addChat")[0]
     assert add.to == ["lobby"] and add.skip == ["s2"]
@@ -427,7 +428,7 @@ def test_a_version_1_database_has_its_dm_keys_renamed(tmp_path):
         ["dm:straße:straße"]
     assert new.reading.history("t1", {"conversation": "bob"})[0]["id"] == ascii_dm.id
     snap = new.store.snapshot(old.presence.get("s1").user.id, 0, 10)
-    assert sorted(c for c, _ in snap.conversations) == \
+    assert sorted(c.name for c in snap.conversations) == \
         ["dm:bob:straße", "dm:straße:straße", "dm:straße:σοφος", "lobby"]
     assert {m.conv_key for m in snap.replay} == {"dm:bob:straße", "dm:straße:straße",
                                                  "dm:straße:σοφος"}

@@ -1,0 +1,82 @@
+"""Messages that change: `editMessage`, `deleteMessage`, `react` (docs/protocol.md §8).
+
+A change is checked here for what the domain knows (the payload, who may read the
+conversation, the room's owner), then goes through the group commit like a message: the
+store checks it against the message's state in the same transaction, gives it the next
+id of the one sequence, and it is delivered as `update` in id order, by the same
+distribution, to the same audience a `reply` would reach.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import validation
+from .context import Context
+from .errors import Forbidden, NotFound
+from .identity import Identity
+from .models import Message, NewChange
+from .presence import Connection
+from .reading import Reading
+from .sending import Sending, Turn
+from .validation import fold
+
+
+class Changes:
+    def __init__(self, ctx: Context, identity: Identity, reading: Reading,
+                 sending: Sending) -> None:
+        self.ctx = ctx
+        self.identity = identity
+        self.reading = reading
+        self.sending = sending
+
+    def edit(self, sid: str, payload: object, turn: Turn | None = None) -> dict[str, Any]:
+        conn = self.identity.conn(sid)
+        request = validation.parse_edit(payload, self.ctx.config.max_text_length)
+        message = self._readable(conn, request.message_id)
+        mentioned = self.sending.mentions(message.conv_key, request.text)
+        return self._submit(conn, turn, NewChange(
+            request.message_id, "edit", conn.user.id, conn.user.name, sid, self.ctx.now_ms(),
+            text=request.text, mentions=[user.name for user in mentioned],
+            mention_ids=[user.id for user in mentioned]))
+
+    def delete(self, sid: str, payload: object, turn: Turn | None = None) -> dict[str, Any]:
+        conn = self.identity.conn(sid)
+        request = validation.parse_delete(payload)
+        message = self._readable(conn, request.message_id)
+        return self._submit(conn, turn, NewChange(
+            request.message_id, "delete", conn.user.id, conn.user.name, sid,
+            self.ctx.now_ms(), may_delete_any=self._moderates(conn, message)))
+
+    def react(self, sid: str, payload: object, turn: Turn | None = None) -> dict[str, Any]:
+        conn = self.identity.conn(sid)
+        request = validation.parse_react(payload)
+        self._readable(conn, request.message_id)
+        return self._submit(conn, turn, NewChange(
+            request.message_id, "react" if request.on else "unreact", conn.user.id,
+            conn.user.name, sid, self.ctx.now_ms(), emoji=request.emoji))
+
+    def _readable(self, conn: Connection, message_id: int) -> Message:
+        """The message, if this user may read its conversation; otherwise it is not found
+        (whether it exists is not told to someone who may not read it)."""
+        message = self.ctx.store_call(self.ctx.store.message_by_id, message_id)
+        if message is None:
+            raise NotFound("No such message.")
+        try:
+            self.reading.readable(conn.user, message.conv_key)
+        except (NotFound, Forbidden):
+            raise NotFound("No such message.") from None
+        return message
+
+    def _moderates(self, conn: Connection, message: Message) -> bool:
+        """Whether the user may delete others' messages there: the room's owner (room
+        moderators and server admins come with moderation, §10)."""
+        if not message.conv_key.startswith("#"):
+            return False
+        room = self.ctx.store_call(self.ctx.store.room_by_key, message.conv_key)
+        return room is not None and room.owner is not None and \
+            fold(room.owner) == conn.user.key
+
+    def _submit(self, conn: Connection, turn: Turn | None, item: NewChange) -> dict[str, Any]:
+        update, _ = self.sending.submit(item, turn)
+        return {} if update is None else {"update": update.to_wire()}

@@ -267,10 +267,13 @@ class _OnDemandWriter:
                 except Exception:  # the connection is gone: close, as the library does
                     self.closed = True
             if self.closed:
-                try:
-                    ws.close()
-                except OSError:
-                    pass
+                # eventlet closes the websocket itself when the client's close frame
+                # comes (`websocket_closed`); closing it twice logs a shutdown error.
+                if not ws.websocket_closed:
+                    try:
+                        ws.close()
+                    except OSError:
+                        pass
                 self.on_closed()
         finally:
             self.running = None
@@ -304,7 +307,8 @@ def problems() -> list[str | None]:
         if step not in handler:
             found.append(f"engineio.socket.Socket._websocket_handler no longer does {step}")
     source = inspect.getsource(eventlet.websocket)
-    for step in ("self.environ = environ", "ws._send_closing_frame(True)"):
+    for step in ("self.environ = environ", "ws._send_closing_frame(True)",
+                 "self.websocket_closed = True"):
         if step not in source:
             found.append(f"eventlet.websocket no longer has {step}")
     hub = eventlet.hubs.get_hub()

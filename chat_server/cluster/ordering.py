@@ -144,9 +144,6 @@ class MessageChannel:
         except Exception as error:
             logger.debug("could not publish %d messages: %s", len(messages), error)
 
-    def delivered_mark(self) -> int:
-        return self.sequencer.delivered_mark()
-
     def start(self, newest: int) -> None:
         self.sequencer.start(newest)
 

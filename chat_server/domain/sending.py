@@ -91,8 +91,8 @@ class SendOrder:
 
 class LocalDistribution:
     """One node: each batch is delivered as it is committed, in id order, a group of
-    messages per turn of the event loop; `delivered_mark` says how far it got, so a client
-    going live meanwhile replays up to there and gets the rest live."""
+    messages per turn of the event loop (a client going live meanwhile is held, see
+    `live.GoingLive`)."""
 
     # A batch of 500 broadcasts to 1,000 clients at once would hold the loop for half a
     # second.
@@ -101,13 +101,9 @@ class LocalDistribution:
     def __init__(self, publish: Publish, pause: Callable[[], None] = lambda: None) -> None:
         self.publish = publish
         self.pause = pause  # lets other work run (the event loop) before going on
-        self.mark = 0  # the highest message id handed to the transport
 
     def start(self, newest: int) -> None:
-        self.mark = newest
-
-    def delivered_mark(self) -> int:
-        return self.mark
+        pass  # nothing to remember: each batch is delivered whole, in order
 
     def committed(self, messages: list[Message]) -> None:
         for start in range(0, len(messages), self.DELIVER_AT_ONCE):
@@ -115,7 +111,6 @@ class LocalDistribution:
                 self.pause()
             group = messages[start:start + self.DELIVER_AT_ONCE]
             self.publish([Emit(m.event, m.to_wire(), targets_of(m.conv_key)) for m in group])
-            self.mark = max(self.mark, group[-1].id)
 
 
 class Sending:

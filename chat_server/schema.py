@@ -116,7 +116,8 @@ messages = sa.Table(
     sa.Column("target_id", MessageId),
     sa.Column("change", sa.String(16)),
     sa.Column("emoji", sa.String(64)),
-    sa.Index("ix_messages_conv_id", "conv_key", "id"),
+    # Covers what counting unread messages reads (§9.2): no row lookups.
+    sa.Index("ix_messages_conv", "conv_key", "id", "kind", "deleted", "from_user_id"),
     sa.UniqueConstraint("from_user_id", "client_id", name="uq_messages_client_id"),
     # AUTOINCREMENT: ids of deleted rooms' messages are never reused, so ids only grow.
     sqlite_autoincrement=True,

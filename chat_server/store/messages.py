@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import cast
+from dataclasses import replace
+from typing import Any, cast
 
 import sqlalchemy as sa
 
@@ -38,6 +39,22 @@ from .rooms import RoomStore
 Result = tuple[Message | None, bool] | ChatError
 MAX_REACTIONS = 20  # distinct emoji on one message (docs/protocol.md §8.2)
 UNREAD_MAX = 1000  # unread counts stop here (docs/protocol.md §9.2)
+
+# One conversation in `welcome` (docs/protocol.md §9.2): its newest message's id (from the
+# end of the index, past any changes), how many messages of others after the read marker
+# are not deleted, and how many of those mention the user; each count stops at UNREAD_MAX.
+# Index ranges only (`ix_messages_conv` covers the first two, `ix_mentions_user_conv` the
+# third). Plain SQL, built once: a snapshot runs it per conversation, and building the
+# expression each time cost more than the database's work.
+CONVERSATION_STATE = sa.text("""
+SELECT
+  (SELECT id FROM messages WHERE conv_key = :key AND kind <> 'update'
+   ORDER BY id DESC LIMIT 1),
+  (SELECT count(*) FROM (SELECT 1 FROM messages WHERE conv_key = :key AND id > :after
+     AND kind <> 'update' AND deleted = :no AND from_user_id <> :me LIMIT :most) AS u),
+  (SELECT count(*) FROM (SELECT 1 FROM mentions WHERE user_id = :me AND conv_key = :key
+     AND message_id > :after LIMIT :most) AS m)
+""")
 
 
 class MessageStore(RoomStore):
@@ -197,6 +214,19 @@ class MessageStore(RoomStore):
                 for row in rows]
 
     @staticmethod
+    def _without_deleted_text(conn: sa.Connection, found: list[Message]) -> list[Message]:
+        """Edits of a message deleted since, with their text emptied: a deleted message's
+        text is never sent again (docs/protocol.md §8.1), not even as an edit's text. The
+        edit rows keep it; only what is sent leaves it out."""
+        edited = {m.target_id for m in found if m.change == "edit" and m.text}
+        if not edited:
+            return found
+        gone = set(conn.execute(sa.select(messages.c.id).where(
+            messages.c.id.in_(edited), messages.c.deleted.is_(True))).scalars())
+        return [replace(m, text="") if m.change == "edit" and m.target_id in gone else m
+                for m in found]
+
+    @staticmethod
     def _originals(conn: sa.Connection,
                    batch: list[NewMessage]) -> dict[ClientKey, Message | None]:
         wanted = {(item.from_user_id, item.client_id) for item in batch
@@ -259,16 +289,13 @@ class MessageStore(RoomStore):
             member_rooms = [self._room(r) for r in room_rows]
             dm_keys = sorted(conn.execute(dms).scalars().all())
             keys = ["lobby", *(r.key for r in member_rooms), *dm_keys]
-            newest = dict(conn.execute(
-                sa.select(messages.c.conv_key, sa.func.max(messages.c.id))
-                .where(messages.c.conv_key.in_(keys), messages.c.kind != "update")
-                .group_by(messages.c.conv_key)).all())
             read = dict(conn.execute(
                 sa.select(read_markers.c.conv_key, read_markers.c.last_read)
                 .where(read_markers.c.user_id == user_id,
                        read_markers.c.conv_key.in_(keys))).all())
-            unread = {key: self._unread(conn, user_id, key, read.get(key))
-                      for key in keys if newest.get(key, 0) > (read.get(key) or 0)}
+            state = self._conversation_states(conn, user_id, keys, read)
+            newest = {key: row[0] for key, row in state.items()}
+            unread = {key: (int(row[1]), int(row[2])) for key, row in state.items()}
             replay = []
             if after is not None:
                 replay = self._with_reactions(conn, conn.execute(
@@ -277,6 +304,7 @@ class MessageStore(RoomStore):
                         messages.c.conv_key.in_([r.key for r in member_rooms]),
                         messages.c.conv_key.in_(dms)))
                     .order_by(messages.c.id).limit(limit + 1)).all())
+                replay = self._without_deleted_text(conn, replay)
         names = {"lobby": "lobby", **{r.key: r.name for r in member_rooms}}
         conversations = [ConversationState(names.get(key, key), newest.get(key), read.get(key),
                                            *unread.get(key, (0, 0)))
@@ -284,23 +312,25 @@ class MessageStore(RoomStore):
         return Snapshot(member_rooms, conversations, replay)
 
     @staticmethod
-    def _unread(conn: sa.Connection, user_id: int, conv_key: str,
-                last_read: int | None) -> tuple[int, int]:
-        """Messages of others after `last_read`, not deleted, at most `UNREAD_MAX`; and how
-        many of them mention the user. Index ranges, never a scan of the history."""
-        after = last_read or 0
-        unread = sa.select(messages.c.id).where(
-            messages.c.conv_key == conv_key, messages.c.id > after,
-            messages.c.kind != "update", messages.c.deleted.is_(False),
-            messages.c.from_user_id != user_id).limit(UNREAD_MAX).subquery()
-        mentioned = sa.select(mentions.c.message_id).where(
-            mentions.c.user_id == user_id, mentions.c.conv_key == conv_key,
-            mentions.c.message_id > after).limit(UNREAD_MAX).subquery()
-        count = conn.execute(sa.select(sa.select(sa.func.count()).select_from(unread)
-                                       .scalar_subquery(),
-                                       sa.select(sa.func.count()).select_from(mentioned)
-                                       .scalar_subquery())).one()
-        return int(count[0]), int(count[1])
+    def _conversation_states(conn: sa.Connection, user_id: int, keys: list[str],
+                             read: dict[str, int]) -> dict[str, tuple[Any, ...]]:
+        """`CONVERSATION_STATE` per conversation, on the DBAPI cursor of this transaction:
+        a hundred conversations through SQLAlchemy's execute cost ten times the queries."""
+        compiled = CONVERSATION_STATE.compile(dialect=conn.dialect)
+        sql = str(compiled)
+        positional = compiled.positiontup  # qmark (sqlite3), or None: named (psycopg2)
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        states = {}
+        try:
+            for key in keys:
+                params = {"key": key, "after": read.get(key) or 0, "me": user_id,
+                          "no": False, "most": UNREAD_MAX}
+                cursor.execute(sql, [params[name] for name in positional]
+                               if positional else params)
+                states[key] = tuple(cursor.fetchone() or (None, 0, 0))
+        finally:
+            cursor.close()
+        return states
 
     def mention_candidates(self, conv_key: str, keys: list[str]) -> list[User]:
         """Of the users named by `keys`, those who can read the conversation (§9.3):
@@ -378,7 +408,7 @@ class MessageStore(RoomStore):
         with self._tx() as conn:
             rows = conn.execute(sa.select(messages).where(messages.c.id > after)
                                 .order_by(messages.c.id).limit(limit)).all()
-        return [message_of(row) for row in rows]
+            return self._without_deleted_text(conn, [message_of(row) for row in rows])
 
     def dm_conversations(self, user_id: int) -> list[str]:
         """The keys of the direct conversations the user takes part in."""

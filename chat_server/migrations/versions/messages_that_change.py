@@ -59,6 +59,14 @@ def upgrade() -> None:
     for column in columns:  # plain ALTER TABLE: a copied SQLite table would lose AUTOINCREMENT
         if column.name not in present:
             op.add_column("messages", column)
+    # Replaces (conv_key, id): the same order, and counting a conversation's unread
+    # messages (kind, deleted, author) reads the index alone, never the rows (§9.2).
+    indexes = {i["name"] for i in sa.inspect(op.get_bind()).get_indexes("messages")}
+    if "ix_messages_conv" not in indexes:
+        op.create_index("ix_messages_conv", "messages",
+                        ["conv_key", "id", "kind", "deleted", "from_user_id"])
+    if "ix_messages_conv_id" in indexes:
+        op.drop_index("ix_messages_conv_id", "messages")
     op.create_table(
         "reactions",
         sa.Column("message_id", MessageId, sa.ForeignKey("messages.id", ondelete="CASCADE"),
@@ -97,6 +105,8 @@ def downgrade() -> None:
         op.execute(sa.text("ALTER TABLE messages DROP COLUMN search"))
     for table in ("mentions", "read_markers", "reactions"):
         op.drop_table(table)
+    op.create_index("ix_messages_conv_id", "messages", ["conv_key", "id"])
+    op.drop_index("ix_messages_conv", "messages")
     for column in ("emoji", "change", "target_id", "mentions", "deleted", "edited_at",
                    "reply_to"):
         op.drop_column("messages", column)

@@ -28,8 +28,8 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chat_server import schema  # noqa: E402
-from chat_server.store import Store  # noqa: E402
+from chat_server import schema
+from chat_server.store import Store
 
 logger = logging.getLogger("bench.store")
 
@@ -71,7 +71,7 @@ def build(url: str, count: int, seed: int) -> None:
         members += [{"room_id": r, "user_id": u} for r in range(1, ROOMS + 1)
                     for u in rng.sample(range(2, USERS + 1), 20)]
         conn.execute(schema.memberships.insert(), members)
-        dms = [f"dm:user1:user{peer}" if "user1" < f"user{peer}" else f"dm:user{peer}:user1"
+        dms = [f"dm:user1:user{peer}" if f"user{peer}" > "user1" else f"dm:user{peer}:user1"
                for peer in range(2, 2 + BENCH_DMS)]
         others = [f"dm:user{a}:user{a + 1}" for a in range(100, 1100)]
         conn.execute(schema.dm_members.insert(), [

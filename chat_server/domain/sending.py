@@ -218,7 +218,9 @@ class Sending:
         (docs/protocol.md §9.3). A text without "@" costs nothing."""
         if "@" not in text:
             return []
-        keys = [validation.fold(name) for name in validation.mentioned_names(text)]
+        # Once per user: `@Bob @bob` is one mention (two would break the batch's commit).
+        keys = list(dict.fromkeys(validation.fold(name)
+                                  for name in validation.mentioned_names(text)))
         if not keys:
             return []
         found = {user.key: user for user in self.ctx.store_call(

@@ -223,8 +223,15 @@ class Sending:
                                   for name in validation.mentioned_names(text)))
         if not keys:
             return []
-        found = {user.key: user for user in self.ctx.store_call(
-            self.ctx.store.mention_candidates, conv_key, keys)}
+        if conv_key.startswith("dm:"):
+            # A DM is read by the two users its key names: known before its first message
+            # has recorded them as its members (the store's DM members would miss both).
+            found = {user.key: user for user in self.ctx.store_call(
+                self.ctx.store.mention_candidates, "lobby", keys)
+                if validation.is_dm_key_of(conv_key, user.name)}
+        else:
+            found = {user.key: user for user in self.ctx.store_call(
+                self.ctx.store.mention_candidates, conv_key, keys)}
         return [found[key] for key in keys if key in found]
 
     def _charge(self, conn: Connection) -> None:

@@ -38,7 +38,7 @@ class Changes:
         return self._submit(conn, turn, NewChange(
             request.message_id, "edit", conn.user.id, conn.user.name, sid, self.ctx.now_ms(),
             text=request.text, mentions=[user.name for user in mentioned],
-            mention_ids=[user.id for user in mentioned]))
+            mention_ids=[user.id for user in mentioned if user.id != conn.user.id]))
 
     def delete(self, sid: str, payload: object, turn: Turn | None = None) -> dict[str, Any]:
         conn = self.identity.conn(sid)

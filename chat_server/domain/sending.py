@@ -197,7 +197,8 @@ class Sending:
             from_name=conn.user.name, from_sid=conn.sid, to=to, to_user_id=to_user_id,
             text=send.text, ts=self.ctx.now_ms(), client_id=send.client_id,
             reply_to=send.reply_to, mentions=[user.name for user in mentioned],
-            mention_ids=[user.id for user in mentioned])
+            # The rows counting unread mentions (§9.2): never of one's own message.
+            mention_ids=[user.id for user in mentioned if user.id != conn.user.id])
         message, duplicate = self.submit(item, turn)
         if duplicate:
             self._refund(conn)

@@ -286,14 +286,21 @@ def parse_search(payload: object) -> Search:
     return Search(words, conversation, _check_id(fields.get("before"), "before"), limit)
 
 
-MENTION = re.compile(r"@([\w\-.]{1,32})")
-
-
 def mentioned_names(text: str) -> list[str]:
     """The names `@name` mentions in `text` (docs/protocol.md §9.3), once each, in order:
-    a name runs to the first character a name cannot hold."""
-    return list(dict.fromkeys(match for match in MENTION.findall(text)
-                              if valid_user_name(match)))
+    a name runs to the first character a name cannot hold (combining marks included, as
+    in Devanagari), and a run longer than a name is none (not its first 32 characters)."""
+    found: list[str] = []
+    start = text.find("@")
+    while start != -1:
+        end = start + 1
+        while end < len(text) and _is_word_char(text[end], "_-."):
+            end += 1
+        name = text[start + 1:end]
+        if valid_user_name(name) and name not in found:
+            found.append(name)
+        start = text.find("@", end)
+    return found
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,10 @@
 // what the user does through bind(); they read models but change none. Controllers
 // (session, chat, rooms, watching) turn one into the other. This file only connects them.
 //
+// v2 (docs/protocol.md §8, §9): changes.js applies `update`s and edits, deletes and reacts;
+// reading.js marks the open conversation read and takes readMarker/read; mentions.js offers
+// names to `@`; search.js searches. conversations.js holds the read state they change.
+//
 // Rendering rule: user-controlled strings (names, room names, message text) reach the DOM
 // only as text nodes (see dom.js); nothing assigns HTML.
 
@@ -22,6 +26,10 @@ import * as history from './history.js';
 import * as session from './session.js';
 import * as chat from './chat.js';
 import * as rooms from './rooms.js';
+import * as changes from './changes.js';
+import * as reading from './reading.js';
+import * as mentions from './mentions.js';
+import * as search from './search.js';
 import * as signin from './view/signin.js';
 import * as header from './view/header.js';
 import * as sidebar from './view/sidebar.js';
@@ -29,6 +37,7 @@ import * as people from './view/people.js';
 import * as panels from './view/panels.js';
 import * as messages from './view/messages.js';
 import * as composer from './view/composer.js';
+import * as searchView from './view/search.js';
 
 connection.configure({ auth: identity.authPayload });
 connection.on('welcome', session.onWelcome);
@@ -43,12 +52,21 @@ connection.on('onlineCount', chat.onOnlineCount);
 connection.on('typing', chat.onTyping);
 connection.on('roomEvent', rooms.onRoomEvent);
 connection.on('error', chat.onServerError);
+connection.on('update', changes.onUpdate);
+connection.on('readMarker', reading.onReadMarker);
+connection.on('read', reading.onRead);
 
 conversations.on('message', chat.onNewMessage);
 conversations.on('entry', messages.insert);
 conversations.on('entries', chat.onEntries);
 conversations.on('status', chat.onHistoryStatus);
 conversations.on('changed', sidebar.schedule);
+conversations.on('updated', messages.refresh);
+conversations.on('seen', messages.showSeen);
+// What the open conversation shows is read (docs/protocol.md §9.1).
+conversations.on('entry', reading.viewed);
+conversations.on('entries', reading.viewed);
+conversations.on('status', reading.viewed);
 presence.on('changed', chat.onPresenceChanged);
 // Above PRESENCE_LIMIT (docs/protocol.md §7) the user list is paged in by listUsers, and
 // what the page shows (that list, the DMs) is what it watches.
@@ -78,8 +96,27 @@ panels.bind({
   onBrowse: rooms.browseRooms,
   onDm: chat.openDmByName,
 });
-composer.bind({ onSubmit: chat.send, onInput: chat.onComposerInput, onBlur: chat.onComposerLeft });
-messages.bind({ onScrollTop: chat.loadOlder, onRetry: outbox.retry, onDiscard: chat.discardFailed });
+composer.bind({
+  onSubmit: chat.send,
+  onEdit: changes.edit,
+  onEditLast: changes.editLast,
+  onInput: chat.onComposerInput,
+  onBlur: chat.onComposerLeft,
+  onMentionQuery: mentions.candidates,
+});
+messages.bind({
+  onScrollTop: chat.loadOlder,
+  onScrollBottom: chat.loadNewer,
+  onRetry: outbox.retry,
+  onDiscard: chat.discardFailed,
+  onJump: chat.jumpToReplied,
+  onReply: changes.startReply,
+  onEdit: changes.startEdit,
+  onDelete: changes.remove,
+  onReact: changes.react,
+});
+searchView.bind({ onSearch: search.run, onMore: search.loadMore, onOpen: chat.openSearchResult });
+reading.init();
 window.addEventListener('storage', session.onStorage);
 
 session.boot();

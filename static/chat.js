@@ -7,11 +7,13 @@ import * as presence from './presence.js';
 import * as outbox from './outbox.js';
 import * as typing from './typing.js';
 import * as history from './history.js';
+import * as reading from './reading.js';
 import * as header from './view/header.js';
 import * as messages from './view/messages.js';
 import * as composer from './view/composer.js';
 import * as sidebar from './view/sidebar.js';
 import * as status from './view/status.js';
+import * as searchView from './view/search.js';
 import { ackErrorText } from './errors.js';
 import { lower } from './rules.js';
 
@@ -46,7 +48,37 @@ export function openConversation(key, focusComposer = true) {
   sidebar.closeDrawer();
   history.ensureLoaded(conv);
   if (conv.loaded) history.fillViewport(conv);
+  reading.viewed();
   if (focusComposer) composer.focus({ preventScroll: true });
+}
+
+/**
+ * Open conversation `key` at message `id`: loaded around it if it is not held (a reply's
+ * quote, a search result: docs/protocol.md §2.5, §9.4), then scrolled to and highlighted.
+ */
+export async function showMessage(key, id) {
+  if (!isOpen(key)) openConversation(key, false);
+  const conv = conversations.active();
+  if (conv.key !== key) return;
+  const held = await history.loadAround(conv, id);
+  if (!isOpen(key)) return;
+  if (!held || !messages.scrollToMessage(id)) status.toast('That message cannot be shown: it may be gone.');
+}
+
+/** A reply's quote was clicked: the message it answers. */
+export function jumpToReplied(id) {
+  showMessage(conversations.activeKey(), id);
+}
+
+/** A search result was picked (docs/protocol.md §9.4). */
+export function openSearchResult(m) {
+  const conv = conversations.byServerKey(m.conversation);
+  if (!conv) {
+    status.toast('That conversation is no longer yours to read.');
+    return;
+  }
+  searchView.close();
+  showMessage(conv.key, m.id);
 }
 
 /** After a reconnect: the open conversation as it is, with what the welcome changed. */
@@ -156,10 +188,11 @@ export function onServerError(ev) {
 
 // -- what the user does ----------------------------------------------------------------
 
-export function send(text) {
+/** replyTo: the message this one answers (docs/protocol.md §8.2). */
+export function send(text, { replyTo = null } = {}) {
   if (!identity.isSignedIn()) return;
   const conv = conversations.active();
-  outbox.queue(conv, text);
+  outbox.queue(conv, text, replyTo);
   composer.sent(conv.key);
   typing.stop();
 }
@@ -179,4 +212,8 @@ export function discardFailed(clientId) {
 
 export function loadOlder() {
   history.loadOlder(conversations.active());
+}
+
+export function loadNewer() {
+  history.loadNewer(conversations.active());
 }

@@ -51,13 +51,15 @@ function drop(item) {
   events.emit('gone', item.clientId);
 }
 
-export function queue(conv, text) {
+/** replyTo: the id of the message this one answers (docs/protocol.md §8.2), or null. */
+export function queue(conv, text, replyTo = null) {
   keep({
     clientId: newClientId(),
     conv: conv.key,
     type: conv.type,
     target: conv.type === 'room' ? conv.title : conv.type === 'dm' ? conv.peer : null,
     text,
+    replyTo: Number.isSafeInteger(replyTo) ? replyTo : null,
     seq: nextSeq(),
   }, true);
 }
@@ -83,6 +85,7 @@ export function pump() {
   const [event, payload] = item.type === 'lobby'
     ? ['message', { text: item.text, clientId: item.clientId }]
     : ['sendMessage', { content: item.text, destId: item.target, clientId: item.clientId }];
+  if (Number.isSafeInteger(item.replyTo)) payload.replyTo = item.replyTo;
   call(event, payload).then((res) => {
     if (gen !== generation()) return; // that connection is gone; the next one resends from the head
     inflight = null;

@@ -86,6 +86,10 @@ export function onRoomEvent(ev) {
       return;
     }
     conversations.addNotice(conv, me ? 'You joined.' : `${ev.name} joined.`);
+    // Whom `@` offers (docs/protocol.md §9.3) follows who is in the room.
+    if (conv.members && !conv.members.some((n) => lower(n) === lower(ev.name))) {
+      conversations.setMembers(conv, [...conv.members, ev.name]);
+    }
     refreshSoon();
   } else if (ev.event === 'left') {
     if (!conv) return;
@@ -94,6 +98,7 @@ export function onRoomEvent(ev) {
       return;
     }
     conversations.addNotice(conv, `${ev.name} left.`);
+    if (conv.members) conversations.setMembers(conv, conv.members.filter((n) => lower(n) !== lower(ev.name)));
     refreshSoon();
   } else if (ev.event === 'closed') {
     if (!conv) return;

@@ -10,6 +10,7 @@ import * as watching from './watching.js';
 import * as outbox from './outbox.js';
 import * as typing from './typing.js';
 import * as history from './history.js';
+import * as reading from './reading.js';
 import * as store from './storage.js';
 import * as chat from './chat.js';
 import * as signin from './view/signin.js';
@@ -18,6 +19,7 @@ import * as sidebar from './view/sidebar.js';
 import * as status from './view/status.js';
 import * as messages from './view/messages.js';
 import * as composer from './view/composer.js';
+import * as searchView from './view/search.js';
 import { CONNECT_ERRORS } from './errors.js';
 import { isGuestName } from './rules.js';
 
@@ -30,6 +32,7 @@ export function resetSession({ online = false, forget = false } = {}) {
   connection.beginSession(online);
   outbox.abort();
   typing.reset();
+  reading.reset();
   // A watch list belongs to one connection (docs/protocol.md §7): a new one watches
   // nothing until the page sends it again. The pages of listUsers are asked again after
   // the welcome; until then (reconnecting) the list shown stays.
@@ -41,6 +44,8 @@ export function resetSession({ online = false, forget = false } = {}) {
   presence.reset();
   outbox.reset();
   composer.forgetDrafts();
+  composer.cancelMode();
+  searchView.reset();
 }
 
 function showChat() {
@@ -113,6 +118,7 @@ export function onWelcome(w) {
   if (firstShow || !sameUser) chat.openConversation(conversations.activeKey(), false);
   else chat.refreshOpen();
   history.ensureLoaded(conversations.active());
+  reading.viewed();
   outbox.pump();
   const from = identity.replayFrom();
   if (w.replayTruncated === true && from !== null) history.catchUp(from);

@@ -98,3 +98,20 @@ export function saveActive(key) {
     // ignore
   }
 }
+
+// How far each DM peer has read (docs/protocol.md §9.1 `read`): the protocol tells it only
+// when it moves, so a reload keeps the last receipt here. {convKey: id} per identity.
+const peerReadKey = (name) => `${PREFIX}peerRead.${who(name)}`;
+
+export function loadPeerRead(name, convKey) {
+  const all = read(peerReadKey(name), {});
+  const value = all && typeof all === 'object' ? all[convKey] : null;
+  return Number.isSafeInteger(value) ? value : 0;
+}
+
+export function savePeerRead(name, convKey, id) {
+  const all = read(peerReadKey(name), {}) || {};
+  if (Number.isSafeInteger(all[convKey]) && all[convKey] >= id) return;
+  all[convKey] = id;
+  write(peerReadKey(name), all);
+}

@@ -1,7 +1,10 @@
 // The message box: Enter sends, Shift+Enter starts a new line; a counter near the length
 // limit; one draft per conversation; and, just above it, who else is typing there.
+// v2 (docs/protocol.md §8.2, §9.3): it also edits a message (Up arrow in an empty box edits
+// my last one, Escape cancels) and answers one (replyTo), shown in a line above it; and
+// typing `@` offers the conversation's members to mention.
 
-import { byId, setText, codePoints } from '../dom.js';
+import { byId, h, clear, setText, codePoints } from '../dom.js';
 import { TEXT_LIMIT } from '../rules.js';
 
 const COUNTER_FROM = 1800;   // show the character counter from here on
@@ -12,8 +15,23 @@ const input = byId('composer-input');
 const counter = byId('char-counter');
 const errorLine = byId('composer-error');
 const typingLine = byId('typing-indicator');
+const contextBar = byId('composer-context');
+const contextText = byId('composer-context-text');
+const cancelButton = byId('composer-cancel');
+const mentionList = byId('mention-list');
+
+const QUOTE_CHARS = 80;
+const MENTION_MAX = 8;
+// `@` and what follows it up to the caret, at the start or after a character a name cannot
+// hold (docs/protocol.md §1.3 names; §9.3 mentions).
+const MENTION_AT_CARET = /(?:^|[^\p{L}\p{N}_.-])@([\p{L}\p{N}_.-]{0,32})$/u;
 
 let drafts = new Map();
+let mode = null;          // {type: 'edit' | 'reply', id, ...}: what Enter does besides sending
+let stashed = '';         // the draft put aside while editing
+let handlers = null;
+let mentionState = null;  // {start, names, selected} while the list is open
+let mentionAsk = 0;
 
 export const text = () => input.value;
 
@@ -38,6 +56,7 @@ export function focus(options) {
 
 /** Another conversation is opened: keep the draft of the one left, bring back its own. */
 export function switchDraft(fromKey, toKey) {
+  if (fromKey !== toKey) cancelMode();
   drafts.set(fromKey, input.value);
   setText(errorLine, '');
   input.value = drafts.get(toKey) || '';
@@ -48,7 +67,160 @@ export function switchDraft(fromKey, toKey) {
 export function sent(key) {
   input.value = '';
   drafts.delete(key);
+  if (mode && mode.type === 'reply') cancelMode();
+  closeMentions();
   update();
+}
+
+// -- editing and replying (docs/protocol.md §8.2) --------------------------------------
+
+export const currentMode = () => mode;
+
+function showContext(text) {
+  setText(contextText, text);
+  contextBar.hidden = false;
+  contextBar.dataset.mode = mode ? mode.type : '';
+}
+
+function snippet(text) {
+  const chars = [...String(text ?? '')];
+  return chars.length > QUOTE_CHARS ? `${chars.slice(0, QUOTE_CHARS).join('')}…` : chars.join('');
+}
+
+/** Put message `msg` (mine) in the box to edit it; Enter saves, Escape cancels. */
+export function startEdit(msg) {
+  if (!mode || mode.type !== 'edit') stashed = input.value;
+  mode = { type: 'edit', id: msg.id };
+  input.value = String(msg.text ?? '');
+  showContext('Editing your message · Enter saves · Escape cancels');
+  setText(errorLine, '');
+  update();
+  input.focus();
+  input.setSelectionRange(input.value.length, input.value.length);
+}
+
+/** The next send answers `msg`. */
+export function startReply(msg) {
+  if (mode && mode.type === 'edit') {
+    input.value = stashed;
+    stashed = '';
+  }
+  mode = { type: 'reply', id: msg.id };
+  showContext(`Replying to ${msg.from ?? '?'}: ${snippet(msg.text)}`);
+  update();
+  input.focus();
+}
+
+/** Back to plain sending; an edit gives the draft back. */
+export function cancelMode() {
+  if (!mode) return;
+  if (mode.type === 'edit') {
+    input.value = stashed;
+    stashed = '';
+  }
+  mode = null;
+  contextBar.hidden = true;
+  setText(contextText, '');
+  setText(errorLine, '');
+  update();
+}
+
+/** The message being edited or answered is gone (deleted): stop. */
+export function forgetMessage(id) {
+  if (mode && mode.id === id) cancelMode();
+}
+
+export function showError(text) {
+  setText(errorLine, text || '');
+}
+
+// -- @ autocomplete (docs/protocol.md §9.3) --------------------------------------------
+
+function closeMentions() {
+  mentionAsk += 1;
+  mentionState = null;
+  mentionList.hidden = true;
+  clear(mentionList);
+  input.setAttribute('aria-expanded', 'false');
+  input.removeAttribute('aria-activedescendant');
+}
+
+function drawMentions() {
+  clear(mentionList);
+  const { names, selected } = mentionState;
+  names.forEach((name, i) => {
+    mentionList.appendChild(h('li', {
+      id: `mention-option-${i}`,
+      role: 'option',
+      class: i === selected ? 'mention-option selected' : 'mention-option',
+      'aria-selected': i === selected ? 'true' : 'false',
+      'data-testid': 'mention-option',
+      'data-name': name,
+      on: {
+        mousedown: (event) => event.preventDefault(), // keep focus in the box
+        click: () => acceptMention(i),
+      },
+    }, `@${name}`));
+  });
+  mentionList.hidden = false;
+  input.setAttribute('aria-expanded', 'true');
+  input.setAttribute('aria-activedescendant', `mention-option-${selected}`);
+}
+
+async function lookForMention() {
+  const before = input.value.slice(0, input.selectionStart ?? input.value.length);
+  const match = before.match(MENTION_AT_CARET);
+  if (!match || !handlers.onMentionQuery) {
+    closeMentions();
+    return;
+  }
+  const prefix = match[1];
+  const start = before.length - prefix.length - 1;
+  mentionAsk += 1;
+  const mine = mentionAsk;
+  const names = (await handlers.onMentionQuery(prefix)).slice(0, MENTION_MAX);
+  if (mine !== mentionAsk) return; // typed on meanwhile
+  if (!names.length) {
+    closeMentions();
+    return;
+  }
+  mentionState = { start, names, selected: 0 };
+  drawMentions();
+}
+
+function acceptMention(i) {
+  if (!mentionState) return;
+  const name = mentionState.names[i];
+  const caret = input.selectionStart ?? input.value.length;
+  const value = input.value;
+  const inserted = `@${name} `;
+  input.value = value.slice(0, mentionState.start) + inserted + value.slice(caret).replace(/^ /, '');
+  const at = mentionState.start + inserted.length;
+  closeMentions();
+  input.focus();
+  input.setSelectionRange(at, at);
+  update();
+  if (handlers.onInput) handlers.onInput(input.value);
+}
+
+/** Keys for the open list; true when the key was used. */
+function mentionKey(event) {
+  if (!mentionState) return false;
+  const n = mentionState.names.length;
+  if (event.key === 'ArrowDown' || event.key === 'ArrowUp') {
+    mentionState.selected = (mentionState.selected + (event.key === 'ArrowDown' ? 1 : n - 1)) % n;
+    drawMentions();
+    return true;
+  }
+  if ((event.key === 'Enter' && !event.shiftKey) || event.key === 'Tab') {
+    acceptMention(mentionState.selected);
+    return true;
+  }
+  if (event.key === 'Escape') {
+    closeMentions();
+    return true;
+  }
+  return false;
 }
 
 export function forgetDrafts() {
@@ -72,37 +244,74 @@ export function showTyping(names) {
   setText(typingLine, line);
 }
 
-function submit(onSubmit) {
+async function submit() {
   const value = input.value;
-  if (!value.trim()) return;
+  if (!value.trim()) {
+    if (mode && mode.type === 'edit') setText(errorLine, 'A message cannot be empty: delete it from its menu instead.');
+    return;
+  }
   const n = codePoints(value.trim());
   if (n > TEXT_LIMIT) {
     setText(errorLine, `This message is ${n - TEXT_LIMIT} characters too long (at most ${TEXT_LIMIT}).`);
     return;
   }
   setText(errorLine, '');
-  onSubmit(value);
+  closeMentions();
+  if (mode && mode.type === 'edit') {
+    const editing = mode;
+    const error = await handlers.onEdit(editing.id, value);
+    if (mode !== editing) return;
+    if (error) setText(errorLine, error);
+    else cancelMode();
+    return;
+  }
+  handlers.onSubmit(value, mode && mode.type === 'reply' ? { replyTo: mode.id } : {});
 }
 
-/** onSubmit(text): a message to send; onInput(text): a keystroke; onBlur(): left empty. */
-export function bind({ onSubmit, onInput, onBlur }) {
+/**
+ * onSubmit(text, {replyTo?}): a message to send; onEdit(id, text) resolves to an error
+ * text or null; onEditLast(): Up arrow in the empty box; onInput(text): a keystroke;
+ * onBlur(): left empty; onMentionQuery(prefix) resolves to names to offer.
+ */
+export function bind(given) {
+  handlers = given;
   form.addEventListener('submit', (event) => {
     event.preventDefault();
-    submit(onSubmit);
+    submit();
+    input.focus();
+  });
+  cancelButton.addEventListener('click', () => {
+    cancelMode();
     input.focus();
   });
   input.addEventListener('keydown', (event) => {
-    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing && !event.altKey) {
+    if (event.isComposing) return;
+    if (mentionKey(event)) {
       event.preventDefault();
-      submit(onSubmit);
+      return;
+    }
+    if (event.key === 'Enter' && !event.shiftKey && !event.altKey) {
+      event.preventDefault();
+      submit();
+    } else if (event.key === 'ArrowUp' && input.value === '' && !mode && !event.shiftKey) {
+      event.preventDefault();
+      handlers.onEditLast();
+    } else if (event.key === 'Escape' && mode) {
+      event.preventDefault();
+      cancelMode();
     }
   });
   input.addEventListener('input', () => {
     update();
     setText(errorLine, '');
-    onInput(input.value);
+    handlers.onInput(input.value);
+    lookForMention();
+  });
+  input.addEventListener('click', () => {
+    if (mentionState) lookForMention();
   });
   input.addEventListener('blur', () => {
-    if (!input.value.trim()) onBlur();
+    closeMentions();
+    if (!input.value.trim()) handlers.onBlur();
   });
 }

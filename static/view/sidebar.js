@@ -49,10 +49,17 @@ function convButton(conv) {
   if (conv.type === 'room' && conv.info && conv.info.private) {
     button.appendChild(h('span', { class: 'tag' }, 'private'));
   }
+  // Unread and mention counts (docs/protocol.md §9.2): from the welcome, kept current as
+  // messages arrive, cleared by reading here or in another tab (readMarker).
+  if (conv.mentions > 0 && !active) {
+    button.appendChild(h('span', { class: 'badge mention-badge', 'data-testid': `mentions-${conv.key}`, 'aria-hidden': 'true' },
+      `@${conv.mentions > 1 ? badgeText(conv.mentions) : ''}`));
+  }
   if (conv.unread > 0 && !active) {
     button.appendChild(h('span', { class: 'badge', 'data-testid': `unread-${conv.key}`, 'aria-hidden': 'true' },
       badgeText(conv.unread)));
-    button.appendChild(h('span', { class: 'visually-hidden' }, `, ${conv.unread} unread`));
+    const mentioned = conv.mentions > 0 ? `, ${conv.mentions} mentioning you` : '';
+    button.appendChild(h('span', { class: 'visually-hidden' }, `, ${conv.unread} unread${mentioned}`));
   }
   return h('li', {}, button);
 }

@@ -17,8 +17,13 @@ logger = logging.getLogger("chat_server")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["admin"]:  # operators' commands (chat_server/admin.py)
+        from . import admin
+
+        return admin.main(args[1:])
     try:
-        config = load(argv)
+        config = load(args)
     except ConfigError as error:
         sys.stderr.write(f"chat_server: bad setting: {error}\n")
         return 2

@@ -108,7 +108,8 @@ def create_app(config: Config) -> App:
                 offload=_password_workers(config, metrics), group_commit=runtime.Batcher,
                 pause=runtime.sleep, later=runtime.spawn_after, signal=runtime.Event,
                 on_accepted=lambda m: metrics.count(metrics.messages_accepted, m.kind),
-                on_refused=lambda budget: metrics.count(metrics.refused_by_budget, budget))
+                on_refused=lambda budget: metrics.count(metrics.refused_by_budget, budget),
+                on_moderated=lambda action: metrics.count(metrics.moderated, action))
     chat.start()
     if not cluster:
         chat.identity.retire_leftover_guests()
@@ -116,6 +117,7 @@ def create_app(config: Config) -> App:
     sio.admit_events_through(handlers)
     sio.start_background_task(handlers.watch_sessions)
     sio.start_background_task(_tell_online_count, chat, delivery)
+    sio.start_background_task(_apply_bans, chat)
     sio.start_background_task(metrics.probe_loop, runtime.sleep)
     if cluster:
         sio.start_background_task(cluster.beat, chat.identity.reap)
@@ -195,6 +197,21 @@ def _tell_online_count(chat: Chat, delivery: Delivery) -> None:
             delivery.apply(chat.watching.online_count())
         except Exception:  # Redis away, say: the next round tries again
             logger.exception("could not count who is online")
+
+
+def _apply_bans(chat: Chat) -> None:
+    """Every few seconds: bans written from outside this node (`python -m chat_server
+    admin ban`, or another node) close this node's connections of the banned users."""
+    since = int(time.time() * 1000)
+    while True:
+        runtime.sleep(BAN_CHECK_EVERY)
+        try:
+            since = chat.moderation.apply_bans_since(since)
+        except Exception:  # the store away, say: the next round tries again
+            logger.exception("could not look for new bans")
+
+
+BAN_CHECK_EVERY = 5.0  # seconds
 
 
 def _cluster(config: Config) -> ClusterNode | None:

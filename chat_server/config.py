@@ -61,6 +61,8 @@ class Config:
     # Above this many users online (or members of a room) presence goes only to watchers
     # (docs/protocol.md §7): a connect then costs O(watchers), not O(online).
     presence_limit: int = 200
+    # Server admins (docs/protocol.md §10.4): registered names, each with a password.
+    admins: tuple[str, ...] = ()
     # The HTTP edge (edge.py): budgets per client address, head deadline, Host check.
     max_connections_per_address: int | None = None  # None: (max_connections + 100) / 2
     max_unfinished_requests: int = 256
@@ -172,6 +174,11 @@ def _origins(text: str) -> tuple[str, ...]:
     return tuple(o.strip() for o in text.split(",") if o.strip())
 
 
+def _names(text: str) -> tuple[str, ...]:
+    """ADMINS: user names, comma separated."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
 def _hosts(text: str) -> tuple[str, ...]:
     """ALLOWED_HOSTS: host names without scheme or port (any port is served), or `*`."""
     names = tuple(n.strip().lower().rstrip(".") for n in text.split(",") if n.strip())
@@ -229,6 +236,9 @@ SETTINGS: list[tuple[str, str, str, Callable[[str], Any], str]] = [
     ("--guest-grace", "GUEST_GRACE", "guest_grace", _seconds,
      "seconds a guest's token stays valid after its last connection closes, so a reload "
      "keeps the guest (default 120; 0: gone at once)"),
+    ("--admins", "ADMINS", "admins", _names,
+     "comma-separated registered names (each with a password) that may moderate every "
+     "room and ban users from the server (default: none)"),
     ("--presence-limit", "PRESENCE_LIMIT", "presence_limit", _positive_int,
      "users online (or members of a room) above which addChat/userLeft go only to those "
      "watching the user, and rooms get no joined/left/typing (default 200)"),

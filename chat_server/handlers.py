@@ -92,6 +92,12 @@ class SocketHandlers:
             "react": chat.changes.react,
             "markRead": chat.reading.mark_read,
             "search": lambda sid, p: {"messages": chat.reading.search(sid, p)},
+            "setRole": chat.moderation.set_role,
+            "kick": chat.moderation.kick,
+            "ban": chat.moderation.ban,
+            "mute": chat.moderation.mute,
+            "banUser": chat.moderation.ban_user,
+            "block": chat.moderation.block,
         }
 
     # -- life-cycle of a connection -----------------------------------------------------

@@ -51,6 +51,9 @@ class Metrics:
             "chat_refused_by_budget",
             "Requests refused by a budget (docs/protocol.md §1.10): events, window, rooms, "
             "password_address, password_target, password_busy.", ["budget"], registry=r)
+        self.moderated = Counter(
+            "chat_moderation_actions", "Moderation actions (docs/protocol.md §10), by action.",
+            ["action"], registry=r)
         self.caught_up = Counter(
             "chat_catch_up_messages",
             "Messages this node delivered from the store, not from Redis: after a gap in "

@@ -26,7 +26,8 @@ logger = logging.getLogger(__name__)
 # guests who are gone are deleted instead of kept.
 # 4 (Alembic revision `messages_that_change`): docs/protocol.md §8-9. Kept in `meta` so
 # that an older server refuses a newer database instead of misreading it.
-SCHEMA_VERSION = 4
+# 5 (revision `moderation`): docs/protocol.md §10.
+SCHEMA_VERSION = 5
 BASELINE = "v3_baseline"  # the Alembic revision of schema 3
 # Message ids are 64-bit; SQLite's rowid alias must be spelled INTEGER.
 MessageId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -83,6 +84,8 @@ memberships = sa.Table(
     sa.Column("room_id", sa.Integer, sa.ForeignKey("rooms.id", ondelete="CASCADE"),
               nullable=False),
     sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False, index=True),
+    # Schema 5 (§10): "member" or "moderator"; the owner is `rooms.owner_id`.
+    sa.Column("role", sa.String(16), nullable=False, server_default="member"),
     sa.UniqueConstraint("room_id", "user_id"),
 )
 
@@ -150,6 +153,42 @@ mentions = sa.Table(
               primary_key=True),
     sa.Column("conv_key", sa.String(300), nullable=False),
     sa.Index("ix_mentions_user_conv", "user_id", "conv_key", "message_id"),
+)
+
+
+room_bans = sa.Table(
+    "room_bans", metadata,
+    sa.Column("room_id", sa.Integer, sa.ForeignKey("rooms.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("by_name", sa.String(64), nullable=False),
+    sa.Column("ts", sa.BigInteger, nullable=False),
+)
+
+room_mutes = sa.Table(
+    "room_mutes", metadata,
+    sa.Column("room_id", sa.Integer, sa.ForeignKey("rooms.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("until", sa.BigInteger, nullable=False),  # ms since the epoch
+)
+
+user_bans = sa.Table(
+    "user_bans", metadata,
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("by_name", sa.String(64), nullable=False),
+    sa.Column("ts", sa.BigInteger, nullable=False, index=True),
+)
+
+blocks = sa.Table(
+    "blocks", metadata,
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("blocked_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"),
+              primary_key=True),
 )
 
 

@@ -9,7 +9,7 @@ distribution, to the same audience a `reply` would reach.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import validation
 from .context import Context
@@ -21,11 +21,15 @@ from .reading import Reading
 from .sending import Sending, Turn
 from .validation import fold
 
+if TYPE_CHECKING:
+    from .moderation import Moderation
+
 
 class Changes:
     def __init__(self, ctx: Context, identity: Identity, reading: Reading,
-                 sending: Sending) -> None:
+                 sending: Sending, moderation: Moderation | None = None) -> None:
         self.ctx = ctx
+        self.moderation = moderation  # who may delete others' messages (§10)
         self.identity = identity
         self.reading = reading
         self.sending = sending
@@ -69,13 +73,16 @@ class Changes:
         return message
 
     def _moderates(self, conn: Connection, message: Message) -> bool:
-        """Whether the user may delete others' messages there: the room's owner (room
-        moderators and server admins come with moderation, §10)."""
-        if not message.conv_key.startswith("#"):
-            return False
-        room = self.ctx.store_call(self.ctx.store.room_by_key, message.conv_key)
-        return room is not None and room.owner is not None and \
-            fold(room.owner) == conn.user.key
+        """Whether the user may delete someone else's message there: in a room its owner
+        and moderators, anywhere a server admin (`authorization`, §10)."""
+        room = None
+        if message.conv_key.startswith("#"):
+            room = self.ctx.store_call(self.ctx.store.room_by_key, message.conv_key)
+        if self.moderation is None:
+            return room is not None and room.owner is not None and \
+                fold(room.owner) == conn.user.key
+        author = self.ctx.store_call(self.ctx.store.user_by_key, fold(message.from_name))
+        return self.moderation.may("deleteMessage", conn.user, author, room)
 
     def _submit(self, conn: Connection, turn: Turn | None, item: NewChange) -> dict[str, Any]:
         update, _ = self.sending.submit(item, turn)

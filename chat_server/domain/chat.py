@@ -19,6 +19,7 @@ from .context import Context
 from .identity import Identity, Later, at_once
 from .live import GoingLive
 from .models import Message
+from .moderation import Moderation
 from .modes import Mode, one_node
 from .ports import Publish, Runner, direct
 from .reading import Reading
@@ -41,7 +42,8 @@ class Chat:
                  pause: Callable[[], None] = lambda: None,
                  later: Later = at_once,
                  signal: Callable[[], Signal] = threading.Event,
-                 on_refused: Callable[[str], None] = lambda budget: None) -> None:
+                 on_refused: Callable[[str], None] = lambda budget: None,
+                 on_moderated: Callable[[str], None] = lambda action: None) -> None:
         mode = mode or one_node(config, monotonic)
         self.store = store
         self.presence = mode.presence
@@ -50,14 +52,18 @@ class Chat:
         self.ctx = ctx = Context(store, config, publish, mode.presence, store_call, offload,
                                  clock)
         self.identity = Identity(ctx, mode.limiter, mode.memberships, self.budgets, later)
-        self.rooms = Rooms(ctx, self.identity.conn, mode.memberships, self.budgets)
+        self.moderation = Moderation(ctx, self.identity, mode.memberships, on_moderated)
+        self.rooms = Rooms(ctx, self.identity.conn, mode.memberships, self.budgets,
+                           self.moderation)
         self.sending = Sending(ctx, self.identity, self.rooms, mode.limiter, group_commit,
-                               on_accepted, signal, mode.distribution, pause)
+                               on_accepted, signal, mode.distribution, pause,
+                               self.moderation)
         self.watching = self.identity.watching
         self.live = GoingLive(ctx, self.watching)
         self.reading = Reading(ctx, self.identity, self.rooms)
-        self.changes = Changes(ctx, self.identity, self.reading, self.sending)
-        self.typing = TypingStatus(ctx, self.identity, self.rooms)
+        self.changes = Changes(ctx, self.identity, self.reading, self.sending,
+                               self.moderation)
+        self.typing = TypingStatus(ctx, self.identity, self.rooms, self.moderation)
 
     def charge_event(self, sid: str) -> None:
         """Any client event, before it is handled: `rate_limited` over the connection's or

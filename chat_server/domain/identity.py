@@ -11,7 +11,16 @@ from . import names, security, validation
 from .budgets import Budgets
 from .context import Context
 from .effects import Disconnect, Emit, room_event
-from .errors import BadPassword, BadToken, Forbidden, InvalidName, NameTaken, NotFound, ServerFull
+from .errors import (
+    BadPassword,
+    BadToken,
+    Banned,
+    Forbidden,
+    InvalidName,
+    NameTaken,
+    NotFound,
+    ServerFull,
+)
 from .models import User
 from .ports import LimiterPort, Memberships
 from .presence import Connection
@@ -57,6 +66,8 @@ class Identity:
         if len(presence) >= self.ctx.config.max_connections:
             raise ServerFull()
         user, token = self._identify(parsed, address)
+        if not user.guest and self.ctx.store_call(self.ctx.store.user_banned, user.id):
+            raise Banned()  # docs/protocol.md §1.6, §10.4
         conn = Connection(sid, user, token, time.monotonic(), transport, address,
                           {"last_id": parsed.last_id})
         presence.add(conn)

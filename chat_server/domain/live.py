@@ -51,6 +51,7 @@ class GoingLive:
         }
         if last_id is not None:
             welcome["replayTruncated"] = len(snap.replay) > limit
+        welcome["blocked"] = snap.blocked  # v2 (docs/protocol.md §10.5)
         # Rooms joined while the snapshot was read (joinRoom enters every tab anyway).
         effects: list[Effect] = [Enter([sid], room_target(room.key)) for room in snap.rooms
                                  if room.key not in entered]

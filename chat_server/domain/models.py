@@ -23,10 +23,11 @@ class Room:
     private: bool
     members: int
     password_hash: str | None = None
+    moderators: tuple[str, ...] = ()  # v2 (docs/protocol.md §10.1)
 
     def to_wire(self) -> dict[str, Any]:
         return {"room": self.name, "owner": self.owner, "private": self.private,
-                "members": self.members}
+                "members": self.members, "moderators": list(self.moderators)}
 
 
 @dataclass(frozen=True)

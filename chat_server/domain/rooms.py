@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from . import security, validation
 from .budgets import Budgets
 from .context import Context
-from .effects import Close, Effect, Enter, Exit, room_event, room_target
+from .effects import Close, Effect, Emit, Enter, Exit, room_event, room_target
 from .errors import BadPassword, Forbidden, NotFound
 from .models import Room, User
 from .ports import Memberships
 from .presence import Connection
 from .validation import fold
 from .watching import quiet_room
+
+if TYPE_CHECKING:
+    from .moderation import Moderation
 
 logger = logging.getLogger(__name__)
 
@@ -58,11 +62,13 @@ class NoMembershipCache:
 
 class Rooms:
     def __init__(self, ctx: Context, conn: Callable[[str], Connection],
-                 memberships: Memberships, budgets: Budgets | None = None) -> None:
+                 memberships: Memberships, budgets: Budgets | None = None,
+                 moderation: Moderation | None = None) -> None:
         self.ctx = ctx
         self._conn = conn  # sid -> its Connection, or Forbidden
         self.memberships = memberships
         self.budgets = budgets or Budgets(ctx.config)
+        self.moderation = moderation  # bans and who may close (§10); None: v1 rules
 
     def member_room(self, user: User, name: str) -> Room:
         """The room `name` if `user` is a member: else `not_found` or `forbidden`."""
@@ -98,6 +104,8 @@ class Rooms:
                 raise NotFound("The room was closed meanwhile.")
         if call(store.is_member, room.id, user.id):
             return self._after_join(conn, room, joined=False)
+        if call(store.banned_from_room, room.id, user.id):
+            raise Forbidden("You are banned from this room.")
         if room.private:
             if request.password is None:
                 raise BadPassword("Wrong or missing password for this private room.")
@@ -133,6 +141,10 @@ class Rooms:
         effects: list[Effect] = []
         if not quiet_room(change.room, self.ctx.config.presence_limit):
             effects.append(room_event(room, "left", conn.user.name))
+        if change.new_owner and not change.deleted:  # v2 (§10.3): ownership passing is told
+            effects.append(Emit("roomEvent", {"room": room.name, "event": "owner",
+                                              "name": change.new_owner,
+                                              "by": conn.user.name}, [target]))
         effects.append(Exit(self.ctx.presence.sids_of(conn.user.key), target))
         if change.deleted:
             effects.append(Close(target))
@@ -144,7 +156,9 @@ class Rooms:
         room = self.ctx.store_call(self.ctx.store.room_by_key, key)
         if room is None:
             raise NotFound("No such room.")
-        if room.owner is None or fold(room.owner) != conn.user.key:
+        if self.moderation is not None:
+            self.moderation.require("closeRoom", conn.user, None, room)
+        elif room.owner is None or fold(room.owner) != conn.user.key:
             raise Forbidden("Only the room's owner may close it.")
         self.memberships.forget(room_key=room.key)
         self.ctx.store_call(self.ctx.store.delete_room, room.id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from . import validation
 from .context import Context
@@ -16,6 +16,9 @@ from .ports import Distribution, LimiterPort, Publish
 from .presence import Connection
 from .rooms import Rooms
 from .validation import Send
+
+if TYPE_CHECKING:
+    from .moderation import Moderation
 
 # Per item of a batch: the stored message or change (None: a change that changed nothing)
 # and whether it was a retry's original; or the ChatError that refused a change.
@@ -120,8 +123,10 @@ class Sending:
                  on_accepted: Callable[[Message], None] = lambda message: None,
                  signal: Callable[[], Signal] = threading.Event,
                  distribution: Distribution | None = None,
-                 pause: Callable[[], None] = lambda: None) -> None:
+                 pause: Callable[[], None] = lambda: None,
+                 moderation: Moderation | None = None) -> None:
         self.ctx = ctx
+        self.moderation = moderation  # mutes and blocks (§10); None: v1 rules
         self.identity = identity
         self.rooms = rooms
         self.limiter = limiter
@@ -147,8 +152,12 @@ class Sending:
             assert send.dest is not None
             if send.dest.startswith("#"):
                 room = self.rooms.member_room(conn.user, send.dest)
+                if self.moderation is not None:
+                    self.moderation.check_not_muted(conn.user, room)
                 return room.key, room.name, "room", room.name, None
             peer = self.identity.peer(send.dest)
+            if self.moderation is not None:
+                self.moderation.check_not_blocked(conn.user, peer)
             conv = validation.dm_key(conn.user.name, peer.name)
             return conv, conv, "direct", peer.name, peer.id
 

@@ -370,6 +370,52 @@ def parse_list_users(payload: object) -> UserPage:
                     None if after is None else fold(_unicode(after, "after")), limit)
 
 
+@dataclass(frozen=True)
+class RoomAction:
+    """`setRole`, `kick`, `ban`, `mute` (docs/protocol.md §10.1-10.2)."""
+
+    room: str
+    name: str
+    role: str = ""
+    on: bool = True
+    seconds: int = 0
+
+
+def parse_room_action(payload: object, role: bool = False, on: bool = False,
+                      seconds: bool = False, max_seconds: int = 604_800) -> RoomAction:
+    fields = _require_dict(payload)
+    room = check_room_name(fields.get("room"))
+    name = fields.get("name")
+    if not valid_user_name(name):
+        raise InvalidPayload("'name' must be a user name.")
+    action = RoomAction(room, name)
+    if role:
+        if fields.get("role") not in ("moderator", "member"):
+            raise InvalidPayload("'role' must be moderator or member.")
+        action = RoomAction(room, name, role=fields["role"])
+    if on:
+        if not isinstance(fields.get("on"), bool):
+            raise InvalidPayload("'on' must be true or false.")
+        action = RoomAction(room, name, on=fields["on"])
+    if seconds:
+        value = fields.get("seconds")
+        if type(value) is not int or not 0 <= value <= max_seconds:
+            raise InvalidPayload(f"'seconds' must be an integer from 0 to {max_seconds}.")
+        action = RoomAction(room, name, seconds=value)
+    return action
+
+
+def parse_user_switch(payload: object) -> tuple[str, bool]:
+    """`banUser` and `block`: `{"name", "on": bool}` (docs/protocol.md §10.4-10.5)."""
+    fields = _require_dict(payload)
+    name, on = fields.get("name"), fields.get("on")
+    if not valid_user_name(name):
+        raise InvalidPayload("'name' must be a user name.")
+    if not isinstance(on, bool):
+        raise InvalidPayload("'on' must be true or false.")
+    return name, on
+
+
 WATCH_MAX = 500
 
 

@@ -144,11 +144,12 @@ class ConversationState(NamedTuple):
 
 
 class Snapshot:
-    __slots__ = ("conversations", "replay", "rooms")
+    __slots__ = ("blocked", "conversations", "replay", "rooms")
 
     def __init__(self, rooms: list[Room], conversations: list[ConversationState],
-                 replay: list[Message]) -> None:
+                 replay: list[Message], blocked: list[str] | None = None) -> None:
         self.rooms, self.conversations, self.replay = rooms, conversations, replay
+        self.blocked = blocked or []  # the names this user blocks (§10.5)
 
 
 class RoomChange:

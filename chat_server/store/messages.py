@@ -13,6 +13,7 @@ from ..domain.errors import ChatError, Forbidden, NotFound, TooLarge
 from ..domain.models import Message, NewChange, NewMessage, User
 from ..schema import (
     MESSAGE_LOCK,
+    blocks,
     dm_members,
     memberships,
     mentions,
@@ -296,6 +297,9 @@ class MessageStore(RoomStore):
             state = self._conversation_states(conn, user_id, keys, read)
             newest = {key: row[0] for key, row in state.items()}
             unread = {key: (int(row[1]), int(row[2])) for key, row in state.items()}
+            blocked = list(conn.execute(
+                sa.select(users.c.name).join(blocks, blocks.c.blocked_id == users.c.id)
+                .where(blocks.c.user_id == user_id).order_by(users.c.key)).scalars())
             replay = []
             if after is not None:
                 replay = self._with_reactions(conn, conn.execute(
@@ -309,7 +313,7 @@ class MessageStore(RoomStore):
         conversations = [ConversationState(names.get(key, key), newest.get(key), read.get(key),
                                            *unread.get(key, (0, 0)))
                          for key in keys]
-        return Snapshot(member_rooms, conversations, replay)
+        return Snapshot(member_rooms, conversations, replay, blocked)
 
     @staticmethod
     def _conversation_states(conn: sa.Connection, user_id: int, keys: list[str],

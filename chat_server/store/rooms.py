@@ -25,7 +25,13 @@ class RoomStore(StoreBase):
     def _room_query(self) -> sa.Select:
         count = (sa.select(sa.func.count()).where(memberships.c.room_id == rooms.c.id)
                  .scalar_subquery())
-        return (sa.select(rooms, users.c.name.label("owner_name"), count.label("member_count"))
+        mods = sa.alias(users)
+        moderators = (sa.select(sa.func.aggregate_strings(mods.c.name, ","))
+                      .join(memberships, memberships.c.user_id == mods.c.id)
+                      .where(memberships.c.room_id == rooms.c.id,
+                             memberships.c.role == "moderator").scalar_subquery())
+        return (sa.select(rooms, users.c.name.label("owner_name"), count.label("member_count"),
+                          moderators.label("moderator_names"))
                 .outerjoin(users, users.c.id == rooms.c.owner_id))
 
     @overload
@@ -38,9 +44,12 @@ class RoomStore(StoreBase):
     def _room(row: sa.Row | None) -> Room | None:
         if row is None:
             return None
+        names = row.moderator_names  # comma-joined: names hold no commas
         return Room(id=row.id, name=row.name, key=row.key, owner=row.owner_name,
                     private=row.password_hash is not None, members=row.member_count,
-                    password_hash=row.password_hash)
+                    password_hash=row.password_hash,
+                    moderators=tuple(sorted(names.split(","), key=str.casefold))
+                    if names else ())
 
     def room_by_key(self, key: str) -> Room | None:
         with self._tx() as conn:

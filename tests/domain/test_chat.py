@@ -440,7 +440,8 @@ def test_rooms_join_leave_ownership_and_deletion(chat):
     join(chat, "b", {"name": "bob"})
     join(chat, "c", {"name": "carol"})
     created = chat.rooms.join_room("a", {"room": "#Team"})
-    assert created["room"] == {"room": "#Team", "owner": "alice", "private": False, "members": 1}
+    assert created["room"] == {"room": "#Team", "owner": "alice", "private": False, "members": 1,
+                               "moderators": []}
     chat.rooms.join_room("b", {"room": "#team"})
     chat.rooms.join_room("c", {"room": "#TEAM"})
     chat.sending.send_message("a", {"content": "hello team", "destId": "#team"})

@@ -65,6 +65,12 @@ def main(argv=None):
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--frames", type=int, default=8, help="traceback depth traced")
     parser.add_argument("--hold", type=float, default=5.0)
+    parser.add_argument("--probe", action="store_true",
+                        help="with run.py's stall probe (benchPing every 10 ms)")
+    parser.add_argument("--scrape", action="store_true",
+                        help="read /metrics (as run.py does at each window) before the RSS")
+    parser.add_argument("--pair", action="store_true",
+                        help="with the DM pair of run.py's storms (a DM every 20 ms)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
                         datefmt="%H:%M:%S")
@@ -82,6 +88,7 @@ def main(argv=None):
     result = {}
     try:
         server.start("memory")
+        probe = bench.Probe(server.url, "benchPing") if args.probe else None
         time.sleep(1.5)
         before = private_kb(server.proc.pid)
         if args.traced:
@@ -90,8 +97,11 @@ def main(argv=None):
         argv = ["node", bench.LOADGEN / "loadgen.js", "--url", server.url, "--server", "ours",
                 "--scenario", "connections", "--deadline", "200", "--params",
                 json.dumps({"n": args.n, "concurrency": 200, "connectDeadline": 150,
-                            "holdSecs": args.hold + (30 if args.traced else 0),
-                            "connectTimeoutMs": 20000, "stallSecs": 25})]
+                            # The generator holds well past our reading: its clients
+                            # all leave at the end (a disconnect storm).
+                            "holdSecs": args.hold + (30 if args.traced else 10),
+                            "connectTimeoutMs": 20000, "stallSecs": 25,
+                            "pairIntervalMs": 20 if args.pair else 0})]
         gen = bench.Proc("loadgen", argv, core=bench.GEN_CORE, stdout=subprocess.PIPE,
                          text=True)
         try:
@@ -103,12 +113,19 @@ def main(argv=None):
                 if msg.get("type") == "phase" and msg["state"] == "start" \
                         and msg["name"] == "hold":
                     time.sleep(args.hold)
+                    if args.scrape:
+                        mid = private_kb(server.proc.pid)["VmRSS"]
+                        bench.heartbeat(server)
+                        print(f"/metrics scraped: VmRSS {mid} -> "
+                              f"{private_kb(server.proc.pid)['VmRSS']} KB")
                     after = private_kb(server.proc.pid)
                     if args.traced:
                         snaps.append(snapshot(server, out, 1))
                     break
         finally:
             gen.stop(grace=1.0)
+            if probe:
+                probe.stop()
     finally:
         server.stop()
     n = result.get("connect", {}).get("connected") or 0

@@ -312,7 +312,9 @@ class Receivers(Probe):
 # ---- one scenario run against one server ----------------------------------------------
 
 def snapshot(server, gen, probe, receivers=None):
-    return {"t": time.monotonic(), "srv": cpu_seconds(server.proc.pid),
+    # RSS first: the heartbeat's /metrics request below is served by the server too.
+    return {"rss_kb": rss_kb(server.proc.pid),
+            "t": time.monotonic(), "srv": cpu_seconds(server.proc.pid),
             "srv_wait": runqueue_wait_seconds(server.proc.pid),
             "gen": cpu_seconds(gen.pid),
             "probe": cpu_seconds(probe.proc.pid) if probe else 0.0,
@@ -415,7 +417,7 @@ def run_generator(server, scenario, params, probe, deadline, workdir, on_first_p
                     "loadgen_cpu": gen_pct,
                     "probe_cpu": probe_pct if probe else None,
                     "receivers_cpu": receivers_pct if receivers else None,
-                    "rss_kb": rss_kb(server.proc.pid),
+                    "rss_kb": after["rss_kb"],
                     "server_alive": server.proc.alive(),
                 })
                 phase["heartbeat_max_ms"] = heartbeat_max_ms(before.get("heartbeat"),
@@ -681,6 +683,10 @@ def report(results, servers):
                 note = "stopped: none connected in 25 s"
             elif c.get("deadline_hit"):
                 note = "deadline hit"
+            emfile = sum(v for k, v in (c.get("errors") or {}).items() if "EMFILE" in k)
+            if emfile:
+                note = (note + "; " if note else "") + \
+                    f"{emfile} not opened: the generator's file limit (RLIMIT_NOFILE)"
             rows.append([s, step["n"], c.get("connected"), c.get("failed"), c.get("elapsed_s"),
                          c.get("connect_p50_ms"), c.get("connect_p99_ms"), mb(h.get("rss_kb")),
                          per, c.get("srv_cpu"), c.get("srv_wait"), c.get("gen_cpu"), pair(c),

@@ -49,6 +49,8 @@ def on_usr1(_signum, _frame):
 
 signal.signal(signal.SIGUSR1, on_usr1)
 sys.argv[0] = "chat_server"
+# The repository this file is in, as `python -m chat_server` run there would import it.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from chat_server.__main__ import main  # noqa: E402  (monkey-patches on import)
 
 sys.exit(main())

@@ -234,6 +234,9 @@ async function scenarioConnections() {
   await sleep(1000 * (P.holdSecs || 3));
   const alive = clients.filter((c) => !c.closed).length;
   phaseEnd("hold", { connected: alive, n });
+  // Closing them all at once is a disconnect storm: give the orchestrator time to read
+  // the server's RSS at the end of the hold first.
+  await sleep(1000);
   if (pair) { pair.stop(); clients.push(pair.a, pair.b); }
   return clients;
 }

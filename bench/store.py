@@ -121,7 +121,9 @@ def measure(url: str, queries: int, seed: int) -> dict[str, object]:
     store.create_schema()
     with store.engine.begin() as conn:
         total = conn.execute(sa.select(sa.func.count()).select_from(schema.messages)).scalar()
-    searches, kinds = [], {"common": 0, "rare": 0, "prefix": 0}
+    searches: list[float] = []
+    kinds: dict[str, int] = {"common": 0, "rare": 0, "prefix": 0}
+    by_kind: dict[str, list[float]] = {kind: [] for kind in kinds}
     for _ in range(queries):
         kind = rng.choice(list(kinds))
         kinds[kind] += 1
@@ -135,6 +137,7 @@ def measure(url: str, queries: int, seed: int) -> dict[str, object]:
         keys = store.readable_conversations(1)
         store.search(words, keys, None, 20)
         searches.append(time.perf_counter() - started)
+        by_kind[kind].append(searches[-1])
     welcomes = []
     for _ in range(200):
         started = time.perf_counter()
@@ -144,6 +147,8 @@ def measure(url: str, queries: int, seed: int) -> dict[str, object]:
     return {"messages": total, "conversations_of_user": len(snap.conversations),
             "unread_of_user": sum(c.unread for c in snap.conversations),
             "search": percentiles(searches), "search_queries": kinds,
+            "search_by_kind": {kind: percentiles(found) for kind, found in by_kind.items()
+                               if found},
             "welcome_snapshot": percentiles(welcomes),
             "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 

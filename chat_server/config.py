@@ -352,6 +352,9 @@ def setup_logging(level: str, log_format: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, level))
+    # Alembic tells every start which database kind it drives; `schema.migrate` logs the
+    # one line that matters (an upgrade), and a CLI's output stays one line.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def without_password(url: str) -> str:

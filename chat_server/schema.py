@@ -12,6 +12,7 @@ import logging
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -219,7 +220,11 @@ def migrate(conn: sa.Connection) -> None:
         conn.execute(meta.update().where(meta.c.key == "schema").values(value="3"))
     if "meta" in tables and "alembic_version" not in tables:
         command.stamp(alembic, BASELINE)
+    before = MigrationContext.configure(conn).get_current_revision()
     command.upgrade(alembic, "head")
+    after = MigrationContext.configure(conn).get_current_revision()
+    if after != before:
+        logger.info("database schema upgraded: %s -> %s", before or "empty", after)
     conn.execute(meta.update().where(meta.c.key == "schema")
                  .values(value=str(SCHEMA_VERSION)))
 

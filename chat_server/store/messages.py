@@ -41,6 +41,18 @@ Result = tuple[Message | None, bool] | ChatError
 MAX_REACTIONS = 20  # distinct emoji on one message (docs/protocol.md §8.2)
 UNREAD_MAX = 1000  # unread counts stop here (docs/protocol.md §9.2)
 
+# Search on SQLite (docs/protocol.md §9.4): the full-text index drives, newest match
+# first (FTS5 walks its rowids backwards without sorting), and each match is checked
+# against the scope until `limit` are found. A common word matches half the database;
+# collecting every match first and then sorting took seconds at a million messages.
+SQLITE_SEARCH = sa.text("""
+SELECT m.id FROM messages_fts CROSS JOIN messages AS m ON m.id = messages_fts.rowid
+WHERE messages_fts MATCH :q AND m.conv_key IN :keys AND m.kind <> 'update'
+  AND m.deleted = :no AND m.id < :before
+ORDER BY messages_fts.rowid DESC LIMIT :limit
+""").bindparams(sa.bindparam("keys", expanding=True))
+ID_MAX = 2**63 - 1
+
 # One conversation in `welcome` (docs/protocol.md §9.2): its newest message's id (from the
 # end of the index, past any changes), how many messages of others after the read marker
 # are not deleted, and how many of those mention the user; each count stops at UNREAD_MAX.
@@ -394,9 +406,13 @@ class MessageStore(RoomStore):
         if self.is_sqlite:
             terms = [f'"{w.replace(chr(34), chr(34) * 2)}"' for w in words]
             terms[-1] += "*"
-            matching = sa.text("SELECT rowid FROM messages_fts WHERE messages_fts MATCH :q")
-            query = query.where(messages.c.id.in_(
-                matching.bindparams(q=" ".join(terms)).columns(sa.column("rowid"))))
+            with self._tx() as conn:
+                ids = list(conn.execute(SQLITE_SEARCH, {
+                    "q": " ".join(terms), "keys": conv_keys, "no": False, "limit": limit,
+                    "before": before if before is not None else ID_MAX}).scalars())
+                rows = conn.execute(sa.select(messages).where(messages.c.id.in_(ids))
+                                    .order_by(messages.c.id.desc())).all() if ids else []
+                return self._with_reactions(conn, rows)
         else:
             terms = ["'" + w.replace("\\", "\\\\").replace("'", "''") + "'" for w in words]
             terms[-1] += ":*"

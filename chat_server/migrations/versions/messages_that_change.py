@@ -22,8 +22,10 @@ depends_on = None
 MessageId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 SQLITE_SEARCH = [
+    # prefix='2 3': indexes of 2- and 3-letter prefixes, so that a last word typed short
+    # ("de" for "deploy") does not expand into every term of the index.
     "CREATE VIRTUAL TABLE messages_fts USING fts5(text, content='messages', "
-    "content_rowid='id', tokenize='unicode61 remove_diacritics 2')",
+    "content_rowid='id', tokenize='unicode61 remove_diacritics 2', prefix='2 3')",
     "CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages WHEN new.kind != 'update' "
     "BEGIN INSERT INTO messages_fts(rowid, text) VALUES (new.id, new.text); END",
     "CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages WHEN old.kind != 'update' "

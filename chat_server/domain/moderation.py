@@ -72,20 +72,18 @@ class Moderation:
 
     def set_role(self, sid: str, payload: object) -> dict[str, Any]:
         conn, room, target, request = self._room_action(payload, sid, role=True)
+        self._require_member(target, room)
         self.require("setRole", conn.user, target, room)
         if not self.ctx.store_call(self.ctx.store.set_role, room.id, target.id, request.role):
-            if self.role(target, room) == authz.OUTSIDER:
-                raise NotFound("No such member.")
-            return {}
+            return {}  # the role it has already
         self._done("setRole", conn, target, room, [
             self._event(room, "role", target, conn, role=request.role)])
         return {}
 
     def kick(self, sid: str, payload: object) -> dict[str, Any]:
         conn, room, target, _ = self._room_action(payload, sid)
+        self._require_member(target, room)
         self.require("kick", conn.user, target, room)
-        if self.role(target, room) == authz.OUTSIDER:
-            raise NotFound("No such member.")
         self.memberships.forget(target.id, room.key)
         change = self.ctx.store_call(self.ctx.store.remove_member, room.id, target.id)
         self.memberships.forget(target.id, room.key)
@@ -110,9 +108,8 @@ class Moderation:
 
     def mute(self, sid: str, payload: object) -> dict[str, Any]:
         conn, room, target, request = self._room_action(payload, sid, seconds=True)
+        self._require_member(target, room)
         self.require("mute", conn.user, target, room)
-        if self.role(target, room) == authz.OUTSIDER:
-            raise NotFound("No such member.")
         until = self.ctx.now_ms() + request.seconds * 1000 if request.seconds else None
         self.ctx.store_call(self.ctx.store.mute, room.id, target.id, until)
         self._done("mute" if until else "unmute", conn, target, room, [
@@ -189,6 +186,10 @@ class Moderation:
         if target.id == conn.user.id:
             raise Forbidden("You cannot do that to yourself.")
         return conn, room, target, request
+
+    def _require_member(self, target: User, room: Room) -> None:
+        if self.role(target, room) == authz.OUTSIDER:
+            raise NotFound("No such member.")
 
     def _event(self, room: Room, what: str, target: User, by: Connection,
                **extra: object) -> Emit:

@@ -27,7 +27,7 @@ from .fanout import FanoutManager, send_ack
 from .handlers import NAMESPACE, SocketHandlers, client_address
 from .metrics import Metrics
 from .store import Store
-from .web import SECURITY_HEADERS, WebApp
+from .web import CLIENT_DIR, SECURITY_HEADERS, WebApp, client_missing
 
 if TYPE_CHECKING:
     from wsgiref.types import WSGIApplication, WSGIEnvironment
@@ -79,6 +79,9 @@ class App:
 
 def create_app(config: Config) -> App:
     compat.check()
+    if client_missing():
+        logger.error("the page cannot load: no socket.io client in %s (run `npm ci` in the "
+                     "checkout, or install the built wheel, which carries it)", CLIENT_DIR)
     compat.allow_many_packets_per_poll(MAX_PACKETS_PER_POLL)
     metrics = Metrics()
     store = Store(config.database_url)
@@ -136,14 +139,19 @@ def create_app(config: Config) -> App:
                 store_call(store.ping)
         except (Unavailable, runtime.TimeoutError):
             report["store"] = "unavailable"
+        if client_missing():
+            report["client"] = "missing"
+            report.setdefault("degraded", []).append(
+                "page: the socket.io client is missing (run `npm ci`, or install the wheel)")
         if cluster:
             report["redis"] = "ok" if cluster.ping() else "unavailable"
             report["node"] = cluster.node
             if report["redis"] != "ok" or not messages.connected:
                 # Still serving: users of this node chat with each other, and hear the
                 # other nodes through the store (docs/protocol.md §11).
-                report["degraded"] = ["redis: presence and rate limits are this node's, "
-                                      "other nodes' messages come from the store"]
+                report.setdefault("degraded", []).append(
+                    "redis: presence and rate limits are this node's, other nodes' "
+                    "messages come from the store")
         return report
 
     def state() -> dict[str, Any]:

@@ -20,8 +20,26 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
-STATIC_DIR = ROOT / "static"
-CLIENT_DIR = ROOT / "node_modules" / "socket.io-client" / "dist"
+PACKAGED = Path(__file__).resolve().parent / "page"  # a wheel's copy (setup.py's build)
+
+
+def page_dirs() -> tuple[Path, Path]:
+    """Where the page and the socket.io client are: in the package when it was built as a
+    wheel (`chat_server/page`, `page/vendor`), else in the checkout (`static/`, and
+    `node_modules/` after `npm ci`)."""
+    if (PACKAGED / "index.html").is_file():
+        return PACKAGED, PACKAGED / "vendor"
+    return ROOT / "static", ROOT / "node_modules" / "socket.io-client" / "dist"
+
+
+STATIC_DIR, CLIENT_DIR = page_dirs()
+CLIENT_FILE = "socket.io.min.js"
+
+
+def client_missing(client_dir: Path = CLIENT_DIR) -> bool:
+    """The page cannot work without the socket.io client: said once at start, and by
+    /readyz."""
+    return not (client_dir / CLIENT_FILE).is_file()
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -88,6 +106,8 @@ class WebApp:
             body, content_type = self.metrics.render()
             return self._respond(start_response, "200 OK", body, content_type,
                                  [("Cache-Control", "no-store")])
+        if path == "/favicon.ico":  # the page names none; browsers ask anyway
+            return self._respond(start_response, "204 No Content", b"", "image/x-icon")
         if path in ("/", "/index.html"):
             return self._file(start_response, self.static_dir / "index.html")
         if path.startswith("/static/"):

@@ -47,7 +47,10 @@ class Changes:
     def delete(self, sid: str, payload: object, turn: Turn | None = None) -> dict[str, Any]:
         conn = self.identity.conn(sid)
         request = validation.parse_delete(payload)
-        message = self._readable(conn, request.message_id)
+        # A server admin removes any message, in rooms it is not in and in others'
+        # direct conversations too (docs/protocol.md §10.4, §10.6).
+        admin = self.moderation is not None and self.moderation.is_admin(conn.user)
+        message = self._readable(conn, request.message_id, anywhere=admin)
         return self._submit(conn, turn, NewChange(
             request.message_id, "delete", conn.user.id, conn.user.name, sid,
             self.ctx.now_ms(), may_delete_any=self._moderates(conn, message)))
@@ -60,12 +63,15 @@ class Changes:
             request.message_id, "react" if request.on else "unreact", conn.user.id,
             conn.user.name, sid, self.ctx.now_ms(), emoji=request.emoji))
 
-    def _readable(self, conn: Connection, message_id: int) -> Message:
-        """The message, if this user may read its conversation; otherwise it is not found
-        (whether it exists is not told to someone who may not read it)."""
+    def _readable(self, conn: Connection, message_id: int, anywhere: bool = False) -> Message:
+        """The message, if this user may read its conversation (or `anywhere`: an admin
+        deleting); otherwise it is not found (whether it exists is not told to someone
+        who may not read it)."""
         message = self.ctx.store_call(self.ctx.store.message_by_id, message_id)
         if message is None:
             raise NotFound("No such message.")
+        if anywhere:
+            return message
         try:
             self.reading.readable(conn.user, message.conv_key)
         except (NotFound, Forbidden):

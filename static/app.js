@@ -11,6 +11,11 @@
 // reading.js marks the open conversation read and takes readMarker/read; mentions.js offers
 // names to `@`; search.js searches. conversations.js holds the read state they change.
 //
+// v2 (docs/protocol.md §10): moderation.js holds roles, mutes, bans seen and blocks, takes
+// the moderation roomEvents and sends setRole/kick/ban/mute/banUser/block; safety.js turns
+// the member panel (view/members.js) and the DM header into those requests and draws what
+// they change (a muted member's composer says until when); session.js takes `banned`.
+//
 // Rendering rule: user-controlled strings (names, room names, message text) reach the DOM
 // only as text nodes (see dom.js); nothing assigns HTML.
 
@@ -30,6 +35,8 @@ import * as changes from './changes.js';
 import * as reading from './reading.js';
 import * as mentions from './mentions.js';
 import * as search from './search.js';
+import * as moderation from './moderation.js';
+import * as safety from './safety.js';
 import * as signin from './view/signin.js';
 import * as header from './view/header.js';
 import * as sidebar from './view/sidebar.js';
@@ -38,6 +45,7 @@ import * as panels from './view/panels.js';
 import * as messages from './view/messages.js';
 import * as composer from './view/composer.js';
 import * as searchView from './view/search.js';
+import * as members from './view/members.js';
 
 connection.configure({ auth: identity.authPayload });
 connection.on('welcome', session.onWelcome);
@@ -55,6 +63,7 @@ connection.on('error', chat.onServerError);
 connection.on('update', changes.onUpdate);
 connection.on('readMarker', reading.onReadMarker);
 connection.on('read', reading.onRead);
+connection.on('banned', session.onBanned);
 
 conversations.on('message', chat.onNewMessage);
 conversations.on('entry', messages.insert);
@@ -75,6 +84,8 @@ presence.on('truncated', watching.schedule);
 directory.on('changed', sidebar.schedule);
 directory.on('changed', watching.schedule);
 conversations.on('changed', watching.schedule);
+moderation.on('changed', safety.onChanged);
+moderation.on('removed', rooms.onRemoved);
 typing.on('changed', chat.onTypingChanged);
 outbox.on('queued', chat.onQueued);
 outbox.on('failed', chat.onSendFailed);
@@ -87,7 +98,10 @@ header.bind({
   onSignOut: () => session.signOut({ explicit: true }),
   onLeave: rooms.leaveRoom,
   onClose: rooms.closeRoom,
+  onBlock: safety.toggleBlock,
+  onBanUser: safety.banPeer,
 });
+members.bind({ onShow: safety.onShowMembers, onAction: safety.memberAction, onMessage: safety.messageMember });
 sidebar.bind({ onOpen: chat.openConversation, onUser: chat.openDm, onRendered: chat.onSidebarRendered });
 people.bind({ onSearch: directory.search, onMore: directory.more });
 panels.bind({

@@ -8,6 +8,7 @@ import * as outbox from './outbox.js';
 import * as typing from './typing.js';
 import * as history from './history.js';
 import * as reading from './reading.js';
+import * as safety from './safety.js';
 import * as header from './view/header.js';
 import * as messages from './view/messages.js';
 import * as composer from './view/composer.js';
@@ -23,6 +24,7 @@ export function refreshHeader() {
   const conv = conversations.active();
   const title = header.render(conv);
   composer.setPlaceholder(conv.type === 'lobby' ? null : title);
+  safety.refresh(); // members and roles, a mute (docs/protocol.md §10)
 }
 
 function showMessages(mode) {

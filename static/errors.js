@@ -23,6 +23,8 @@ export const CONNECT_ERRORS = {
   },
   invalid_payload: { field: 'form', text: 'The server could not understand this sign-in. Please reload the page.' },
   unavailable: { field: 'form', text: 'The chat is temporarily unavailable. Please try again shortly.' },
+  // v2 (§1.6, §10.4): a server admin banned this user; trying again does not help.
+  banned: { field: 'form', text: 'This name is banned from this chat server by its admins.' },
 };
 
 const ACK_ERRORS = {
@@ -39,6 +41,20 @@ const ACK_ERRORS = {
 /** A name shaped like a session id, asked for without a password (so not a sign-in). */
 export const SID_NAME_TEXT = 'A name of exactly 20 characters made only of A-Z, a-z, 0-9, "_" and "-" '
   + 'looks like a session id. Please pick another name.';
+
+/**
+ * Why a send was refused with `forbidden` (v2, docs/protocol.md §10): in a room, a mute
+ * (§10.2) or no longer being a member; in a DM, the recipient blocks the sender (§10.5).
+ */
+export function sendForbiddenText(item, mutedUntilText) {
+  if (item.type === 'room') {
+    return mutedUntilText
+      ? `Not sent: you are muted in ${item.target} until ${mutedUntilText}.`
+      : `Not sent: you are muted in ${item.target}, or no longer a member.`;
+  }
+  if (item.type === 'dm') return `Not sent: ${item.target} does not accept your direct messages.`;
+  return ACK_ERRORS.forbidden;
+}
 
 export function ackErrorText(error) {
   const code = error && error.code;

@@ -6,7 +6,8 @@ import * as store from './storage.js';
 import * as identity from './identity.js';
 import * as conversations from './conversations.js';
 import { call, isReady, generation } from './connection.js';
-import { ackErrorText } from './errors.js';
+import * as moderation from './moderation.js';
+import { ackErrorText, sendForbiddenText } from './errors.js';
 import { createEmitter } from './emitter.js';
 
 const RATE_RETRY_MS = 1000;
@@ -106,9 +107,16 @@ export function pump() {
       retryLater(RATE_RETRY_MS);
       return;
     }
-    fail(item, ackErrorText(res.error));
+    fail(item, refusalText(item, res.error));
     pump();
   });
+}
+
+/** A muted member (docs/protocol.md §10.2) or a blocked sender (§10.5) is told so. */
+function refusalText(item, error) {
+  if (!error || error.code !== 'forbidden') return ackErrorText(error);
+  const until = item.type === 'room' ? moderation.myMuteUntil(item.conv) : null;
+  return sendForbiddenText(item, until ? moderation.untilText(until) : null);
 }
 
 function retryLater(ms) {

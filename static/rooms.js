@@ -1,11 +1,13 @@
 // Rooms (docs/protocol.md §2.2, §2.4): joining, leaving and closing them,
-// the list of public rooms, and what members do (roomEvent).
+// the list of public rooms, and what members do (roomEvent). The moderation kinds of
+// roomEvent (§10.3: role, kicked, banned, unbanned, muted, owner) go to moderation.js.
 
 import { call } from './connection.js';
 import * as conversations from './conversations.js';
 import * as history from './history.js';
 import * as identity from './identity.js';
 import * as chat from './chat.js';
+import * as moderation from './moderation.js';
 import * as header from './view/header.js';
 import * as panels from './view/panels.js';
 import * as sidebar from './view/sidebar.js';
@@ -24,6 +26,7 @@ export async function joinRoom(room, password) {
   const info = res.room && typeof res.room.room === 'string' ? res.room : { room };
   const conv = conversations.ensureRoom(info);
   if (Array.isArray(res.members)) conversations.setMembers(conv, res.members);
+  moderation.joined(conv);
   history.takeJoined(conv, res.history);
   return { ok: true, key: conv.key };
 }
@@ -72,8 +75,18 @@ function refreshSoon() {
   }, REFRESH_DELAY_MS);
 }
 
+/** This user was kicked or banned from a room (docs/protocol.md §10.2), on every tab. */
+export function onRemoved({ key, why }) {
+  chat.removeConversation(key, why);
+  refreshSoon();
+}
+
 export function onRoomEvent(ev) {
   if (!ev || typeof ev.room !== 'string' || typeof ev.event !== 'string') return;
+  if (moderation.onRoomEvent(ev)) {
+    if (conversations.get(lower(ev.room))) refreshSoon(); // member counts, owner (ROOM_INFO)
+    return;
+  }
   const key = lower(ev.room);
   const conv = conversations.get(key);
   const me = identity.isMe(ev.name);

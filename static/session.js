@@ -1,5 +1,7 @@
 // Signing in and out, and the life of the connection (docs/protocol.md §1):
-// the welcome, refused connections, lost ones, and other tabs signing out.
+// the welcome, refused connections, lost ones, and other tabs signing out. v2: a user
+// banned from the server (§10.4) is told why, by `banned {by}` before the server closes
+// the connection or by the connect error `banned` (§1.6), and the page stops trying.
 
 import * as connection from './connection.js';
 import * as identity from './identity.js';
@@ -11,6 +13,7 @@ import * as outbox from './outbox.js';
 import * as typing from './typing.js';
 import * as history from './history.js';
 import * as reading from './reading.js';
+import * as moderation from './moderation.js';
 import * as store from './storage.js';
 import * as chat from './chat.js';
 import * as signin from './view/signin.js';
@@ -39,6 +42,8 @@ export function resetSession({ online = false, forget = false } = {}) {
   watching.reset();
   if (online || forget) directory.reset({ forget });
   if (!forget) return;
+  banned = null;
+  moderation.reset();
   identity.forgetProgress();
   conversations.reset();
   presence.reset();
@@ -46,6 +51,30 @@ export function resetSession({ online = false, forget = false } = {}) {
   composer.forgetDrafts();
   composer.cancelMode();
   searchView.reset();
+}
+
+// Banned from the server (§10.4): {by} (null when the connect error told it), or null.
+let banned = null;
+
+function bannedText() {
+  const by = banned && banned.by ? ` by ${banned.by}` : '';
+  return `You have been banned from this chat server${by}. You cannot connect; `
+    + 'ask its admins if you think this is a mistake.';
+}
+
+/** Say so, and try no more: a reconnect would only be refused again (§1.6). */
+function showBanned() {
+  connection.disconnect();
+  status.showBanner('banned', bannedText());
+  header.showError(bannedText());
+}
+
+export const isBanned = () => banned !== null;
+
+/** `banned {by}`: a server admin banned this user; the server closes the connection next. */
+export function onBanned(ev) {
+  banned = { by: ev && typeof ev.by === 'string' ? ev.by : null };
+  showBanned();
 }
 
 function showChat() {
@@ -105,6 +134,8 @@ export function onWelcome(w) {
   const sameUser = identity.isMe(w.name);
   resetSession({ online: true, forget: !sameUser });
   identity.welcomed(w);
+  banned = null;
+  moderation.onWelcome(w); // blocked (§10.5)
   signin.signedIn();
   presence.welcome(w); // users, online, usersTruncated (§7): truncated asks listUsers
   // Rooms: exactly the ones this identity is in now.
@@ -142,6 +173,13 @@ export function onConnectError(err) {
   }
   const known = CONNECT_ERRORS[code];
   const text = known ? known.text : (data && data.message) || 'The server refused the connection.';
+  if (code === 'banned' && identity.isSignedIn() && !identity.isSigningIn()) {
+    // A saved identity that is banned (after a reload, or a ban while away): no retry. The
+    // identity stays, so that a reload connects again once the ban is lifted.
+    if (!banned) banned = { by: null };
+    showBanned();
+    return;
+  }
   if (identity.isSignedIn() && !identity.isSigningIn()) {
     // Resuming a saved identity.
     if (code !== 'bad_token' && code !== 'invalid_payload') {
@@ -168,6 +206,10 @@ export function onConnectError(err) {
 export function onDisconnect(reason) {
   resetSession();
   if (!identity.isSignedIn() || reason === 'io client disconnect') return;
+  if (banned) {
+    showBanned();
+    return;
+  }
   status.showBanner('reconnecting', 'Connection lost. Reconnecting…');
   // socket.io does not retry by itself after the server closed the connection.
   if (reason === 'io server disconnect') reconnectIn(1000);

@@ -115,3 +115,15 @@ export function savePeerRead(name, convKey, id) {
   all[convKey] = id;
   write(peerReadKey(name), all);
 }
+
+// Whether this identity acted as a server admin here (docs/protocol.md §10.4): nothing on
+// the wire says who is one, so the page remembers what an admin-only action showed.
+const adminKey = (name) => `${PREFIX}admin.${who(name)}`;
+
+export function loadAdmin(name) {
+  return read(adminKey(name), false) === true;
+}
+
+export function saveAdmin(name, value) {
+  write(adminKey(name), value ? true : null);
+}

@@ -2,7 +2,8 @@
 // limit; one draft per conversation; and, just above it, who else is typing there.
 // v2 (docs/protocol.md §8.2, §9.3): it also edits a message (Up arrow in an empty box edits
 // my last one, Escape cancels) and answers one (replyTo), shown in a line above it; and
-// typing `@` offers the conversation's members to mention.
+// typing `@` offers the conversation's members to mention. A member muted in a room (§10.2)
+// sees until when instead of a box to write in.
 
 import { byId, h, clear, setText, codePoints } from '../dom.js';
 import { TEXT_LIMIT } from '../rules.js';
@@ -19,6 +20,8 @@ const contextBar = byId('composer-context');
 const contextText = byId('composer-context-text');
 const cancelButton = byId('composer-cancel');
 const mentionList = byId('mention-list');
+const sendButton = byId('send-button');
+const mutedLine = byId('composer-muted');
 
 const QUOTE_CHARS = 80;
 const MENTION_MAX = 8;
@@ -132,6 +135,17 @@ export function forgetMessage(id) {
 
 export function showError(text) {
   setText(errorLine, text || '');
+}
+
+/** text: why this user cannot write here now (muted until when, §10.2), or null. */
+export function setMuted(text) {
+  const muted = !!text;
+  setText(mutedLine, text || '');
+  mutedLine.hidden = !muted;
+  if (input.disabled === muted) return;
+  input.disabled = muted;
+  sendButton.disabled = muted;
+  if (muted) closeMentions();
 }
 
 // -- @ autocomplete (docs/protocol.md §9.3) --------------------------------------------

@@ -1,9 +1,12 @@
 // The top bar (who is signed in, sign out) and the open conversation's header: its title,
 // what it is, an error line, and the room actions (leave; close, after a second click).
+// v2 (docs/protocol.md §10): in a DM, Block / Unblock (§10.5), and for a known server admin
+// "Ban from server" (§10.4, after a second click); the members toggle is view/members.js's.
 
 import { byId, setText } from '../dom.js';
 import * as identity from '../identity.js';
 import * as presence from '../presence.js';
+import * as moderation from '../moderation.js';
 
 const CLOSE_CONFIRM_MS = 5000;
 
@@ -15,7 +18,10 @@ const meta = byId('conv-meta');
 const errorLine = byId('conv-error');
 const leaveButton = byId('leave-room');
 const closeButton = byId('close-room');
+const blockButton = byId('block-user');
+const banButton = byId('ban-user');
 let closeArmed = null;
+let banArmed = null;
 
 export function showChat(name) {
   chatView.hidden = false;
@@ -47,13 +53,31 @@ export function render(conv) {
     text = self ? `${conv.peer} (you)` : conv.peer;
     about = self ? 'Notes to yourself'
       : presence.isOnline(conv.peer) ? 'Online' : 'Offline: they will see your messages when they come back';
+    if (!self && moderation.isBlocked(conv.peer)) about = `${about} · You blocked them: their direct messages do not reach you`;
   }
   setText(title, text);
   setText(meta, about);
   const isRoom = conv.type === 'room';
   leaveButton.hidden = !isRoom;
   closeButton.hidden = !(isRoom && conv.info && identity.isMe(conv.info.owner));
+  renderSafety(conv);
   return text;
+}
+
+/** Block / Unblock and "Ban from server" in a DM with someone else (§10.4, §10.5). */
+export function renderSafety(conv) {
+  const other = conv.type === 'dm' && !identity.isMe(conv.peer);
+  blockButton.hidden = !other;
+  if (other) {
+    const isBlocked = moderation.isBlocked(conv.peer);
+    blockButton.textContent = isBlocked ? 'Unblock' : 'Block';
+    blockButton.setAttribute('aria-pressed', isBlocked ? 'true' : 'false');
+    blockButton.title = isBlocked ? `Let ${conv.peer} send you direct messages again`
+      : `Stop ${conv.peer}'s direct messages`;
+  }
+  const banVisible = other && moderation.isAdmin();
+  if (!banVisible) disarmBan();
+  banButton.hidden = !banVisible;
 }
 
 export const rendered = () => meta.textContent !== '';
@@ -62,11 +86,20 @@ export function showError(text) {
   setText(errorLine, text || '');
 }
 
+/** Another conversation is opened: no second click stays armed. */
 export function disarmClose() {
+  disarmBan();
   clearTimeout(closeArmed);
   closeArmed = null;
   closeButton.textContent = 'Close room';
   closeButton.classList.remove('armed');
+}
+
+function disarmBan() {
+  clearTimeout(banArmed);
+  banArmed = null;
+  banButton.textContent = 'Ban from server';
+  banButton.classList.remove('armed');
 }
 
 async function whileDisabled(button, action) {
@@ -75,8 +108,20 @@ async function whileDisabled(button, action) {
   button.disabled = false;
 }
 
-export function bind({ onSignOut, onLeave, onClose }) {
+/** onBlock(): Block / Unblock the DM's peer; onBanUser(): ban the peer from the server. */
+export function bind({ onSignOut, onLeave, onClose, onBlock, onBanUser }) {
   signoutButton.addEventListener('click', onSignOut);
+  blockButton.addEventListener('click', () => whileDisabled(blockButton, onBlock));
+  banButton.addEventListener('click', () => {
+    if (!banArmed) {
+      banButton.textContent = 'Click again to ban from the server';
+      banButton.classList.add('armed');
+      banArmed = setTimeout(disarmBan, CLOSE_CONFIRM_MS);
+      return;
+    }
+    disarmBan();
+    whileDisabled(banButton, onBanUser);
+  });
   leaveButton.addEventListener('click', () => whileDisabled(leaveButton, onLeave));
   closeButton.addEventListener('click', () => {
     if (!closeArmed) {

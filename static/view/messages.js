@@ -12,6 +12,7 @@
 import { byId, h, clear, setText, linkify, formatTime } from '../dom.js';
 import * as identity from '../identity.js';
 import * as presence from '../presence.js';
+import * as moderation from '../moderation.js';
 import { lower } from '../rules.js';
 
 const NEAR_BOTTOM_PX = 80;
@@ -98,9 +99,9 @@ function richText(conv, m) {
 // -- one message ------------------------------------------------------------------------
 
 const canEdit = (m) => identity.isMe(m.from) && !m.deleted;
-/** §8.2: the author; in a room its owner too (moderators come with §10). */
-const canDelete = (conv, m) => !m.deleted && (identity.isMe(m.from)
-  || (conv && conv.type === 'room' && conv.info && identity.isMe(conv.info.owner)));
+/** §8.2 with §10: the author; in a room its owner, a moderator (others' messages that
+ * members wrote) and a server admin too. */
+const canDelete = (conv, m) => moderation.mayDelete(conv, m);
 
 function quoteNode(conv, m) {
   const target = conv ? findMsg(conv, m.replyTo) : null;

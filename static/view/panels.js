@@ -34,7 +34,8 @@ function showJoinError(error, password) {
       ? 'Wrong password for this private room.'
       : 'This room is private: enter its password.');
   } else if (code === 'forbidden') {
-    setText(roomNameError, 'You cannot join this room.');
+    // v2: the one refusal of a join is a ban from the room (docs/protocol.md §10.2).
+    setText(roomNameError, 'You cannot join this room: you have been banned from it.');
   } else if (code === 'invalid_payload') {
     setText(roomNameError, 'The server did not accept this room name or password.');
   } else {

@@ -22,6 +22,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from . import admin
 
         return admin.main(args[1:])
+    if args[:1] == ["bot"]:  # bot accounts (chat_server/bot_command.py)
+        from . import bot_command
+
+        return bot_command.main(args[1:])
     try:
         config = load(args)
     except ConfigError as error:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import socketio
 
-from . import compat, edge, hosts, runtime
+from . import api, compat, edge, hosts, runtime
 from .cluster.ordering import MessageChannel, Sequencer
 from .config import Config, without_password
 from .delivery import Delivery
@@ -174,6 +174,7 @@ def create_app(config: Config) -> App:
     wsgi = edge.refuse_oversize_posts(socket_app, sio, config.max_http_buffer_size)
     if cluster:
         wsgi = cluster.mark_node(wsgi)
+    wsgi = api.Api(wsgi, chat, config, address_of, handlers)  # /api/v1 (protocol.md §12)
     wsgi = _edge(wsgi, sio, config, address_of)
     protocol = compat.guarded_http_protocol(edge.ConnectionBudgets.from_config(config),
                                             config.header_timeout, SECURITY_HEADERS)

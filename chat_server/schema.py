@@ -28,7 +28,8 @@ logger = logging.getLogger(__name__)
 # 4 (Alembic revision `messages_that_change`): docs/protocol.md §8-9. Kept in `meta` so
 # that an older server refuses a newer database instead of misreading it.
 # 5 (revision `moderation`): docs/protocol.md §10.
-SCHEMA_VERSION = 5
+# 6 (revision `bots`): `users.bot`, docs/protocol.md §12.
+SCHEMA_VERSION = 6
 BASELINE = "v3_baseline"  # the Alembic revision of schema 3
 # Message ids are 64-bit; SQLite's rowid alias must be spelled INTEGER.
 MessageId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -58,6 +59,9 @@ users = sa.Table(
     # The name's confusable skeleton (`domain.names.skeleton`): a name that looks like a
     # registered one is refused.
     sa.Column("skeleton", sa.String(512), index=True),
+    # A bot account (`python -m chat_server bot add`): its tokens never expire, and only
+    # bots may use the HTTP API (docs/protocol.md §12).
+    sa.Column("bot", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 sessions = sa.Table(

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from .bots import Bots
 from .budgets import Budgets
 from .changes import Changes
 from .context import Context
@@ -64,6 +65,7 @@ class Chat:
         self.changes = Changes(ctx, self.identity, self.reading, self.sending,
                                self.moderation)
         self.typing = TypingStatus(ctx, self.identity, self.rooms, self.moderation)
+        self.bots = Bots(ctx, self.budgets, self.sending, self.rooms, self.reading)
 
     def charge_event(self, sid: str) -> None:
         """Any client event, before it is handled: `rate_limited` over the connection's or

@@ -12,6 +12,7 @@ class User:
     key: str
     guest: bool
     password_hash: str | None = None
+    bot: bool = False  # v2 (docs/protocol.md §12): may use the HTTP API, tokens never expire
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from .effects import Effect, Emit, user_target
 from .errors import Forbidden, NotFound
 from .identity import Identity
 from .models import User
+from .presence import Connection
 from .rooms import Rooms
 from .validation import fold
 
@@ -20,7 +21,10 @@ class Reading:
         self.rooms = rooms
 
     def history(self, sid: str, payload: object) -> list[dict]:
-        conn = self.identity.conn(sid)
+        return self.history_as(self.identity.conn(sid), payload)
+
+    def history_as(self, conn: Connection, payload: object) -> list[dict]:
+        """`history` as `conn`, which may also be a bot's HTTP identity (`bots.py`)."""
         query = validation.parse_history(payload)
         conv_key = self.readable(conn.user, query.conversation)
         found = self.ctx.store_call(self.ctx.store.history, conv_key, query.before,

@@ -85,7 +85,10 @@ class Rooms:
         return room
 
     def join_room(self, sid: str, payload: object) -> dict:
-        conn = self._conn(sid)
+        return self.join_room_as(self._conn(sid), payload)
+
+    def join_room_as(self, conn: Connection, payload: object) -> dict:
+        """`joinRoom` as `conn`, which may also be a bot's HTTP identity (`bots.py`)."""
         request = validation.parse_join_room(payload)
         store, call = self.ctx.store, self.ctx.store_call
         user, key = conn.user, fold(request.room)

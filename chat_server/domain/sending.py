@@ -139,23 +139,29 @@ class Sending:
         """`message`: to everyone. Returns the stored MESSAGE (the original, for a retry).
         `turn`: this send's place among the connection's sends (`order.take`)."""
         conn = self.identity.conn(sid)
-        send = self._parse(conn, validation.parse_message, payload)
-        return self._send(conn, send, lambda: ("lobby", "lobby", "broadcast", None, None),
-                          turn)
+        return self.send_as(conn, self.parse(conn, validation.parse_message, payload), turn)
 
     def send_message(self, sid: str, payload: object, turn: Turn | None = None) -> Message:
         """`sendMessage`: to a room the sender is in, or directly to a user."""
         conn = self.identity.conn(sid)
-        send = self._parse(conn, validation.parse_send_message, payload)
+        return self.send_as(conn, self.parse(conn, validation.parse_send_message, payload),
+                            turn)
+
+    def send_as(self, conn: Connection, send: Send, turn: Turn | None = None,
+                sids: bool = True) -> Message:
+        """Send as `conn`, which may also be a bot's HTTP identity (`bots.py`): to the
+        lobby (no `dest`), a room, or a user (by an online sid too, unless not `sids`)."""
 
         def destination() -> Destination:
-            assert send.dest is not None
+            if send.dest is None:
+                return "lobby", "lobby", "broadcast", None, None
             if send.dest.startswith("#"):
                 room = self.rooms.member_room(conn.user, send.dest)
                 if self.moderation is not None:
                     self.moderation.check_not_muted(conn.user, room)
                 return room.key, room.name, "room", room.name, None
-            peer = self.identity.peer(send.dest)
+            peer = (self.identity.peer(send.dest) if sids
+                    else self.identity.peer_by_name(send.dest))
             if self.moderation is not None:
                 self.moderation.check_not_blocked(conn.user, peer)
             conv = validation.dm_key(conn.user.name, peer.name)
@@ -163,8 +169,8 @@ class Sending:
 
         return self._send(conn, send, destination, turn)
 
-    def _parse(self, conn: Connection, parse: Callable[[object, int], Send],
-               payload: object) -> Send:
+    def parse(self, conn: Connection, parse: Callable[[object, int], Send],
+              payload: object) -> Send:
         """Every attempt counts, a malformed one too (it has no clientId one could trust)."""
         try:
             return parse(payload, self.ctx.config.max_text_length)

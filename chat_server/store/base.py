@@ -63,7 +63,7 @@ def user_of(row: sa.Row | None) -> User | None:
     if row is None:
         return None
     return User(id=row.id, name=row.name, key=row.key, guest=row.guest,
-                password_hash=row.password_hash)
+                password_hash=row.password_hash, bot=bool(getattr(row, "bot", False)))
 
 
 def inserted_id(result: sa.CursorResult) -> int:

@@ -28,7 +28,8 @@ class UserStore(RoomStore):
 
     def user_by_token(self, token_hash: str, used_since: int, now: int) -> User | None:
         """The user of a session token used (or made) since `used_since` (ms); an older
-        token has expired and is deleted. A use at `now` is noted at most once an hour."""
+        token has expired and is deleted (a bot's never does: docs/protocol.md §12.1). A
+        use at `now` is noted at most once an hour."""
         with self._tx() as conn:
             row = conn.execute(
                 sa.select(users, sessions.c.used_at)
@@ -37,7 +38,7 @@ class UserStore(RoomStore):
             if row is None:
                 return None
             used_at = row.used_at if row.used_at is not None else 0
-            if used_at < used_since:
+            if used_at < used_since and not row.bot:
                 conn.execute(sessions.delete().where(sessions.c.token_hash == token_hash))
                 return None
             if now - used_at > TOKEN_USE_NOTED_EVERY_MS:
@@ -116,3 +117,41 @@ class UserStore(RoomStore):
             self.retire_guest(user_id)
         return len(ids)
 
+
+    # -- bots (docs/protocol.md §12.1) --------------------------------------------------
+
+    def create_bot(self, name: str, key: str, token_hash: str, skeleton: str,
+                   now: int) -> User:
+        """Register a bot with its one token, in one transaction; `NameTaken` as for
+        `create_user`."""
+        try:
+            with self._tx() as conn:
+                if conn.execute(sa.select(users.c.id).where(users.c.skeleton == skeleton,
+                                                            users.c.key != key)
+                                .limit(1)).first():
+                    raise NameTaken("That name looks like one already taken.")
+                user_id = inserted_id(conn.execute(users.insert().values(
+                    name=name, key=key, guest=False, gone=False, created_at=now,
+                    skeleton=skeleton, bot=True)))
+                self._add_session(conn, user_id, token_hash, now)
+        except exc.IntegrityError:
+            raise NameTaken() from None
+        return User(id=user_id, name=name, key=key, guest=False, bot=True)
+
+    def bots(self) -> list[tuple[str, int, int | None]]:
+        """Every bot: (name, created at, last use of its token or None), by name."""
+        with self._tx() as conn:
+            rows = conn.execute(
+                sa.select(users.c.name, users.c.created_at, sa.func.max(sessions.c.used_at))
+                .select_from(users.outerjoin(sessions, sessions.c.user_id == users.c.id))
+                .where(users.c.bot.is_(True))
+                .group_by(users.c.id, users.c.name, users.c.created_at)
+                .order_by(users.c.key)).all()
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    def remove_bot(self, user_id: int) -> None:
+        """No longer a bot: its tokens are deleted. The user stays (its name too, so that
+        nobody else can take it and seem to have written its messages)."""
+        with self._tx() as conn:
+            conn.execute(sessions.delete().where(sessions.c.user_id == user_id))
+            conn.execute(users.update().where(users.c.id == user_id).values(bot=False))

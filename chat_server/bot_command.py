@@ -1,0 +1,78 @@
+"""`python -m chat_server bot add NAME|list|remove NAME`: bot accounts, for operators
+(docs/protocol.md §12.1). Like `admin`, it writes the store directly, so it works with
+the servers running; settings (the database above all) come as for the server: flags
+after the command, or the environment.
+
+- `add NAME` registers a bot and prints its token, once, alone on stdout; the store keeps
+  only its hash. A bot's token does not expire.
+- `list` prints each bot: name, when it was added, when its token was last used.
+- `remove NAME` deletes its token (the HTTP API refuses it at once, 401) and bans the
+  user from the server, so its open Socket.IO connections close within seconds and it
+  cannot connect again; the name stays taken, so nobody else seems to have written its
+  messages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+from .config import ConfigError, load, setup_logging
+from .domain.bots import add_bot, find_bot
+from .domain.errors import ChatError
+from .store import Store
+
+REMOVED_BY = "operator"  # who the bot's connections are told banned them (`banned {by}`)
+
+
+def _when(ms: int | None) -> str:
+    if ms is None:
+        return "never"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ms / 1000))
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m chat_server bot",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=("add", "list", "remove"))
+    parser.add_argument("name", nargs="?", help="the bot to add or remove")
+    args, rest = parser.parse_known_args(argv)
+    if args.action != "list" and not args.name:
+        parser.error(f"{args.action} needs a name")
+    try:
+        config = load(rest)
+    except ConfigError as error:
+        sys.stderr.write(f"chat_server bot: bad setting: {error}\n")
+        return 2
+    setup_logging("WARNING", config.log_format)
+    store = Store(config.database_url)
+    try:
+        store.create_schema()
+        now = int(time.time() * 1000)
+        if args.action == "list":
+            for name, created, used in store.bots():
+                sys.stdout.write(f"{name}\tadded {_when(created)}\tlast used {_when(used)}\n")
+            return 0
+        if args.action == "add":
+            try:
+                bot = add_bot(store, args.name, now)
+            except ChatError as error:
+                sys.stderr.write(f"chat_server bot: cannot add {args.name!r}: "
+                                 f"{error.message}\n")
+                return 1
+            sys.stderr.write(f"bot {bot.user.name} added; its token, shown only now "
+                             "(use it as 'Authorization: Bearer <token>'):\n")
+            sys.stdout.write(bot.token + "\n")
+            return 0
+        user = find_bot(store, args.name)
+        if user is None:
+            sys.stderr.write(f"chat_server bot: no bot {args.name!r}\n")
+            return 1
+        store.remove_bot(user.id)
+        store.ban_user(user.id, REMOVED_BY, True, now)
+        sys.stdout.write(f"bot {user.name} removed\n")
+        return 0
+    finally:
+        store.close()

@@ -22,6 +22,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from . import admin
 
         return admin.main(args[1:])
+    if args[:1] == ["export"]:  # chat_server/export.py
+        from . import export
+
+        return export.main(args[1:])
     if args[:1] == ["bot"]:  # bot accounts (chat_server/bot_command.py)
         from . import bot_command
 

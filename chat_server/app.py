@@ -121,6 +121,8 @@ def create_app(config: Config) -> App:
     sio.start_background_task(handlers.watch_sessions)
     sio.start_background_task(_tell_online_count, chat, delivery)
     sio.start_background_task(_apply_bans, chat)
+    if config.retention_days > 0:
+        sio.start_background_task(_prune, store, store_call, config.retention_days, metrics)
     sio.start_background_task(metrics.probe_loop, runtime.sleep)
     if cluster:
         sio.start_background_task(cluster.beat, chat.identity.reap)
@@ -221,6 +223,25 @@ def _apply_bans(chat: Chat) -> None:
 
 
 BAN_CHECK_EVERY = 5.0  # seconds
+PRUNE_BATCH = 500  # messages per transaction: each a few milliseconds on the store's lane
+PRUNE_EVERY = 60.0  # seconds between rounds once nothing is left to prune
+
+
+def _prune(store: Store, store_call: Runner, days: float, metrics: Metrics) -> None:
+    """Retention: delete what is older than `days`, a small batch per transaction on the
+    store's lane with a pause between, so sends never queue behind a long delete."""
+    while True:
+        try:
+            cutoff = int((time.time() - days * 86_400) * 1000)
+            deleted = store_call(store.prune, cutoff, PRUNE_BATCH)
+        except Exception:
+            logger.exception("could not prune old messages")
+            deleted = 0
+        if deleted:
+            metrics.pruned.inc(deleted)
+            runtime.sleep(0.05)
+        else:
+            runtime.sleep(PRUNE_EVERY)
 
 
 def _cluster(config: Config) -> ClusterNode | None:

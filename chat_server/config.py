@@ -61,6 +61,7 @@ class Config:
     # Above this many users online (or members of a room) presence goes only to watchers
     # (docs/protocol.md §7): a connect then costs O(watchers), not O(online).
     presence_limit: int = 200
+    retention_days: float = 0.0  # messages older than this are pruned; 0 keeps them all
     # Server admins (docs/protocol.md §10.4): registered names, each with a password.
     admins: tuple[str, ...] = ()
     # The HTTP edge (edge.py): budgets per client address, head deadline, Host check.
@@ -236,6 +237,9 @@ SETTINGS: list[tuple[str, str, str, Callable[[str], Any], str]] = [
     ("--guest-grace", "GUEST_GRACE", "guest_grace", _seconds,
      "seconds a guest's token stays valid after its last connection closes, so a reload "
      "keeps the guest (default 120; 0: gone at once)"),
+    ("--retention-days", "RETENTION_DAYS", "retention_days", _seconds,
+     "days a message is kept; older ones are deleted in the background, in small batches "
+     "(default 0: kept for ever)"),
     ("--admins", "ADMINS", "admins", _names,
      "comma-separated registered names (each with a password) that may moderate every "
      "room and ban users from the server (default: none)"),

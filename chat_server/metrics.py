@@ -51,6 +51,9 @@ class Metrics:
             "chat_refused_by_budget",
             "Requests refused by a budget (docs/protocol.md §1.10): events, window, rooms, "
             "password_address, password_target, password_busy.", ["budget"], registry=r)
+        self.pruned = Counter(
+            "chat_messages_pruned", "Messages and changes deleted by retention (RETENTION_DAYS).",
+            registry=r)
         self.moderated = Counter(
             "chat_moderation_actions", "Moderation actions (docs/protocol.md §10), by action.",
             ["action"], registry=r)

@@ -422,6 +422,35 @@ class MessageStore(RoomStore):
             rows = conn.execute(query.order_by(messages.c.id.desc()).limit(limit)).all()
             return self._with_reactions(conn, rows)
 
+    def export_page(self, after: int, limit: int,
+                    conv_key: str | None = None) -> list[Message]:
+        """Messages (not changes) after id `after`, oldest first, in their current state
+        (an edited text, a tombstone); of one conversation when `conv_key` is given."""
+        query = sa.select(messages).where(messages.c.id > after, messages.c.kind != "update")
+        if conv_key is not None:
+            query = query.where(messages.c.conv_key == conv_key)
+        with self._tx() as conn:
+            return self._with_reactions(conn, conn.execute(
+                query.order_by(messages.c.id).limit(limit)).all())
+
+    def prune(self, before_ts: int, limit: int) -> int:
+        """Delete up to `limit` of the oldest messages and changes sent before `before_ts`
+        (retention); their reactions and mentions go with them. Returns how many.
+
+        Looks only at the `limit` lowest ids: ids grow with time, so the old ones are
+        there, and a round that finds nothing to delete costs one page of the primary
+        key, not a scan of the history."""
+        with self._tx() as conn:
+            oldest = conn.execute(sa.select(messages.c.id, messages.c.ts)
+                                  .order_by(messages.c.id).limit(limit)).all()
+            ids = [row.id for row in oldest if row.ts < before_ts]
+            if not ids:
+                return 0
+            conn.execute(reactions.delete().where(reactions.c.message_id.in_(ids)))
+            conn.execute(mentions.delete().where(mentions.c.message_id.in_(ids)))
+            conn.execute(messages.delete().where(messages.c.id.in_(ids)))
+            return len(ids)
+
     def messages_after(self, after: int, limit: int) -> list[Message]:
         """Every conversation's messages after id `after`, oldest first: what a node of
         several missed (`cluster.ordering`)."""

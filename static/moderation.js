@@ -51,6 +51,11 @@ export function reset() {
 /** welcome (§1.7): `blocked` lists the names this user blocks (§10.5). */
 export function onWelcome(w) {
   setBlocked(w && w.blocked);
+  // Mutes are told only as they happen (§10.3), never in a welcome: one lifted while this
+  // page was away went unheard, so what was known is dropped rather than kept wrong (a
+  // send while still muted is refused and says so, errors.js).
+  mutes = new Map();
+  clearTimeout(expiry);
   // The page learns that it is a server admin only by acting as one; it remembers that.
   const me = identity.current();
   admin = !!(me && !isGuestName(me.name) && store.loadAdmin(me.name));

@@ -76,7 +76,8 @@ def test_owner_makes_a_member_moderator_and_both_pages_show_it(server, open_chat
 
     # The owner has the whole menu on a member, and makes them a moderator.
     mine = member_menu(a, mem)
-    for action in ("role-moderator", "kick", "ban", "mute-600", "mute-3600", "mute-86400", "mute-0"):
+    for action in ("role-moderator", "kick", "ban", "mute-600", "mute-3600", "mute-86400",
+                   "mute-0"):
         expect(mine.get_by_test_id(f"member-action-{action}")).to_be_visible()
     mine.get_by_test_id("member-action-role-moderator").click()
     for chat in (a, b):
@@ -217,7 +218,7 @@ def test_admin_bans_a_user_from_the_server(server_factory, open_chat):
     boss, target = unique("boss"), unique("tgt")
     srv = server_factory(env={"ADMINS": boss})
     a = open_chat(srv.url).sign_in(boss, password="correct horse battery")
-    t = open_chat(srv.url).sign_in(target)
+    t = open_chat(srv.url).sign_in(target, password="target's own password")
     shared_room(t, a)  # the target owns the room; the admin is a plain member there
 
     # Not an admin: the target's try is refused, and the panel says so.
@@ -259,6 +260,14 @@ def test_admin_bans_a_user_from_the_server(server_factory, open_chat):
     assert len(handshakes) <= 2, handshakes  # the page's one try (polling, maybe websocket)
     expect(t.banner).to_have_attribute("data-state", "banned")
 
+    # Signing in afresh (another browser) is refused on the form, with the reason.
+    fresh = open_chat(srv.url).goto()
+    fresh.tid("signin-name").fill(target)
+    fresh.tid("signin-password").fill("target's own password")
+    fresh.tid("signin-submit").click()
+    expect(fresh.tid("signin-error")).to_contain_text("banned from this chat server")
+    expect(fresh.tid("signin-submit")).to_be_enabled()
+
     # Lifted: the next reload gets in.
     member_menu(a, target).get_by_test_id("member-action-banUser-false").click()
     expect(a.tid("toast")).to_contain_text(f"{target} may connect again")
@@ -285,7 +294,8 @@ def test_block_in_the_dm_header_stops_the_other_users_dms(server, open_chat):
     b.send("are you there?")
     failed = b.tid("failed-message")
     expect(failed).to_have_count(1)
-    expect(failed.get_by_test_id("msg-error")).to_contain_text(f"{me} does not accept your direct messages")
+    expect(failed.get_by_test_id("msg-error")).to_contain_text(
+        f"{me} does not accept your direct messages")
     time.sleep(0.5)
     a.expect_absent("are you there?")
     b.shot("moderation-blocked")

@@ -66,8 +66,8 @@ class Identity:
         if len(presence) >= self.ctx.config.max_connections:
             raise ServerFull()
         user, token = self._identify(parsed, address)
-        if not user.guest and self.ctx.store_call(self.ctx.store.user_banned, user.id):
-            raise Banned()  # docs/protocol.md §1.6, §10.4
+        if self.ctx.store_call(self.ctx.store.user_banned, user.id):
+            raise Banned()  # docs/protocol.md §1.6, §10.4 (a guest's resume token too)
         conn = Connection(sid, user, token, time.monotonic(), transport, address,
                           {"last_id": parsed.last_id})
         presence.add(conn)

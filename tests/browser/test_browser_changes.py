@@ -201,7 +201,8 @@ def test_replies_quote_and_jump_and_reactions_toggle(server, open_chat):
     for chat in (a, a2, b):
         r = chat.messages(ask).locator(f'[data-testid="reaction"][data-emoji="{thumbs}"]')
         expect(r.get_by_test_id("reaction-count")).to_have_text("1")
-        expect(r).to_have_attribute("title", f"{b_name}{' (you)' if chat is b else ''} reacted with {thumbs}")
+        you = " (you)" if chat is b else ""
+        expect(r).to_have_attribute("title", f"{b_name}{you} reacted with {thumbs}")
     mine = a.messages(ask).locator(f'[data-testid="reaction"][data-emoji="{thumbs}"]')
     expect(mine).to_have_attribute("aria-pressed", "false")
     mine.click()
@@ -209,7 +210,8 @@ def test_replies_quote_and_jump_and_reactions_toggle(server, open_chat):
         r = chat.messages(ask).locator(f'[data-testid="reaction"][data-emoji="{thumbs}"]')
         expect(r.get_by_test_id("reaction-count")).to_have_text("2")
     expect(mine).to_have_attribute("aria-pressed", "true")
-    expect(a2.messages(ask).locator('[data-testid="reaction"]')).to_have_attribute("aria-pressed", "true")
+    expect(a2.messages(ask).locator('[data-testid="reaction"]')).to_have_attribute(
+        "aria-pressed", "true")
     expect(mine).to_have_attribute("title", f"{b_name}, {a_name} (you) reacted with {thumbs}")
     mine.click()
     for chat in (a, a2, b):
@@ -254,7 +256,8 @@ def test_unread_badges_divider_synced_tabs_and_seen(server, open_chat):
     a.expect_once("dm two")
     divider = a.tid("unread-divider")
     expect(divider).to_have_count(1)
-    following = divider.evaluate("el => el.nextElementSibling.querySelector('[data-testid=message-text]').textContent")
+    following = divider.evaluate(
+        "el => el.nextElementSibling.querySelector('[data-testid=message-text]').textContent")
     assert following == "dm one"
     expect(a2.tid(f"unread-{key}")).to_have_count(0)
     expect(b.messages("dm two").get_by_test_id("seen")).to_have_count(1)

@@ -12,9 +12,8 @@ import sys
 import time
 from collections.abc import Sequence
 
-from .config import ConfigError, load, setup_logging
+from .commands import open_store, when
 from .domain.validation import fold
-from .store import Store
 
 
 def main(argv: Sequence[str]) -> int:
@@ -26,19 +25,13 @@ def main(argv: Sequence[str]) -> int:
     args, rest = parser.parse_known_args(argv)
     if args.action != "list" and not args.name:
         parser.error(f"{args.action} needs a name")
-    try:
-        config = load(rest)
-    except ConfigError as error:
-        sys.stderr.write(f"chat_server admin: bad setting: {error}\n")
+    store = open_store("admin", rest)
+    if store is None:
         return 2
-    setup_logging("WARNING", config.log_format)
-    store = Store(config.database_url)
     try:
-        store.create_schema()
         if args.action == "list":
             for name, by, ts in store.banned_users():
-                when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts / 1000))
-                sys.stdout.write(f"{name}\tbanned by {by}\t{when} UTC\n")
+                sys.stdout.write(f"{name}\tbanned by {by}\t{when(ts)}\n")
             return 0
         user = store.user_by_key(fold(args.name))
         if user is None:

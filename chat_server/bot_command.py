@@ -19,18 +19,11 @@ import sys
 import time
 from collections.abc import Sequence
 
-from .config import ConfigError, load, setup_logging
+from .commands import open_store, when
 from .domain.bots import add_bot, find_bot
 from .domain.errors import ChatError
-from .store import Store
 
 REMOVED_BY = "operator"  # who the bot's connections are told banned them (`banned {by}`)
-
-
-def _when(ms: int | None) -> str:
-    if ms is None:
-        return "never"
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ms / 1000))
 
 
 def main(argv: Sequence[str]) -> int:
@@ -41,19 +34,14 @@ def main(argv: Sequence[str]) -> int:
     args, rest = parser.parse_known_args(argv)
     if args.action != "list" and not args.name:
         parser.error(f"{args.action} needs a name")
-    try:
-        config = load(rest)
-    except ConfigError as error:
-        sys.stderr.write(f"chat_server bot: bad setting: {error}\n")
+    store = open_store("bot", rest)
+    if store is None:
         return 2
-    setup_logging("WARNING", config.log_format)
-    store = Store(config.database_url)
     try:
-        store.create_schema()
         now = int(time.time() * 1000)
         if args.action == "list":
             for name, created, used in store.bots():
-                sys.stdout.write(f"{name}\tadded {_when(created)}\tlast used {_when(used)}\n")
+                sys.stdout.write(f"{name}\tadded {when(created)}\tlast used {when(used)}\n")
             return 0
         if args.action == "add":
             try:

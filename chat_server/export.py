@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from .config import ConfigError, load, setup_logging
+from .commands import open_store
 from .store import Store
 
 PAGE = 2000  # rows per transaction
@@ -38,15 +38,10 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--conversation", help="a conversation key: lobby, #room, dm:a:b")
     parser.add_argument("--out", help="a file to write (default: standard output)")
     args, rest = parser.parse_known_args(argv)
-    try:
-        config = load(rest)
-    except ConfigError as error:
-        sys.stderr.write(f"chat_server export: bad setting: {error}\n")
+    store = open_store("export", rest)
+    if store is None:
         return 2
-    setup_logging("WARNING", config.log_format)
-    store = Store(config.database_url)
     try:
-        store.create_schema()
         if args.out:
             with open(args.out, "w", encoding="utf-8") as out:
                 count = export(store, out, args.conversation)

@@ -18,6 +18,7 @@ from support.server import private_server
 
 ADMIN, ADMIN2, NO_PASSWORD = "boss-mod", "boss2-mod", "nopw-mod"
 PASSWORD = "admin password 1"  # a test password
+WAIT = 10  # seconds for an event that must come (generous: CI machines are loaded)
 TOKENS = {}  # name -> token, for names registered without a password by an earlier test
 
 moderation_server = private_server({
@@ -58,7 +59,7 @@ def expect_room_event(clients, room, event, since=0, **fields):
     found = []
     for c in clients:
         e = c.wait_for("roomEvent", lambda e: e.get("room") == room and
-                       e.get("event") == event, since=since)
+                       e.get("event") == event, since=since, timeout=WAIT)
         for key, value in fields.items():
             assert e.get(key) == value, f"{key}: expected {value!r} in {e!r}"
         found.append(e)
@@ -137,7 +138,7 @@ def test_kick_cuts_off_every_tab_then_rejoin_is_allowed(connect, url):
     text = f"back {uname()}"
     send_to(c, room, text)
     for x in b:
-        x.wait_for("reply", lambda m: m["text"] == text)
+        x.wait_for("reply", lambda m: m["text"] == text, timeout=WAIT)
 
 
 def test_ban_keeps_out_until_unban(connect, url):
@@ -215,7 +216,7 @@ def test_mute_forbids_sending_and_typing_but_not_reading(connect, url):
     text = f"still read {uname()}"  # a muted member keeps reading
     send_to(c, room, text)
     for x in b:
-        x.wait_for("reply", lambda m: m["text"] == text)
+        x.wait_for("reply", lambda m: m["text"] == text, timeout=WAIT)
     ok(b[0].call("history", {"conversation": room}))
     send(b[0], f"the lobby is not the room {uname()}")  # a mute is one room's
     # 0 lifts it, announced as `muted` with until null.
@@ -267,8 +268,8 @@ def test_ban_user_closes_every_tab_and_refuses_connects(connect, url):
     err(boss.call("banUser", {"name": uname("nobody"), "on": True}), "not_found")
     ok(boss.call("banUser", {"name": name, "on": True}))
     for x in b:
-        assert x.wait_for("banned") == {"by": ADMIN}
-        x.wait_disconnected()
+        assert x.wait_for("banned", timeout=WAIT) == {"by": ADMIN}
+        x.wait_disconnected(timeout=WAIT)
     expect_refused(connect, url, {"token": token}, "banned")
     expect_refused(connect, url, {"name": name, "password": "troll password"}, "banned")
     ok(other.call("listUsers"))  # others are untouched
@@ -308,7 +309,8 @@ def test_admin_deletes_any_message_and_closes_any_room(connect, url):
         update = ok(boss.call("deleteMessage", {"messageId": message["id"]}))["update"]
         assert update["type"] == "delete" and update["by"] == ADMIN
         for x, m in zip(readers, marks, strict=True):
-            x.wait_for("update", lambda u, i=message["id"]: u["messageId"] == i, since=m)
+            x.wait_for("update", lambda u, i=message["id"]: u["messageId"] == i, since=m,
+                       timeout=WAIT)
     history = ok(c.call("history", {"conversation": dm_key(b.name, c.name)}))["messages"]
     assert [m["deleted"] for m in history if m["id"] == in_dm["id"]] == [True]
     # Another admin's message is not its to delete.
@@ -318,7 +320,7 @@ def test_admin_deletes_any_message_and_closes_any_room(connect, url):
     marks = [x.mark() for x in (b, c)]
     ok(boss.call("closeRoom", {"room": room}))
     for x, m in zip((b, c), marks, strict=True):
-        x.wait_for("roomEvent", lambda e: e.get("event") == "closed", since=m)
+        x.wait_for("roomEvent", lambda e: e.get("event") == "closed", since=m, timeout=WAIT)
     assert room_entry(ok(b.call("listRooms"))["rooms"], room) is None
 
 
@@ -346,7 +348,7 @@ def test_block_refuses_dms_and_typing(connect, url):
     assert ok(a[0].call("block", {"name": b[0].name, "on": False}))["blocked"] == []
     send_to(b[0], a[0].name, "friends again")
     for x in a:
-        x.wait_for("reply", lambda p: p["text"] == "friends again")
+        x.wait_for("reply", lambda p: p["text"] == "friends again", timeout=WAIT)
     assert connect(url, auth={"token": a[0].token}).welcome["blocked"] == []
 
 

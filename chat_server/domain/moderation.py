@@ -152,7 +152,9 @@ class Moderation:
                 logger.info("closing %d connections of %s, banned by %s", len(here), key, by)
                 self.ctx.publish([Emit("banned", {"by": by}, here, local=True),
                                   Disconnect(here)])
-            since = max(since, ts + 1)
+            # Not ts + 1: another ban of the same millisecond may commit after this read.
+            # Reading the last millisecond again finds its users' connections closed.
+            since = max(since, ts)
         return since
 
     def block(self, sid: str, payload: object) -> dict[str, Any]:

@@ -322,7 +322,8 @@ def test_forged_fields_are_ignored_in_every_event(conn):
               "token": victim.token}
     room = uroom("Forge")
     ack = ok(mallory.call("joinRoom", {**forged, "room": room}))
-    assert ack["room"] == {"room": room, "owner": mallory.name, "private": False, "members": 1}
+    assert ack["room"] == {"room": room, "owner": mallory.name, "private": False, "members": 1,
+                           "moderators": []}
     join(victim, room)
 
     text = "forged " + uid()
@@ -350,7 +351,8 @@ def test_forged_fields_are_ignored_in_every_event(conn):
     err(mallory.call("closeRoom", {**forged, "room": uroom("none")}), "not_found")
     ok(victim.call("leaveRoom", {**forged, "room": room}))
     info = room_entry(ok(mallory.call("listRooms"))["rooms"], room)
-    assert info == {"room": room, "owner": mallory.name, "private": False, "members": 1}
+    assert info == {"room": room, "owner": mallory.name, "private": False, "members": 1,
+                    "moderators": []}
 
 
 # -- secrets ---------------------------------------------------------------------------------

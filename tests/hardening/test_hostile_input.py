@@ -331,11 +331,12 @@ def check_failure(ack):
 
 
 def room_info(info):
-    assert set(info) == {"room", "owner", "private", "members"}, info
+    assert set(info) == {"room", "owner", "private", "members", "moderators"}, info
     assert isinstance(info["room"], str) and info["room"].startswith("#"), info
     assert info["owner"] is None or isinstance(info["owner"], str), info
     assert isinstance(info["private"], bool), info
     assert type(info["members"]) is int and info["members"] >= 1, info
+    assert isinstance(info["moderators"], list), info  # v2 (docs/protocol.md §10.1)
 
 
 def check_success(stage, event, payload, ack):

@@ -58,6 +58,7 @@ def test_changes_search_and_unread_across_two_nodes(cluster, client_factory):
         join(c, room)
     old_word, new_word, gone_word = ("w" + uid(12) for _ in range(3))
     base = send_to(alice, room, f"{old_word} base")
+    bob.wait_for("reply", lambda m: m["id"] == base["id"], timeout=10)  # before the mark
     carol_token = carol.token
     carol.disconnect()
     mark = bob.mark()

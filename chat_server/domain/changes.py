@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import validation
+from . import payloads
 from .context import Context
 from .errors import Forbidden, NotFound
 from .identity import Identity
@@ -36,7 +36,7 @@ class Changes:
 
     def edit(self, sid: str, payload: object, turn: Turn | None = None) -> dict[str, Any]:
         conn = self.identity.conn(sid)
-        request = validation.parse_edit(payload, self.ctx.config.max_text_length)
+        request = payloads.parse_edit(payload, self.ctx.config.max_text_length)
         message = self._readable(conn, request.message_id)
         mentioned = self.sending.mentions(message.conv_key, request.text)
         return self._submit(conn, turn, NewChange(
@@ -46,7 +46,7 @@ class Changes:
 
     def delete(self, sid: str, payload: object, turn: Turn | None = None) -> dict[str, Any]:
         conn = self.identity.conn(sid)
-        request = validation.parse_delete(payload)
+        request = payloads.parse_delete(payload)
         # A server admin removes any message, in rooms it is not in and in others'
         # direct conversations too (docs/protocol.md §10.4, §10.6).
         admin = self.moderation is not None and self.moderation.is_admin(conn.user)
@@ -57,7 +57,7 @@ class Changes:
 
     def react(self, sid: str, payload: object, turn: Turn | None = None) -> dict[str, Any]:
         conn = self.identity.conn(sid)
-        request = validation.parse_react(payload)
+        request = payloads.parse_react(payload)
         self._readable(conn, request.message_id)
         return self._submit(conn, turn, NewChange(
             request.message_id, "react" if request.on else "unreact", conn.user.id,

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import authorization as authz
-from . import validation
+from . import payloads
 from .context import Context
 from .effects import Close, Disconnect, Effect, Emit, Exit, room_target, user_target
 from .errors import Forbidden, NotFound
@@ -126,7 +126,7 @@ class Moderation:
 
     def ban_user(self, sid: str, payload: object) -> dict[str, Any]:
         conn = self.identity.conn(sid)
-        name, on = validation.parse_user_switch(payload)
+        name, on = payloads.parse_user_switch(payload)
         target = self.identity.peer_by_name(name)
         self.require("banUser", conn.user, target, None)
         self.ctx.store_call(self.ctx.store.ban_user, target.id, conn.user.name, on,
@@ -159,7 +159,7 @@ class Moderation:
 
     def block(self, sid: str, payload: object) -> dict[str, Any]:
         conn = self.identity.conn(sid)
-        name, on = validation.parse_user_switch(payload)
+        name, on = payloads.parse_user_switch(payload)
         target = self.identity.peer_by_name(name)
         if target.id == conn.user.id:
             raise Forbidden("You cannot block yourself.")
@@ -177,9 +177,9 @@ class Moderation:
 
     def _room_action(self, payload: object, sid: str, role: bool = False, on: bool = False,
                      seconds: bool = False) -> tuple[Connection, Room, User,
-                                                     validation.RoomAction]:
+                                                     payloads.RoomAction]:
         conn = self.identity.conn(sid)
-        request = validation.parse_room_action(payload, role=role, on=on, seconds=seconds,
+        request = payloads.parse_room_action(payload, role=role, on=on, seconds=seconds,
                                                max_seconds=MUTE_MAX)
         room = self.ctx.store_call(self.ctx.store.room_by_key, fold(request.room))
         if room is None:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from . import validation
+from . import payloads, validation
 from .context import Context
 from .effects import Effect, Emit, user_target
 from .errors import Forbidden, NotFound
@@ -52,7 +52,7 @@ class Reading:
         """Move the read marker; the user's other tabs hear `readMarker`, a DM's peer a
         `read` receipt (docs/protocol.md §9.1)."""
         conn = self.identity.conn(sid)
-        request = validation.parse_mark_read(payload)
+        request = payloads.parse_mark_read(payload)
         conv_key = self.readable(conn.user, request.conversation)
         store = self.ctx.store
         last_read = self.ctx.store_call(store.mark_read, conn.user.id, conv_key, request.id)
@@ -74,7 +74,7 @@ class Reading:
         """Messages with every word, from what the user can read now (or the one
         conversation named), newest first (docs/protocol.md §9.4)."""
         conn = self.identity.conn(sid)
-        query = validation.parse_search(payload)
+        query = payloads.parse_search(payload)
         if query.conversation is not None:
             keys = [self.readable(conn.user, query.conversation)]
         else:

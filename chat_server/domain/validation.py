@@ -109,7 +109,7 @@ def dm_user_keys(conv_key: str) -> tuple[str, str]:
     return first.casefold(), second.casefold()
 
 
-def _unicode(text: str, field: str) -> str:
+def check_unicode(text: str, field: str) -> str:
     """Valid Unicode: lone surrogates cannot be encoded, stored or hashed."""
     try:
         text.encode("utf-8")
@@ -122,7 +122,7 @@ def _storable(text: str, field: str) -> str:
     """Text a database can hold: valid Unicode and no NUL (PostgreSQL refuses it)."""
     if "\x00" in text:
         raise InvalidPayload(f"'{field}' may not contain NUL characters.")
-    return _unicode(text, field)
+    return check_unicode(text, field)
 
 
 def check_text(text: object, max_length: int, field: str = "text") -> str:
@@ -145,7 +145,7 @@ def _check_client_id(value: object) -> str | None:
     return _storable(value, "clientId")
 
 
-def _check_id(value: object, field: str) -> int | None:
+def check_id(value: object, field: str) -> int | None:
     if value is None:
         return None
     if type(value) is not int or not 0 <= value <= ID_MAX:
@@ -153,7 +153,7 @@ def _check_id(value: object, field: str) -> int | None:
     return value
 
 
-def _require_dict(payload: object) -> dict[str, Any]:
+def require_dict(payload: object) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise InvalidPayload("The payload must be an object.")
     return payload
@@ -164,7 +164,7 @@ def _optional_password(value: object) -> str | None:
         return None
     if not isinstance(value, str) or not 1 <= len(value) <= PASSWORD_MAX:
         raise InvalidPayload("'password' must be a string of 1-1024 characters.")
-    return _unicode(value, "password")
+    return check_unicode(value, "password")
 
 
 @dataclass(frozen=True)
@@ -178,112 +178,20 @@ class Send:
 def parse_message(payload: object, max_length: int) -> Send:
     if isinstance(payload, str):
         return Send(check_text(payload, max_length), None)
-    payload = _require_dict(payload)
+    payload = require_dict(payload)
     return Send(check_text(payload.get("text"), max_length),
                 _check_client_id(payload.get("clientId")),
-                reply_to=_check_id(payload.get("replyTo"), "replyTo"))
+                reply_to=check_id(payload.get("replyTo"), "replyTo"))
 
 
 def parse_send_message(payload: object, max_length: int) -> Send:
-    payload = _require_dict(payload)
+    payload = require_dict(payload)
     dest = payload.get("destId")
     if not isinstance(dest, str) or not 1 <= len(dest) <= 64:
         raise InvalidPayload("'destId' must be a room, a sid or a user name.")
     return Send(check_text(payload.get("content"), max_length, "content"),
                 _check_client_id(payload.get("clientId")), dest,
-                _check_id(payload.get("replyTo"), "replyTo"))
-
-
-@dataclass(frozen=True)
-class Change:
-    message_id: int
-    text: str = ""  # editMessage
-    emoji: str | None = None  # react
-    on: bool = True  # react: add (true) or take back (false)
-
-
-def _message_id(payload: dict[str, Any]) -> int:
-    message_id = _check_id(payload.get("messageId"), "messageId")
-    if message_id is None:
-        raise InvalidPayload("'messageId' is required.")
-    return message_id
-
-
-def parse_edit(payload: object, max_length: int) -> Change:
-    """`editMessage {"messageId", "text"}` (docs/protocol.md §8.2): the text rules of §5."""
-    fields = _require_dict(payload)
-    return Change(_message_id(fields), text=check_text(fields.get("text"), max_length))
-
-
-def parse_delete(payload: object) -> Change:
-    return Change(_message_id(_require_dict(payload)))
-
-
-EMOJI_MAX = 16  # code points
-
-
-def parse_react(payload: object) -> Change:
-    """`react {"messageId", "emoji", "on"}`: `emoji` 1-16 code points, no whitespace and
-    no control characters (docs/protocol.md §8.2)."""
-    fields = _require_dict(payload)
-    emoji, on = fields.get("emoji"), fields.get("on")
-    if not isinstance(emoji, str) or not 1 <= len(emoji) <= EMOJI_MAX or any(
-            ch.isspace() or unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp")
-            for ch in emoji):
-        raise InvalidPayload("'emoji' must be 1-16 characters without spaces or controls.")
-    if not isinstance(on, bool):
-        raise InvalidPayload("'on' must be true or false.")
-    return Change(_message_id(fields), emoji=_unicode(emoji, "emoji"), on=on)
-
-
-@dataclass(frozen=True)
-class MarkRead:
-    conversation: str
-    id: int
-
-
-def parse_mark_read(payload: object) -> MarkRead:
-    """`markRead {"conversation", "id"}` (docs/protocol.md §9.1)."""
-    fields = _require_dict(payload)
-    conversation = fields.get("conversation")
-    if not isinstance(conversation, str) or not 1 <= len(conversation) <= 300:
-        raise InvalidPayload("'conversation' must be lobby, a #room, a name or a dm: key.")
-    read = _check_id(fields.get("id"), "id")
-    if read is None:
-        raise InvalidPayload("'id' is required.")
-    return MarkRead(conversation, read)
-
-
-@dataclass(frozen=True)
-class Search:
-    words: list[str]  # case-folded; the last may match as a prefix
-    conversation: str | None
-    before: int | None
-    limit: int
-
-
-SEARCH_MAX = 50
-QUERY_MAX = 200  # characters
-WORD = re.compile(r"\w+")
-
-
-def parse_search(payload: object) -> Search:
-    """`search {"query", "conversation"?, "before"?, "limit"?}` (docs/protocol.md §9.4):
-    the words of `query` (letters and digits, any script), at most 10 of them."""
-    fields = _require_dict(payload)
-    query, conversation = fields.get("query"), fields.get("conversation")
-    if not isinstance(query, str) or not 1 <= len(query) <= QUERY_MAX:
-        raise InvalidPayload("'query' must be a string of 1-200 characters.")
-    words = [fold(word) for word in WORD.findall(_unicode(query, "query"))][:10]
-    if not words:
-        raise InvalidPayload("'query' must contain a word.")
-    if conversation is not None and (not isinstance(conversation, str)
-                                     or not 1 <= len(conversation) <= 300):
-        raise InvalidPayload("'conversation' must be lobby, a #room, a name or a dm: key.")
-    limit = fields.get("limit", 20)
-    if type(limit) is not int or not 1 <= limit <= SEARCH_MAX:
-        raise InvalidPayload("'limit' must be an integer from 1 to 50.")
-    return Search(words, conversation, _check_id(fields.get("before"), "before"), limit)
+                check_id(payload.get("replyTo"), "replyTo"))
 
 
 def mentioned_names(text: str) -> list[str]:
@@ -310,13 +218,13 @@ class JoinRoom:
 
 
 def parse_join_room(payload: object) -> JoinRoom:
-    payload = _require_dict(payload)
+    payload = require_dict(payload)
     return JoinRoom(check_room_name(payload.get("room")),
                     _optional_password(payload.get("password")))
 
 
 def parse_room(payload: object) -> str:
-    payload = _require_dict(payload)
+    payload = require_dict(payload)
     return check_room_name(payload.get("room"))
 
 
@@ -329,7 +237,7 @@ class HistoryQuery:
 
 
 def parse_history(payload: object) -> HistoryQuery:
-    payload = _require_dict(payload)
+    payload = require_dict(payload)
     conversation = payload.get("conversation")
     if not isinstance(conversation, str) or not 1 <= len(conversation) <= 100:
         raise InvalidPayload("'conversation' must be 'lobby', a '#room' or a user name.")
@@ -338,8 +246,8 @@ def parse_history(payload: object) -> HistoryQuery:
         limit = HISTORY_DEFAULT
     if type(limit) is not int or not 1 <= limit <= HISTORY_MAX:
         raise InvalidPayload("'limit' must be an integer from 1 to 100.")
-    return HistoryQuery(conversation, _check_id(payload.get("before"), "before"),
-                        _check_id(payload.get("after"), "after"), limit)
+    return HistoryQuery(conversation, check_id(payload.get("before"), "before"),
+                        check_id(payload.get("after"), "after"), limit)
 
 
 LIST_USERS_MAX = 500
@@ -357,7 +265,7 @@ def parse_list_users(payload: object) -> UserPage:
     first 500 online users."""
     if payload is None:
         return UserPage("", None, LIST_USERS_MAX)
-    fields = _require_dict(payload)
+    fields = require_dict(payload)
     prefix, after, limit = fields.get("prefix"), fields.get("after"), fields.get("limit")
     for field, value in (("prefix", prefix), ("after", after)):
         if value is not None and (not isinstance(value, str) or len(value) > 64):
@@ -366,54 +274,8 @@ def parse_list_users(payload: object) -> UserPage:
         limit = LIST_USERS_MAX
     if type(limit) is not int or not 1 <= limit <= LIST_USERS_MAX:
         raise InvalidPayload("'limit' must be an integer from 1 to 500.")
-    return UserPage(fold(_unicode(prefix or "", "prefix")),
-                    None if after is None else fold(_unicode(after, "after")), limit)
-
-
-@dataclass(frozen=True)
-class RoomAction:
-    """`setRole`, `kick`, `ban`, `mute` (docs/protocol.md §10.1-10.2)."""
-
-    room: str
-    name: str
-    role: str = ""
-    on: bool = True
-    seconds: int = 0
-
-
-def parse_room_action(payload: object, role: bool = False, on: bool = False,
-                      seconds: bool = False, max_seconds: int = 604_800) -> RoomAction:
-    fields = _require_dict(payload)
-    room = check_room_name(fields.get("room"))
-    name = fields.get("name")
-    if not valid_user_name(name):
-        raise InvalidPayload("'name' must be a user name.")
-    action = RoomAction(room, name)
-    if role:
-        if fields.get("role") not in ("moderator", "member"):
-            raise InvalidPayload("'role' must be moderator or member.")
-        action = RoomAction(room, name, role=fields["role"])
-    if on:
-        if not isinstance(fields.get("on"), bool):
-            raise InvalidPayload("'on' must be true or false.")
-        action = RoomAction(room, name, on=fields["on"])
-    if seconds:
-        value = fields.get("seconds")
-        if type(value) is not int or not 0 <= value <= max_seconds:
-            raise InvalidPayload(f"'seconds' must be an integer from 0 to {max_seconds}.")
-        action = RoomAction(room, name, seconds=value)
-    return action
-
-
-def parse_user_switch(payload: object) -> tuple[str, bool]:
-    """`banUser` and `block`: `{"name", "on": bool}` (docs/protocol.md §10.4-10.5)."""
-    fields = _require_dict(payload)
-    name, on = fields.get("name"), fields.get("on")
-    if not valid_user_name(name):
-        raise InvalidPayload("'name' must be a user name.")
-    if not isinstance(on, bool):
-        raise InvalidPayload("'on' must be true or false.")
-    return name, on
+    return UserPage(fold(check_unicode(prefix or "", "prefix")),
+                    None if after is None else fold(check_unicode(after, "after")), limit)
 
 
 WATCH_MAX = 500
@@ -423,7 +285,7 @@ def parse_watch_users(payload: object) -> list[str]:
     """`watchUsers {"names": [...]}` (docs/protocol.md §7): at most 500 names; the keys of
     the valid ones, in order, once each. A name no one holds yet is watched all the same
     (someone may take it), one that no one could hold is left out."""
-    names = _require_dict(payload).get("names")
+    names = require_dict(payload).get("names")
     if not isinstance(names, list) or len(names) > WATCH_MAX:
         raise InvalidPayload("'names' must be a list of at most 500 user names.")
     if not all(isinstance(name, str) and len(name) <= 64 for name in names):
@@ -441,14 +303,14 @@ def parse_sign_out(payload: object) -> bool:
     """`signOut {"everywhere"?: bool}` (docs/protocol.md §1.5); no payload: this token."""
     if payload is None:
         return False
-    everywhere = _require_dict(payload).get("everywhere", False)
+    everywhere = require_dict(payload).get("everywhere", False)
     if not isinstance(everywhere, bool):
         raise InvalidPayload("'everywhere' must be true or false.")
     return everywhere
 
 
 def parse_typing(payload: object) -> Typing:
-    payload = _require_dict(payload)
+    payload = require_dict(payload)
     to = payload.get("to")
     if not isinstance(to, str) or not 1 <= len(to) <= 64:
         raise InvalidPayload("'to' must be a '#room' or a user name.")
@@ -486,4 +348,4 @@ def parse_auth(auth: object) -> Auth:
     if token is not None and (not isinstance(token, str) or not 1 <= len(token) <= 200):
         raise InvalidPayload("'token' must be a string of 1-200 characters.")
     return Auth(name, token, _optional_password(auth.get("password")),
-                _check_id(auth.get("lastId"), "lastId"))
+                check_id(auth.get("lastId"), "lastId"))

@@ -3,16 +3,16 @@ PostgreSQL.
 
 Every method is blocking and must run off the event loop (see `runtime.Lane`). Each
 method is one transaction, so a caller never sees half of a change. The parts: `base`
-(engine, transactions, schema upgrades), `users`, `rooms`, `messages`, `moderation`.
+(engine, transactions, schema upgrades), `users`, `rooms`, `messages`, `reading`, `moderation`.
 """
 
 from .base import RoomChange, Snapshot
-from .messages import MessageStore
 from .moderation import ModerationStore
+from .reading import ReadingStore
 from .users import UserStore
 
 
-class Store(UserStore, MessageStore, ModerationStore):
+class Store(UserStore, ReadingStore, ModerationStore):
     """The chat's durable state."""
 
 

@@ -43,26 +43,8 @@ def current(client, message):
 
 
 def emit_all(client, calls, timeout=CALL_TIMEOUT * 2):
-    """Emit several (event, payload) at once, without waiting in between; the acks, in
-    the order sent."""
-    acks = [None] * len(calls)
-    left = [len(calls)]
-    done = threading.Event()
-    lock = threading.Lock()
-
-    def answer(i):
-        def cb(*args):
-            acks[i] = args[0] if len(args) == 1 else list(args)
-            with lock:
-                left[0] -= 1
-                if not left[0]:
-                    done.set()
-        return cb
-
-    for i, (event, payload) in enumerate(calls):
-        client.sio.emit(event, payload, callback=answer(i))
-    assert done.wait(timeout), f"only {len(calls) - left[0]} of {len(calls)} acks arrived"
-    return acks
+    """Emit several (event, payload) at once; the acks, in the order sent."""
+    return client.call_each(calls, timeout)
 
 
 def check_update(update, **expected):

@@ -4,7 +4,6 @@ sharing PostgreSQL and Redis: an edit made on one node reaches a client on the o
 (PostgreSQL's tsvector) and the unread counts in `welcome` work there as on SQLite."""
 
 import json
-import threading
 
 import pytest
 from support.actions import join, send_to
@@ -16,24 +15,7 @@ pytestmark = pytest.mark.scale
 
 def emit_all(client, calls, timeout=20):
     """Emit several (event, payload) at once; the acks, in the order sent."""
-    acks = [None] * len(calls)
-    left = [len(calls)]
-    done = threading.Event()
-    lock = threading.Lock()
-
-    def answer(i):
-        def cb(*args):
-            acks[i] = args[0] if len(args) == 1 else list(args)
-            with lock:
-                left[0] -= 1
-                if not left[0]:
-                    done.set()
-        return cb
-
-    for i, (event, payload) in enumerate(calls):
-        client.sio.emit(event, payload, callback=answer(i))
-    assert done.wait(timeout), f"only {len(calls) - left[0]} of {len(calls)} acks arrived"
-    return acks
+    return client.call_each(calls, timeout)
 
 
 def stream(client, conversation, since=0):

@@ -226,10 +226,15 @@ class ChatClient:
         self.sio.emit(event, self._args(data), callback=callback)
 
     def call_many(self, event, payloads, timeout=CALL_TIMEOUT * 2):
-        """Pipeline several emits with acks; return the acks in sending order."""
-        acks = [None] * len(payloads)
+        """Pipeline several emits of one event with acks; return the acks in sending order."""
+        return self.call_each([(event, p) for p in payloads], timeout)
+
+    def call_each(self, calls, timeout=CALL_TIMEOUT * 2):
+        """Pipeline (event, payload) emits with acks, without waiting in between; return
+        the acks in sending order."""
+        acks = [None] * len(calls)
         done = threading.Event()
-        remaining = [len(payloads)]
+        remaining = [len(calls)]
         lock = threading.Lock()
 
         def make_cb(i):
@@ -241,13 +246,13 @@ class ChatClient:
                         done.set()
             return cb
 
-        if not payloads:
+        if not calls:
             return []
-        for i, p in enumerate(payloads):
-            self.sio.emit(event, self._args(p), callback=make_cb(i))
+        for i, (event, payload) in enumerate(calls):
+            self.sio.emit(event, self._args(payload), callback=make_cb(i))
         if not done.wait(timeout):
-            raise AssertionError(f"only {len(payloads) - remaining[0]} of "
-                                 f"{len(payloads)} acks arrived")
+            raise AssertionError(f"only {len(calls) - remaining[0]} of "
+                                 f"{len(calls)} acks arrived")
         return acks
 
     # -- receiving -----------------------------------------------------------------

@@ -12,33 +12,29 @@ import sys
 import time
 from collections.abc import Sequence
 
-from .commands import open_store, when
+from .commands import run_on_store, when
 from .domain.validation import fold
+from .store import Store
 
 
 def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m chat_server admin",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=("list", "ban", "unban"))
-    parser.add_argument("name", nargs="?", help="the user to ban or unban")
+    return run_on_store("admin", __doc__, ("list", "ban", "unban"), argv, _act,
+                        name_help="the user to ban or unban", options=_options)
+
+
+def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--by", default="operator", help="who bans, as users are told")
-    args, rest = parser.parse_known_args(argv)
-    if args.action != "list" and not args.name:
-        parser.error(f"{args.action} needs a name")
-    store = open_store("admin", rest)
-    if store is None:
-        return 2
-    try:
-        if args.action == "list":
-            for name, by, ts in store.banned_users():
-                sys.stdout.write(f"{name}\tbanned by {by}\t{when(ts)}\n")
-            return 0
-        user = store.user_by_key(fold(args.name))
-        if user is None:
-            sys.stderr.write(f"chat_server admin: no user {args.name!r}\n")
-            return 1
-        store.ban_user(user.id, args.by, args.action == "ban", int(time.time() * 1000))
-        sys.stdout.write(f"{user.name} {'banned' if args.action == 'ban' else 'unbanned'}\n")
+
+
+def _act(store: Store, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        for name, by, ts in store.banned_users():
+            sys.stdout.write(f"{name}\tbanned by {by}\t{when(ts)}\n")
         return 0
-    finally:
-        store.close()
+    user = store.user_by_key(fold(args.name))
+    if user is None:
+        sys.stderr.write(f"chat_server admin: no user {args.name!r}\n")
+        return 1
+    store.ban_user(user.id, args.by, args.action == "ban", int(time.time() * 1000))
+    sys.stdout.write(f"{user.name} {'banned' if args.action == 'ban' else 'unbanned'}\n")
+    return 0

@@ -19,48 +19,40 @@ import sys
 import time
 from collections.abc import Sequence
 
-from .commands import open_store, when
+from .commands import run_on_store, when
 from .domain.bots import add_bot, find_bot
 from .domain.errors import ChatError
+from .store import Store
 
 REMOVED_BY = "operator"  # who the bot's connections are told banned them (`banned {by}`)
 
 
 def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m chat_server bot",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=("add", "list", "remove"))
-    parser.add_argument("name", nargs="?", help="the bot to add or remove")
-    args, rest = parser.parse_known_args(argv)
-    if args.action != "list" and not args.name:
-        parser.error(f"{args.action} needs a name")
-    store = open_store("bot", rest)
-    if store is None:
-        return 2
-    try:
-        now = int(time.time() * 1000)
-        if args.action == "list":
-            for name, created, used in store.bots():
-                sys.stdout.write(f"{name}\tadded {when(created)}\tlast used {when(used)}\n")
-            return 0
-        if args.action == "add":
-            try:
-                bot = add_bot(store, args.name, now)
-            except ChatError as error:
-                sys.stderr.write(f"chat_server bot: cannot add {args.name!r}: "
-                                 f"{error.message}\n")
-                return 1
-            sys.stderr.write(f"bot {bot.user.name} added; its token, shown only now "
-                             "(use it as 'Authorization: Bearer <token>'):\n")
-            sys.stdout.write(bot.token + "\n")
-            return 0
-        user = find_bot(store, args.name)
-        if user is None:
-            sys.stderr.write(f"chat_server bot: no bot {args.name!r}\n")
-            return 1
-        store.remove_bot(user.id)
-        store.ban_user(user.id, REMOVED_BY, True, now)
-        sys.stdout.write(f"bot {user.name} removed\n")
+    return run_on_store("bot", __doc__, ("add", "list", "remove"), argv, _act,
+                        name_help="the bot to add or remove")
+
+
+def _act(store: Store, args: argparse.Namespace) -> int:
+    now = int(time.time() * 1000)
+    if args.action == "list":
+        for name, created, used in store.bots():
+            sys.stdout.write(f"{name}\tadded {when(created)}\tlast used {when(used)}\n")
         return 0
-    finally:
-        store.close()
+    if args.action == "add":
+        try:
+            bot = add_bot(store, args.name, now)
+        except ChatError as error:
+            sys.stderr.write(f"chat_server bot: cannot add {args.name!r}: {error.message}\n")
+            return 1
+        sys.stderr.write(f"bot {bot.user.name} added; its token, shown only now "
+                         "(use it as 'Authorization: Bearer <token>'):\n")
+        sys.stdout.write(bot.token + "\n")
+        return 0
+    user = find_bot(store, args.name)
+    if user is None:
+        sys.stderr.write(f"chat_server bot: no bot {args.name!r}\n")
+        return 1
+    store.remove_bot(user.id)
+    store.ban_user(user.id, REMOVED_BY, True, now)
+    sys.stdout.write(f"bot {user.name} removed\n")
+    return 0

@@ -4,9 +4,10 @@ write times."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .config import ConfigError, load, setup_logging
 from .store import Store
@@ -24,6 +25,30 @@ def open_store(command: str, settings: Sequence[str]) -> Store | None:
     store = Store(config.database_url)
     store.create_schema()
     return store
+
+
+def run_on_store(command: str, doc: str | None, actions: Sequence[str], argv: Sequence[str],
+                 act: Callable[[Store, argparse.Namespace], int], *, name_help: str,
+                 options: Callable[[argparse.ArgumentParser], None] | None = None) -> int:
+    """Parse `ACTION [NAME] [settings...]` (every action but `list` needs the name), open
+    the store and run `act` on it: the frame `admin` and `bot` share, so both read settings
+    and report errors the same way."""
+    parser = argparse.ArgumentParser(prog=f"python -m chat_server {command}",
+                                     description=(doc or "").splitlines()[0])
+    parser.add_argument("action", choices=actions)
+    parser.add_argument("name", nargs="?", help=name_help)
+    if options is not None:
+        options(parser)
+    args, rest = parser.parse_known_args(argv)
+    if args.action != "list" and not args.name:
+        parser.error(f"{args.action} needs a name")
+    store = open_store(command, rest)
+    if store is None:
+        return 2
+    try:
+        return act(store, args)
+    finally:
+        store.close()
 
 
 def when(ms: int | None) -> str:

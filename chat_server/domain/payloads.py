@@ -12,6 +12,7 @@ from typing import Any
 
 from .errors import InvalidPayload
 from .validation import (
+    check_conversation,
     check_id,
     check_room_name,
     check_text,
@@ -73,9 +74,7 @@ class MarkRead:
 def parse_mark_read(payload: object) -> MarkRead:
     """`markRead {"conversation", "id"}` (docs/protocol.md §9.1)."""
     fields = require_dict(payload)
-    conversation = fields.get("conversation")
-    if not isinstance(conversation, str) or not 1 <= len(conversation) <= 300:
-        raise InvalidPayload("'conversation' must be lobby, a #room, a name or a dm: key.")
+    conversation = check_conversation(fields.get("conversation"))
     read = check_id(fields.get("id"), "id")
     if read is None:
         raise InvalidPayload("'id' is required.")
@@ -105,9 +104,8 @@ def parse_search(payload: object) -> Search:
     words = [fold(word) for word in WORD.findall(check_unicode(query, "query"))][:10]
     if not words:
         raise InvalidPayload("'query' must contain a word.")
-    if conversation is not None and (not isinstance(conversation, str)
-                                     or not 1 <= len(conversation) <= 300):
-        raise InvalidPayload("'conversation' must be lobby, a #room, a name or a dm: key.")
+    if conversation is not None:
+        conversation = check_conversation(conversation)
     limit = fields.get("limit", 20)
     if type(limit) is not int or not 1 <= limit <= SEARCH_MAX:
         raise InvalidPayload("'limit' must be an integer from 1 to 50.")

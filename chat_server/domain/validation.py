@@ -15,6 +15,7 @@ HISTORY_DEFAULT = 50
 HISTORY_MAX = 100
 ID_MAX = 2**63 - 1
 PASSWORD_MAX = 1024
+CONVERSATION_MAX = 100  # `dm:` + two names of 32 and a colon fit with room to spare
 GUEST_PREFIX = "guest-"
 NAME_RULE = "Names are 1-32 letters, digits, '_', '-' or '.', and may not start with 'guest-'."
 SID_NAME_RULE = ("Names of exactly 20 characters from A-Z, a-z, 0-9, '_' and '-' look like a "
@@ -153,6 +154,14 @@ def check_id(value: object, field: str) -> int | None:
     return value
 
 
+def check_conversation(value: object) -> str:
+    """A conversation as clients name it (docs/protocol.md §8.4): only its shape here;
+    which conversation it is, and whether the user may read it, the domain decides."""
+    if not isinstance(value, str) or not 1 <= len(value) <= CONVERSATION_MAX:
+        raise InvalidPayload("'conversation' must be lobby, a #room, a user name or a dm: key.")
+    return value
+
+
 def require_dict(payload: object) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise InvalidPayload("The payload must be an object.")
@@ -238,9 +247,7 @@ class HistoryQuery:
 
 def parse_history(payload: object) -> HistoryQuery:
     payload = require_dict(payload)
-    conversation = payload.get("conversation")
-    if not isinstance(conversation, str) or not 1 <= len(conversation) <= 100:
-        raise InvalidPayload("'conversation' must be 'lobby', a '#room' or a user name.")
+    conversation = check_conversation(payload.get("conversation"))
     limit = payload.get("limit", HISTORY_DEFAULT)
     if limit is None:
         limit = HISTORY_DEFAULT

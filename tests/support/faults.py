@@ -8,29 +8,10 @@ out, so that clients prefer other nodes.
 
 import os
 import signal
-import subprocess
 import threading
 import time
 
-from support.services import postgres_bin, wait_for_port
-
 KINDS = ("sigkill", "sigterm", "pause", "redis", "postgres")
-
-
-def start_postgres_again(pg):
-    """Start a `services.PostgresServer` stopped by its `kill()` on its existing data (its
-    `start()` would run initdb again), and wait until it accepts logins."""
-    pg.proc = subprocess.Popen(
-        pg._as_owner([postgres_bin("postgres"), "-D", pg.data, "-p", str(pg.port),
-                      "-k", pg.dir, "-c", "listen_addresses=127.0.0.1",
-                      "-c", "fsync=off", "-c", "max_connections=200"]),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_port(pg.port, pg.proc, what="postgres")
-    deadline = time.monotonic() + 30
-    while pg._psql("SELECT 1", check=False).returncode != 0:
-        if time.monotonic() > deadline:
-            raise RuntimeError("postgres did not accept logins after its restart")
-        time.sleep(0.1)
 
 
 class Faults:
@@ -101,7 +82,7 @@ class Faults:
             started = time.monotonic()
             self.postgres.kill()  # immediate: open transactions are cut off
             time.sleep(rng.uniform(0.5, 2.0))
-            start_postgres_again(self.postgres)
+            self.postgres.restart()
             self.done.append((kind, "postgres", round(time.monotonic() - started, 1),
                               round(started - self.began, 1)))
         else:
@@ -117,7 +98,7 @@ class Faults:
         if self.redis.proc is None or self.redis.proc.poll() is not None:
             self.redis.start()
         if self.postgres.proc is None or self.postgres.proc.poll() is not None:
-            start_postgres_again(self.postgres)
+            self.postgres.restart()
         for node in self.nodes:
             if node.proc is None or node.proc.poll() is not None:
                 node.start(timeout=60)

@@ -111,15 +111,21 @@ class PostgresServer(LocalServer):
         subprocess.run(self._as_owner([postgres_bin("initdb"), "-D", self.data, "-A", "trust",
                                        "-U", "chat", "-E", "UTF8", "--no-sync"]),
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return self.restart()
+
+    def restart(self):
+        """Run the cluster on its existing data (after `start()` or `kill()`) and wait until
+        it accepts logins: the port opens a little before it does."""
         self.proc = subprocess.Popen(
             self._as_owner([postgres_bin("postgres"), "-D", self.data, "-p", str(self.port),
                             "-k", self.dir, "-c", "listen_addresses=127.0.0.1",
                             "-c", "fsync=off", "-c", "max_connections=200"]),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, self.proc, what="postgres")
-        for _ in range(100):  # the port opens a little before it accepts logins
-            if self._psql("SELECT 1", check=False).returncode == 0:
-                break
+        deadline = time.monotonic() + 30
+        while self._psql("SELECT 1", check=False).returncode != 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError("postgres did not accept logins")
             time.sleep(0.1)
         return self
 

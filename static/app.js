@@ -43,6 +43,7 @@ import * as sidebar from './view/sidebar.js';
 import * as people from './view/people.js';
 import * as panels from './view/panels.js';
 import * as messages from './view/messages.js';
+import * as pending from './view/pending.js';
 import * as composer from './view/composer.js';
 import * as searchView from './view/search.js';
 import * as members from './view/members.js';
@@ -89,8 +90,8 @@ moderation.on('removed', rooms.onRemoved);
 typing.on('changed', chat.onTypingChanged);
 outbox.on('queued', chat.onQueued);
 outbox.on('failed', chat.onSendFailed);
-outbox.on('gone', messages.removePending);
-outbox.on('error', messages.markPendingError);
+outbox.on('gone', pending.remove);
+outbox.on('error', pending.markError);
 history.init({ underfilled: messages.underfilled });
 
 signin.bind({ onSignIn: session.signIn, onGuest: () => session.signIn({ guest: true }) });
@@ -121,14 +122,13 @@ composer.bind({
 messages.bind({
   onScrollTop: chat.loadOlder,
   onScrollBottom: chat.loadNewer,
-  onRetry: outbox.retry,
-  onDiscard: chat.discardFailed,
   onJump: chat.jumpToReplied,
   onReply: changes.startReply,
   onEdit: changes.startEdit,
   onDelete: changes.remove,
   onReact: changes.react,
 });
+pending.bind({ onRetry: outbox.retry, onDiscard: chat.discardFailed });
 searchView.bind({ onSearch: search.run, onMore: search.loadMore, onOpen: chat.openSearchResult });
 reading.init();
 window.addEventListener('storage', session.onStorage);

@@ -11,6 +11,7 @@ import * as reading from './reading.js';
 import * as safety from './safety.js';
 import * as header from './view/header.js';
 import * as messages from './view/messages.js';
+import * as pending from './view/pending.js';
 import * as composer from './view/composer.js';
 import * as sidebar from './view/sidebar.js';
 import * as status from './view/status.js';
@@ -86,7 +87,7 @@ export function openSearchResult(m) {
 /** After a reconnect: the open conversation as it is, with what the welcome changed. */
 export function refreshOpen() {
   refreshHeader();
-  messages.showPending(outbox.pendingIn(conversations.activeKey()));
+  pending.show(outbox.pendingIn(conversations.activeKey()));
   sidebar.render();
 }
 
@@ -140,12 +141,14 @@ export function onSidebarRendered() {
 }
 
 export function onQueued({ item, scroll }) {
-  if (isOpen(item.conv)) messages.addPending(item, { scroll });
+  if (!isOpen(item.conv)) return;
+  pending.add(item);
+  if (scroll) messages.scrollToBottom();
 }
 
 export function onSendFailed({ item, error }) {
   if (isOpen(item.conv)) {
-    messages.addPending(item, { error, failed: true });
+    pending.add(item, { error, failed: true });
     return;
   }
   const conv = conversations.get(item.conv);

@@ -282,6 +282,7 @@ export function mentionsMe(m) {
 
 /** The entry holding message `id`, or null. */
 export function findEntry(conv, id) {
+  // Entries are in id order (notices between): a binary search by sort key.
   const list = conv.entries;
   let lo = 0;
   let hi = list.length;

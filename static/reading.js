@@ -6,22 +6,16 @@
 import { call, isReady } from './connection.js';
 import * as conversations from './conversations.js';
 import * as identity from './identity.js';
+import { coalesced } from './coalesce.js';
 
 const DELAY_MS = 400;       // several messages in a row: one markRead (it spends the event budget, §1.10)
 
-let timer = null;
 const asked = new WeakMap(); // conv -> the highest id this tab asked to mark
 
 const visible = () => document.visibilityState !== 'hidden';
 
 /** The open conversation is being looked at: mark it read soon (once per newest id). */
-export function viewed() {
-  if (timer) return;
-  timer = setTimeout(() => {
-    timer = null;
-    markOpen();
-  }, DELAY_MS);
-}
+export const viewed = coalesced(markOpen, DELAY_MS);
 
 async function markOpen() {
   if (!isReady() || !identity.isSignedIn() || !visible()) return;
@@ -39,8 +33,7 @@ async function markOpen() {
 
 /** A new connection: ask again whatever it takes (the old one's calls may be lost). */
 export function reset() {
-  clearTimeout(timer);
-  timer = null;
+  viewed.cancel();
   for (const conv of conversations.all()) asked.delete(conv);
 }
 

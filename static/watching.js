@@ -11,6 +11,7 @@ import * as presence from './presence.js';
 import * as directory from './directory.js';
 import * as conversations from './conversations.js';
 import { lower } from './rules.js';
+import { coalesced } from './coalesce.js';
 
 export const WATCH_MAX = 500; // §7: names per watchUsers
 const SETTLE_MS = 50;         // several changes in a row send once
@@ -18,7 +19,6 @@ const RETRY_MS = 5000;        // a refused watchUsers (rate_limited, say) is tri
 
 let sent = null;  // the set last sent on this connection (its names, lower-case, joined)
 let asked = 0;    // the newest request: only its ack says who is online
-let timer = null;
 
 /** The names to watch: DM peers, then the user list, each once, at most WATCH_MAX. */
 export function wanted() {
@@ -37,20 +37,13 @@ export function wanted() {
 
 /** A new connection: it watches nothing yet. */
 export function reset() {
-  clearTimeout(timer);
-  timer = null;
+  schedule.cancel();
   sent = null;
   asked += 1;
 }
 
 /** Something the page shows changed: send the watch list soon, if it changed. */
-export function schedule() {
-  if (timer) return;
-  timer = setTimeout(() => {
-    timer = null;
-    sync();
-  }, SETTLE_MS);
-}
+export const schedule = coalesced(sync, SETTLE_MS);
 
 async function sync() {
   if (!presence.isTruncated() || !isReady()) return;

@@ -8,7 +8,7 @@ import * as identity from '../identity.js';
 import * as presence from '../presence.js';
 import * as moderation from '../moderation.js';
 
-const CLOSE_CONFIRM_MS = 5000;
+const CONFIRM_MS = 5000;
 
 const chatView = byId('chat-view');
 const meName = byId('me-name');
@@ -20,8 +20,10 @@ const leaveButton = byId('leave-room');
 const closeButton = byId('close-room');
 const blockButton = byId('block-user');
 const banButton = byId('ban-user');
-let closeArmed = null;
-let banArmed = null;
+// Closing deletes the room and its history for everyone, and a ban keeps someone out:
+// both ask for a second click.
+const closing = secondClick(closeButton, 'Close room', 'Click again to close for everyone');
+const banning = secondClick(banButton, 'Ban from server', 'Click again to ban from the server');
 
 export function showChat(name) {
   chatView.hidden = false;
@@ -76,7 +78,7 @@ export function renderSafety(conv) {
       : `Stop ${conv.peer}'s direct messages`;
   }
   const banVisible = other && moderation.isAdmin();
-  if (!banVisible) disarmBan();
+  if (!banVisible) banning.disarm();
   banButton.hidden = !banVisible;
 }
 
@@ -86,52 +88,48 @@ export function showError(text) {
   setText(errorLine, text || '');
 }
 
-/** Another conversation is opened: no second click stays armed. */
-export function disarmClose() {
-  disarmBan();
-  clearTimeout(closeArmed);
-  closeArmed = null;
-  closeButton.textContent = 'Close room';
-  closeButton.classList.remove('armed');
-}
-
-function disarmBan() {
-  clearTimeout(banArmed);
-  banArmed = null;
-  banButton.textContent = 'Ban from server';
-  banButton.classList.remove('armed');
-}
-
 async function whileDisabled(button, action) {
   button.disabled = true;
   await action();
   button.disabled = false;
 }
 
+/**
+ * A button whose first click only arms it (saying what a second click does) for
+ * CONFIRM_MS; the second runs `action` while the button is disabled.
+ */
+function secondClick(button, idleText, armedText) {
+  let timer = null;
+  const disarm = () => {
+    clearTimeout(timer);
+    timer = null;
+    button.textContent = idleText;
+    button.classList.remove('armed');
+  };
+  const click = (action) => {
+    if (!timer) {
+      button.textContent = armedText;
+      button.classList.add('armed');
+      timer = setTimeout(disarm, CONFIRM_MS);
+      return;
+    }
+    disarm();
+    whileDisabled(button, action);
+  };
+  return { disarm, click };
+}
+
+/** Another conversation is opened: no second click stays armed. */
+export function disarmClose() {
+  banning.disarm();
+  closing.disarm();
+}
+
 /** onBlock(): Block / Unblock the DM's peer; onBanUser(): ban the peer from the server. */
 export function bind({ onSignOut, onLeave, onClose, onBlock, onBanUser }) {
   signoutButton.addEventListener('click', onSignOut);
   blockButton.addEventListener('click', () => whileDisabled(blockButton, onBlock));
-  banButton.addEventListener('click', () => {
-    if (!banArmed) {
-      banButton.textContent = 'Click again to ban from the server';
-      banButton.classList.add('armed');
-      banArmed = setTimeout(disarmBan, CLOSE_CONFIRM_MS);
-      return;
-    }
-    disarmBan();
-    whileDisabled(banButton, onBanUser);
-  });
+  banButton.addEventListener('click', () => banning.click(onBanUser));
   leaveButton.addEventListener('click', () => whileDisabled(leaveButton, onLeave));
-  closeButton.addEventListener('click', () => {
-    if (!closeArmed) {
-      // Closing deletes the room and its history for everyone: ask for a second click.
-      closeButton.textContent = 'Click again to close for everyone';
-      closeButton.classList.add('armed');
-      closeArmed = setTimeout(disarmClose, CLOSE_CONFIRM_MS);
-      return;
-    }
-    disarmClose();
-    whileDisabled(closeButton, onClose);
-  });
+  closeButton.addEventListener('click', () => closing.click(onClose));
 }

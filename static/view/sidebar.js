@@ -8,6 +8,7 @@ import * as presence from '../presence.js';
 import * as identity from '../identity.js';
 import * as people from './people.js';
 import { lower } from '../rules.js';
+import { coalesced } from '../coalesce.js';
 
 const sidebar = byId('sidebar');
 const lobbyList = byId('lobby-list');
@@ -17,19 +18,12 @@ const menuToggle = byId('menu-toggle');
 const menuUnread = byId('menu-unread');
 const backdrop = byId('sidebar-backdrop');
 
-let timer = null;
 let onRendered = () => {};
 
 const badgeText = (n) => (n > 99 ? '99+' : String(n));
 
 /** Draw on the next tick: many changes in a row draw once. */
-export function schedule() {
-  if (timer) return;
-  timer = setTimeout(() => {
-    timer = null;
-    render();
-  }, 0);
-}
+export const schedule = coalesced(render, 0);
 
 function convButton(conv) {
   const active = conv.key === conversations.activeKey();

@@ -274,6 +274,21 @@ def test_admin_bans_a_user_from_the_server(server_factory, open_chat):
     t.page.reload()
     t.wait_online()
 
+    # The DM header's "Ban from server" asks for a second click too, and opening another
+    # conversation disarms it.
+    a.open_dm_with(target)
+    ban = a.tid("ban-user")
+    expect(ban).to_have_text("Ban from server")
+    ban.click()
+    expect(ban).to_have_text("Click again to ban from the server")
+    a.open_conv("lobby", "Lobby")
+    a.open_dm_with(target)
+    expect(ban).to_have_text("Ban from server")
+    ban.click()
+    ban.click()
+    expect(t.banner).to_have_attribute("data-state", "banned")
+    expect(a.tid("toast")).to_contain_text(f"{target} is banned from the server")
+
 
 def test_block_in_the_dm_header_stops_the_other_users_dms(server, open_chat):
     me, pest = unique("me"), unique("pest")

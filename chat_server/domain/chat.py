@@ -22,10 +22,10 @@ from .live import GoingLive
 from .models import Message
 from .moderation import Moderation
 from .modes import Mode, one_node
-from .ports import Publish, Runner, direct
+from .ports import GroupCommit, OneByOne, Publish, Runner, direct
 from .reading import Reading
 from .rooms import Rooms
-from .sending import OneByOne, Sending, Signal, Submitter
+from .sending import Sending, Signal
 from .typing_status import TypingStatus
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ class Chat:
                  mode: Mode | None = None, store_call: Runner = direct,
                  offload: Runner = direct, clock: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic,
-                 group_commit: Callable[[Callable], Submitter] = OneByOne,
+                 group_commit: GroupCommit = OneByOne,
                  on_accepted: Callable[[Message], None] = lambda message: None,
                  pause: Callable[[], None] = lambda: None,
                  later: Later = at_once,
@@ -52,7 +52,8 @@ class Chat:
         self.budgets = Budgets(config, mode.budget_limiter, on_refused)
         self.ctx = ctx = Context(store, config, publish, mode.presence, store_call, offload,
                                  clock)
-        self.identity = Identity(ctx, mode.limiter, mode.memberships, self.budgets, later)
+        self.identity = Identity(ctx, mode.limiter, mode.memberships, self.budgets, later,
+                                 group_commit)
         self.moderation = Moderation(ctx, self.identity, mode.memberships, on_moderated)
         self.rooms = Rooms(ctx, self.identity.conn, mode.memberships, self.budgets,
                            self.moderation)

@@ -21,8 +21,8 @@ from .errors import (
     NotFound,
     ServerFull,
 )
-from .models import User
-from .ports import LimiterPort, Memberships
+from .models import NewUser, User
+from .ports import GroupCommit, LimiterPort, Memberships, OneByOne, Submitter
 from .presence import Connection
 from .validation import Auth, fold
 from .watching import Watching, quiet_room
@@ -39,7 +39,8 @@ def at_once(seconds: float, fn: Callable[..., object], *args: object) -> None:
 
 class Identity:
     def __init__(self, ctx: Context, limiter: LimiterPort, memberships: Memberships,
-                 budgets: Budgets | None = None, later: Later = at_once) -> None:
+                 budgets: Budgets | None = None, later: Later = at_once,
+                 group_commit: GroupCommit = OneByOne) -> None:
         self.ctx = ctx
         self.limiter = limiter
         self.memberships = memberships
@@ -47,6 +48,18 @@ class Identity:
         self.later = later
         self._signed_out: set[int] = set()  # guests who signed out: no grace for them
         self.watching = Watching(ctx, self.conn)  # who hears of arrivals and departures
+        # New names and guests of a connect storm share one transaction per batch.
+        self._registrations: Submitter[NewUser, User | NameTaken] = group_commit(
+            self._register_batch)
+
+    def _register_batch(self, batch: list[NewUser]) -> list[User | NameTaken]:
+        return self.ctx.store_call(self.ctx.store.create_users, batch)
+
+    def _register(self, new: NewUser) -> User:
+        result = self._registrations.submit(new)
+        if isinstance(result, NameTaken):
+            raise result
+        return result
 
     def retire_leftover_guests(self) -> int:
         """One node, at start: no guest has a connection, so every guest on record is gone
@@ -65,15 +78,17 @@ class Identity:
         presence = self.ctx.presence
         if len(presence) >= self.ctx.config.max_connections:
             raise ServerFull()
-        user, token = self._identify(parsed, address)
-        if self.ctx.store_call(self.ctx.store.user_banned, user.id):
+        user, token, new = self._identify(parsed, address)
+        if not new and self.ctx.store_call(self.ctx.store.user_banned, user.id):
             raise Banned()  # docs/protocol.md §1.6, §10.4 (a guest's resume token too)
+        # `new`: registered just now, so in no room and no DM yet (`live.GoingLive`).
         conn = Connection(sid, user, token, time.monotonic(), transport, address,
-                          {"last_id": parsed.last_id})
+                          {"last_id": parsed.last_id, "new": new})
         presence.add(conn)
         return conn
 
-    def _identify(self, auth: Auth, address: str = "") -> tuple[User, str]:
+    def _identify(self, auth: Auth, address: str = "") -> tuple[User, str, bool]:
+        """The user, its token, and whether it was registered by this connect."""
         store, call = self.ctx.store, self.ctx.store_call
         if auth.token is not None:
             now = self.ctx.now_ms()
@@ -81,7 +96,7 @@ class Identity:
             user = call(store.user_by_token, security.hash_token(auth.token), used_since, now)
             if user is None or (auth.name is not None and fold(auth.name) != user.key):
                 raise BadToken()
-            return user, auth.token
+            return user, auth.token, False
         if auth.name is None:
             return self._new_guest()
         validation.check_user_name(auth.name)
@@ -93,28 +108,27 @@ class Identity:
             password_hash = None
             if auth.password is not None:
                 password_hash = self.ctx.offload(security.hash_password, auth.password)
-            user = call(store.create_user, auth.name, key, False,
-                        security.hash_token(token), password_hash, names.skeleton(auth.name),
-                        self.ctx.now_ms())
+            user = self._register(NewUser(
+                auth.name, key, False, security.hash_token(token), password_hash,
+                names.skeleton(auth.name), self.ctx.now_ms()))
             logger.info("registered name %s", user.name)
-            return user, token
+            return user, token, True
         if auth.password is None or user.password_hash is None:
             raise NameTaken()
         self.budgets.charge_password_check(address, ("name", key))
         if not self.ctx.offload(security.verify_password, user.password_hash, auth.password):
             raise BadPassword()
         call(store.add_session, user.id, security.hash_token(token), self.ctx.now_ms())
-        return user, token
+        return user, token, False
 
-    def _new_guest(self) -> tuple[User, str]:
+    def _new_guest(self) -> tuple[User, str, bool]:
         token = security.new_token()
         for _ in range(5):
             name = validation.GUEST_PREFIX + security.guest_suffix()
             try:
-                user = self.ctx.store_call(self.ctx.store.create_user, name, name, True,
-                                           security.hash_token(token), None, None,
-                                           self.ctx.now_ms())
-                return user, token
+                user = self._register(NewUser(name, name, True, security.hash_token(token),
+                                              None, None, self.ctx.now_ms()))
+                return user, token, True
             except NameTaken:
                 continue
         raise InvalidName("Could not pick a guest name; try again.")

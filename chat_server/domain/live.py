@@ -28,9 +28,11 @@ class GoingLive:
             return
         last_id = conn.extra.get("last_id")
         limit = self.ctx.config.replay_limit
-        peers = dm_peers(conn.user.key, call(store.dm_conversations, conn.user.id))
+        # A name registered by this very connect is in no room and no DM yet.
+        dm_keys, rooms = (([], []) if conn.extra.get("new")
+                          else call(store.memberships_of, conn.user.id))
+        peers = dm_peers(conn.user.key, dm_keys)
         users = self.watching.welcome_users(peers)  # users, online (§7), usersTruncated?
-        rooms = call(store.rooms_of, conn.user.id)
         entered = {room.key for room in rooms}
         self.ctx.publish([Hold(sid), Enter([sid], lobby()),
                           Enter([sid], user_target(conn.user.key)),

@@ -16,6 +16,19 @@ class User:
 
 
 @dataclass(frozen=True)
+class NewUser:
+    """A name to register with its first session (`Store.create_users`)."""
+
+    name: str
+    key: str
+    guest: bool
+    token_hash: str
+    password_hash: str | None
+    skeleton: str | None  # TR39 skeleton of a chosen name; None for guests
+    now: int
+
+
+@dataclass(frozen=True)
 class Room:
     id: int
     name: str

@@ -8,7 +8,7 @@ Tests pass plain callables and the one-node implementations.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from .effects import Effect
@@ -28,6 +28,35 @@ class Runner(Protocol):
 def direct(fn: Callable[..., T], /, *args: Any) -> T:
     """A `Runner` for tests and tools: just call it."""
     return fn(*args)
+
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+Item_contra = TypeVar("Item_contra", contravariant=True)
+Result_co = TypeVar("Result_co", covariant=True)
+
+
+class Submitter(Protocol[Item_contra, Result_co]):
+    """Group commit: `submit` waits for this item's result; the server gathers the items
+    submitted meanwhile into one batch, one transaction (`runtime.Batcher`)."""
+
+    def submit(self, item: Item_contra,
+               queued: Callable[[], None] | None = None) -> Result_co: ...
+
+
+GroupCommit = Callable[[Callable[[list[Any]], list[Any]]], Submitter[Any, Any]]
+
+
+class OneByOne(Generic[Item, Result]):
+    """A `GroupCommit` for tests and tools: each item is a batch of its own."""
+
+    def __init__(self, process: Callable[[list[Item]], list[Result]]) -> None:
+        self.process = process
+
+    def submit(self, item: Item, queued: Callable[[], None] | None = None) -> Result:
+        if queued is not None:
+            queued()
+        return self.process([item])[0]
 
 
 Publish = Callable[["list[Effect]"], None]  # hands effects to the transport, in order

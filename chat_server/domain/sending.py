@@ -12,7 +12,7 @@ from .effects import Emit, targets_of
 from .errors import ChatError, Forbidden, NotFound, RateLimited
 from .identity import Identity
 from .models import Message, NewChange, NewMessage, User
-from .ports import Distribution, LimiterPort, Publish
+from .ports import Distribution, GroupCommit, LimiterPort, OneByOne, Publish, Submitter
 from .presence import Connection
 from .rooms import Rooms
 from .validation import Send
@@ -27,22 +27,6 @@ Destination = tuple[str, str, str, "str | None", "int | None"]  # key, name, kin
 
 
 Item = NewMessage | NewChange
-
-
-class Submitter(Protocol):
-    def submit(self, item: Item, queued: Callable[[], None] | None = None) -> Committed: ...
-
-
-class OneByOne:
-    """Commits each message on its own; the server groups them (`runtime.Batcher`)."""
-
-    def __init__(self, process: Callable[[list[Item]], list[Committed]]) -> None:
-        self.process = process
-
-    def submit(self, item: Item, queued: Callable[[], None] | None = None) -> Committed:
-        if queued is not None:
-            queued()
-        return self.process([item])[0]
 
 
 class Signal(Protocol):
@@ -119,7 +103,7 @@ class LocalDistribution:
 class Sending:
 
     def __init__(self, ctx: Context, identity: Identity, rooms: Rooms, limiter: LimiterPort,
-                 group_commit: Callable[[Callable], Submitter] = OneByOne,
+                 group_commit: GroupCommit = OneByOne,
                  on_accepted: Callable[[Message], None] = lambda message: None,
                  signal: Callable[[], Signal] = threading.Event,
                  distribution: Distribution | None = None,
@@ -132,7 +116,7 @@ class Sending:
         self.limiter = limiter
         self.on_accepted = on_accepted  # metrics
         self.distribution = distribution or LocalDistribution(ctx.publish, pause)
-        self._commits = group_commit(self.commit_batch)
+        self._commits: Submitter[Item, Committed] = group_commit(self.commit_batch)
         self.order = SendOrder(signal)
 
     def send_lobby(self, sid: str, payload: object, turn: Turn | None = None) -> Message:

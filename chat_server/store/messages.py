@@ -10,12 +10,11 @@ from typing import Any, cast
 import sqlalchemy as sa
 
 from ..domain.errors import ChatError, Forbidden, NotFound, TooLarge
-from ..domain.models import Message, NewChange, NewMessage
+from ..domain.models import Message, NewChange, NewMessage, Room
 from ..schema import (
     MESSAGE_LOCK,
     blocks,
     dm_members,
-    memberships,
     mentions,
     messages,
     reactions,
@@ -37,6 +36,20 @@ from .rooms import RoomStore
 
 # Per item of a batch: (message or update, whether a retry's original), or what refused it.
 Result = tuple[Message | None, bool] | ChatError
+# The connect path's statements, built once (see rooms.ROOMS_OF).
+DM_KEYS = (sa.select(dm_members.c.conv_key)
+           .where(dm_members.c.user_id == sa.bindparam("user_id")))
+READ_MARKERS = (sa.select(read_markers.c.conv_key, read_markers.c.last_read)
+                .where(read_markers.c.user_id == sa.bindparam("user_id"),
+                       read_markers.c.conv_key.in_(sa.bindparam("keys", expanding=True))))
+BLOCKED_NAMES = (sa.select(users.c.name).join(blocks, blocks.c.blocked_id == users.c.id)
+                 .where(blocks.c.user_id == sa.bindparam("user_id")).order_by(users.c.key))
+REPLAY = (sa.select(messages)
+          .where(messages.c.id > sa.bindparam("after"), sa.or_(
+              messages.c.conv_key == "lobby",
+              messages.c.conv_key.in_(sa.bindparam("rooms", expanding=True)),
+              messages.c.conv_key.in_(DM_KEYS)))
+          .order_by(messages.c.id).limit(sa.bindparam("limit")))
 MAX_REACTIONS = 20  # distinct emoji on one message (docs/protocol.md §8.2)
 UNREAD_MAX = 1000  # unread counts stop here (docs/protocol.md §9.2)
 
@@ -281,32 +294,21 @@ class MessageStore(RoomStore):
         conversations with their newest message ids and read state, and (with `after`) the
         messages and changes to replay: up to `limit + 1` of them, so the caller can tell
         whether more remain."""
-        member = sa.select(memberships.c.room_id).where(memberships.c.user_id == user_id)
-        dms = sa.select(dm_members.c.conv_key).where(dm_members.c.user_id == user_id)
         with self._tx() as conn:
-            room_rows = conn.execute(self._room_query().where(rooms.c.id.in_(member))
-                                     .order_by(rooms.c.key)).all()
-            member_rooms = [self._room(r) for r in room_rows]
-            dm_keys = sorted(conn.execute(dms).scalars().all())
+            member_rooms = self._rooms_of(conn, user_id)
+            dm_keys = sorted(conn.execute(DM_KEYS, {"user_id": user_id}).scalars())
             keys = ["lobby", *(r.key for r in member_rooms), *dm_keys]
-            read = dict(conn.execute(
-                sa.select(read_markers.c.conv_key, read_markers.c.last_read)
-                .where(read_markers.c.user_id == user_id,
-                       read_markers.c.conv_key.in_(keys))).all())
+            read: dict[str, int] = dict(conn.execute(
+                READ_MARKERS, {"user_id": user_id, "keys": keys}).all())
             state = self._conversation_states(conn, user_id, keys, read)
             newest = {key: row[0] for key, row in state.items()}
             unread = {key: (int(row[1]), int(row[2])) for key, row in state.items()}
-            blocked = list(conn.execute(
-                sa.select(users.c.name).join(blocks, blocks.c.blocked_id == users.c.id)
-                .where(blocks.c.user_id == user_id).order_by(users.c.key)).scalars())
+            blocked = list(conn.execute(BLOCKED_NAMES, {"user_id": user_id}).scalars())
             replay = []
             if after is not None:
-                replay = self._with_reactions(conn, conn.execute(
-                    sa.select(messages).where(messages.c.id > after, sa.or_(
-                        messages.c.conv_key == "lobby",
-                        messages.c.conv_key.in_([r.key for r in member_rooms]),
-                        messages.c.conv_key.in_(dms)))
-                    .order_by(messages.c.id).limit(limit + 1)).all())
+                replay = self._with_reactions(conn, conn.execute(REPLAY, {
+                    "after": after, "rooms": [r.key for r in member_rooms],
+                    "user_id": user_id, "limit": limit + 1}).all())
                 replay = self._without_deleted_text(conn, replay)
         names = {"lobby": "lobby", **{r.key: r.name for r in member_rooms}}
         conversations = [ConversationState(names.get(key, key), newest.get(key), read.get(key),
@@ -375,8 +377,14 @@ class MessageStore(RoomStore):
     def dm_conversations(self, user_id: int) -> list[str]:
         """The keys of the direct conversations the user takes part in."""
         with self._tx() as conn:
-            return list(conn.execute(sa.select(dm_members.c.conv_key)
-                                     .where(dm_members.c.user_id == user_id)).scalars())
+            return list(conn.execute(DM_KEYS, {"user_id": user_id}).scalars())
+
+    def memberships_of(self, user_id: int) -> tuple[list[str], list[Room]]:
+        """Its DM keys and its rooms, in one transaction: what a connection enters before
+        its snapshot is read (`live.GoingLive`)."""
+        with self._tx() as conn:
+            return (list(conn.execute(DM_KEYS, {"user_id": user_id}).scalars()),
+                    self._rooms_of(conn, user_id))
 
     def count_rooms(self) -> int | None:
         with self._tx() as conn:

@@ -19,20 +19,33 @@ from ..schema import (
 from .base import RoomChange, StoreBase, inserted_id, now_ms
 
 
+def _room_query() -> sa.Select:
+    count = (sa.select(sa.func.count()).where(memberships.c.room_id == rooms.c.id)
+             .scalar_subquery())
+    mods = sa.alias(users)
+    moderators = (sa.select(sa.func.aggregate_strings(mods.c.name, ","))
+                  .join(memberships, memberships.c.user_id == mods.c.id)
+                  .where(memberships.c.room_id == rooms.c.id,
+                         memberships.c.role == "moderator").scalar_subquery())
+    return (sa.select(rooms, users.c.name.label("owner_name"), count.label("member_count"),
+                      moderators.label("moderator_names"))
+            .outerjoin(users, users.c.id == rooms.c.owner_id))
+
+
+# Statements built once, with bound parameters: building a query with subqueries costs
+# more Python than running it (the connect path reads rooms on every connect).
+ROOM_QUERY = _room_query()
+ROOMS_OF = (ROOM_QUERY.where(rooms.c.id.in_(
+    sa.select(memberships.c.room_id).where(memberships.c.user_id == sa.bindparam("user_id"))))
+    .order_by(rooms.c.key))
+
+
 class RoomStore(StoreBase):
     """Rooms, memberships and ownership."""
 
-    def _room_query(self) -> sa.Select:
-        count = (sa.select(sa.func.count()).where(memberships.c.room_id == rooms.c.id)
-                 .scalar_subquery())
-        mods = sa.alias(users)
-        moderators = (sa.select(sa.func.aggregate_strings(mods.c.name, ","))
-                      .join(memberships, memberships.c.user_id == mods.c.id)
-                      .where(memberships.c.room_id == rooms.c.id,
-                             memberships.c.role == "moderator").scalar_subquery())
-        return (sa.select(rooms, users.c.name.label("owner_name"), count.label("member_count"),
-                          moderators.label("moderator_names"))
-                .outerjoin(users, users.c.id == rooms.c.owner_id))
+    @staticmethod
+    def _room_query() -> sa.Select:
+        return ROOM_QUERY
 
     @overload
     @staticmethod
@@ -133,10 +146,10 @@ class RoomStore(StoreBase):
 
     def rooms_of(self, user_id: int) -> list[Room]:
         with self._tx() as conn:
-            member = sa.select(memberships.c.room_id).where(memberships.c.user_id == user_id)
-            rows = conn.execute(self._room_query().where(rooms.c.id.in_(member))
-                                .order_by(rooms.c.key)).all()
-        return [self._room(r) for r in rows]
+            return self._rooms_of(conn, user_id)
+
+    def _rooms_of(self, conn: sa.Connection, user_id: int) -> list[Room]:
+        return [self._room(r) for r in conn.execute(ROOMS_OF, {"user_id": user_id})]
 
     def visible_rooms(self, user_id: int) -> list[Room]:
         with self._tx() as conn:

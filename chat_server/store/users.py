@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 
 from ..domain.errors import NameTaken
-from ..domain.models import User
+from ..domain.models import NewUser, User
 from ..schema import (
     dm_members,
     memberships,
@@ -17,6 +17,14 @@ from ..schema import (
 )
 from .base import TOKEN_USE_NOTED_EVERY_MS, RoomChange, inserted_id, now_ms, user_of
 from .rooms import RoomStore
+
+# Statements of the connect path, built once (see rooms.ROOMS_OF).
+KEY_TAKEN = sa.select(users.c.id).where(users.c.key == sa.bindparam("key"))
+LOOKS_TAKEN = (sa.select(users.c.id)
+               .where(users.c.skeleton == sa.bindparam("skeleton"),
+                      users.c.key != sa.bindparam("key")).limit(1))
+INSERT_USER = users.insert()
+INSERT_SESSION = sessions.insert()
 
 
 class UserStore(RoomStore):
@@ -51,19 +59,47 @@ class UserStore(RoomStore):
                     now: int | None = None) -> User:
         """Register a name with its first session; `NameTaken` if the key exists, or if
         another name has the same confusable `skeleton`."""
+        new = NewUser(name, key, guest, token_hash, password_hash, skeleton,
+                      now_ms() if now is None else now)
+        result = self.create_users([new])[0]
+        if isinstance(result, NameTaken):
+            raise result
+        return result
+
+    def create_users(self, batch: list[NewUser]) -> list[User | NameTaken]:
+        """Register several names in one transaction: a storm of new guests costs one
+        commit (one fsync) per batch, not one each. A name that is taken, or looks like a
+        taken one (also earlier in the batch), gets its `NameTaken`. A conflict only the
+        database sees (another node registering the same name at once) sends each item
+        through a transaction of its own."""
         try:
             with self._tx() as conn:
-                if skeleton is not None and conn.execute(
-                        sa.select(users.c.id).where(users.c.skeleton == skeleton,
-                                                    users.c.key != key).limit(1)).first():
-                    raise NameTaken("That name looks like one already taken.")
-                user_id = inserted_id(conn.execute(users.insert().values(
-                    name=name, key=key, guest=guest, gone=False, password_hash=password_hash,
-                    created_at=now_ms(), skeleton=skeleton)))
-                self._add_session(conn, user_id, token_hash, now)
+                return [self._register(conn, item, batch[:index])
+                        for index, item in enumerate(batch)]
         except exc.IntegrityError:
-            raise NameTaken() from None
-        return User(id=user_id, name=name, key=key, guest=guest, password_hash=password_hash)
+            if len(batch) == 1:
+                return [NameTaken()]
+            return [self.create_users([item])[0] for item in batch]
+
+    @staticmethod
+    def _register(conn: sa.Connection, item: NewUser,
+                  earlier: list[NewUser]) -> User | NameTaken:
+        if any(other.key == item.key for other in earlier) or conn.execute(
+                KEY_TAKEN, {"key": item.key}).first():
+            return NameTaken()
+        if item.skeleton is not None and (
+                any(other.skeleton == item.skeleton for other in earlier)
+                or conn.execute(LOOKS_TAKEN, {"skeleton": item.skeleton,
+                                              "key": item.key}).first()):
+            return NameTaken("That name looks like one already taken.")
+        user_id = inserted_id(conn.execute(INSERT_USER, {
+            "name": item.name, "key": item.key, "guest": item.guest, "gone": False,
+            "password_hash": item.password_hash, "created_at": item.now,
+            "skeleton": item.skeleton}))
+        conn.execute(INSERT_SESSION, {"token_hash": item.token_hash, "user_id": user_id,
+                                      "created_at": item.now, "used_at": item.now})
+        return User(id=user_id, name=item.name, key=item.key, guest=item.guest,
+                    password_hash=item.password_hash)
 
     def add_session(self, user_id: int, token_hash: str, now: int | None = None) -> None:
         with self._tx() as conn:

@@ -342,7 +342,9 @@ export function applyUpdate(u) {
     if (msg.deleted || typeof u.text !== 'string' || (msg.editedAt && msg.editedAt > u.ts)) return;
     msg.text = u.text;
     msg.editedAt = u.ts;
-    msg.mentions = null; // the server's list was for the old text; the page guesses anew
+    // The server's mentions of the new text (docs/protocol.md §8.3); a server without
+    // them leaves the page to guess (view/richtext.js).
+    msg.mentions = Array.isArray(u.mentions) ? u.mentions : null;
   } else if (u.type === 'delete') {
     if (msg.deleted) return;
     msg.deleted = true;

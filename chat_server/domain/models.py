@@ -123,6 +123,7 @@ class Message:
                 "type": self.change, "by": self.from_name, "ts": self.ts}
             if self.change == "edit":
                 update["text"] = self.text
+                update["mentions"] = list(self.mentions)  # ours: the edited text's (§8.3)
             if self.emoji is not None:
                 update["emoji"] = self.emoji
             return update

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import replace
@@ -68,6 +69,14 @@ SELECT
   (SELECT count(*) FROM (SELECT 1 FROM mentions WHERE user_id = :me AND conv_key = :key
      AND message_id > :after LIMIT :most) AS m)
 """)
+
+
+@functools.cache
+def _conversation_state_sql(dialect: sa.Dialect) -> tuple[str, list[str] | None]:
+    """`CONVERSATION_STATE` compiled once per dialect: its SQL, and the order of its
+    parameters (qmark for sqlite3; None: named, for psycopg2)."""
+    compiled = CONVERSATION_STATE.compile(dialect=dialect)
+    return str(compiled), compiled.positiontup
 
 
 class MessageStore(RoomStore):
@@ -194,12 +203,13 @@ class MessageStore(RoomStore):
             conv_key=row.conv_key, conversation=row.conversation, kind="update",
             from_user_id=item.by_user_id, from_name=item.by_name, from_sid=item.by_sid,
             to_name=None, text=item.text if item.change == "edit" else "", ts=item.ts,
-            target_id=item.message_id, change=item.change, emoji=item.emoji)))
+            target_id=item.message_id, change=item.change, emoji=item.emoji,
+            mentions=json.dumps(item.mentions) if item.mentions else None)))
         return Message(id=new_id, conv_key=row.conv_key, conversation=row.conversation,
                        kind="update", from_name=item.by_name, from_sid=item.by_sid, to=None,
                        text=item.text if item.change == "edit" else "", ts=item.ts,
                        target_id=item.message_id, change=item.change,
-                       emoji=item.emoji), False
+                       emoji=item.emoji, mentions=list(item.mentions)), False
 
     def message_by_id(self, message_id: int) -> Message | None:
         """A message (never a change), in its current state."""
@@ -236,8 +246,8 @@ class MessageStore(RoomStore):
             return found
         gone = set(conn.execute(sa.select(messages.c.id).where(
             messages.c.id.in_(edited), messages.c.deleted.is_(True))).scalars())
-        return [replace(m, text="") if m.change == "edit" and m.target_id in gone else m
-                for m in found]
+        return [replace(m, text="", mentions=[])
+                if m.change == "edit" and m.target_id in gone else m for m in found]
 
     @staticmethod
     def _originals(conn: sa.Connection,
@@ -321,9 +331,7 @@ class MessageStore(RoomStore):
                              read: dict[str, int]) -> dict[str, tuple[Any, ...]]:
         """`CONVERSATION_STATE` per conversation, on the DBAPI cursor of this transaction:
         a hundred conversations through SQLAlchemy's execute cost ten times the queries."""
-        compiled = CONVERSATION_STATE.compile(dialect=conn.dialect)
-        sql = str(compiled)
-        positional = compiled.positiontup  # qmark (sqlite3), or None: named (psycopg2)
+        sql, positional = _conversation_state_sql(conn.dialect)
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         states = {}
         try:

@@ -262,14 +262,23 @@ def test_an_edit_recomputes_mentions_and_a_deletion_clears_them(server, connect)
     bob = connect(server.url, auth={"name": uname("bob")})
     carol = connect(server.url, auth={"name": uname("carol")})
     msg = send(alice, f"hi @{bob.name}")
-    ok(alice.call("editMessage", {"messageId": msg["id"], "text": f"hi @{carol.name}"}))
+    update = ok(alice.call("editMessage", {"messageId": msg["id"],
+                                           "text": f"hi @{carol.name}"}))["update"]
+    # docs/protocol.md §8.3: the edit's UPDATE names whom the new text mentions.
+    assert update["mentions"] == [carol.name]
+    assert bob.wait_for("update", lambda u: u["id"] == update["id"])["mentions"] == [carol.name]
     hist = ok(bob.call("history", {"conversation": "lobby", "after": msg["id"] - 1,
                                    "limit": 1}))["messages"]
     assert hist[0]["mentions"] == [carol.name]
+    replayed = connect(server.url, auth={"token": bob.welcome["token"], "lastId": msg["id"]})
+    assert replayed.wait_for("update", lambda u: u["id"] == update["id"]) == update
     ok(alice.call("deleteMessage", {"messageId": msg["id"]}))
     hist = ok(bob.call("history", {"conversation": "lobby", "after": msg["id"] - 1,
                                    "limit": 1}))["messages"]
     assert hist[0]["mentions"] == []
+    again = connect(server.url, auth={"token": bob.welcome["token"], "lastId": msg["id"]})
+    gone_edit = again.wait_for("update", lambda u: u["id"] == update["id"])
+    assert gone_edit["text"] == "" and gone_edit["mentions"] == []
 
 
 # -- search ------------------------------------------------------------------------------------

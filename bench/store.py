@@ -16,8 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import random
 import resource
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -104,6 +106,16 @@ def build(url: str, count: int, seed: int) -> None:
     store.close()
 
 
+def query_words(rng: random.Random, kind: str) -> list[str]:
+    """common: 1-2 of the 21 most frequent words (each in 2-99% of the messages); rare:
+    a rare word and a common one; prefix: a word and the first 3 letters of another."""
+    if kind == "common":
+        return [word(rng.randint(0, 20)) for _ in range(rng.randint(1, 2))]
+    if kind == "rare":
+        return [word(rng.randint(1000, VOCABULARY - 1)), word(rng.randint(0, 200))]
+    return [word(rng.randint(0, 500)), word(rng.randint(0, 3000))[:3]]
+
+
 def percentiles(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
 
@@ -124,20 +136,37 @@ def measure(url: str, queries: int, seed: int) -> dict[str, object]:
     searches: list[float] = []
     kinds: dict[str, int] = {"common": 0, "rare": 0, "prefix": 0}
     by_kind: dict[str, list[float]] = {kind: [] for kind in kinds}
-    for _ in range(queries):
+    for _ in range(queries):  # the user in 100 conversations searches all it can read
         kind = rng.choice(list(kinds))
         kinds[kind] += 1
-        if kind == "common":
-            words = [word(rng.randint(0, 20)) for _ in range(rng.randint(1, 2))]
-        elif kind == "rare":
-            words = [word(rng.randint(1000, VOCABULARY - 1)), word(rng.randint(0, 200))]
-        else:
-            words = [word(rng.randint(0, 500)), word(rng.randint(0, 3000))[:3]]
+        words = query_words(rng, kind)
         started = time.perf_counter()
         keys = store.readable_conversations(1)
         store.search(words, keys, None, 20)
         searches.append(time.perf_counter() - started)
         by_kind[kind].append(searches[-1])
+    # Scopes that hold few of the matches, each kind of words again (own random stream:
+    # the mix above stays the one measured before): the same user searching one of its
+    # conversations (`conversation` given; a room or DM holds 0.07% of the messages), and
+    # users in the lobby and their few rooms (about 1.7%).
+    scoped_rng = random.Random(seed + 2)
+    scoped: dict[str, list[float]] = {}
+    own = store.readable_conversations(1)
+    for _ in range(queries):
+        kind = scoped_rng.choice(["common", "rare", "prefix"])
+        words = query_words(scoped_rng, kind)
+        if scoped_rng.random() < 0.5:
+            name, user, conversation = "one_conversation", 1, scoped_rng.choice(own)
+        else:
+            name, user, conversation = "small_scope_user", scoped_rng.randint(
+                BENCH_DMS + 2, USERS), None
+        started = time.perf_counter()
+        keys = store.readable_conversations(user)
+        if conversation is not None:
+            assert conversation in keys
+            keys = [conversation]
+        store.search(words, keys, None, 20)
+        scoped.setdefault(f"{name}_{kind}", []).append(time.perf_counter() - started)
     welcomes = []
     for _ in range(200):
         started = time.perf_counter()
@@ -149,8 +178,26 @@ def measure(url: str, queries: int, seed: int) -> dict[str, object]:
             "search": percentiles(searches), "search_queries": kinds,
             "search_by_kind": {kind: percentiles(found) for kind, found in by_kind.items()
                                if found},
+            "search_scoped": {kind: percentiles(found) for kind, found in sorted(
+                scoped.items())},
+            "search_all": percentiles(searches + [t for found in scoped.values()
+                                                  for t in found]),
             "welcome_snapshot": percentiles(welcomes),
             "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def table(results: dict) -> str:
+    """p50/p95/p99 per query class, as text."""
+    rows = [("search, all of user 1's 100 conversations", results["search"])]
+    rows += [(f"  {kind}", found) for kind, found in results["search_by_kind"].items()]
+    rows += [(f"search, {kind}", found) for kind, found in results["search_scoped"].items()]
+    rows += [("search, every class", results["search_all"]),
+             ("welcome snapshot", results["welcome_snapshot"])]
+    lines = [f"{'class':45} {'n':>4} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}"]
+    lines += [f"{name:45} {r['count']:>4} {r['p50_ms']:>8} {r['p95_ms']:>8} {r['p99_ms']:>8} "
+              f"{r['max_ms']:>8}" for name, r in rows]
+    lines.append(f"load average before/after: {results['load_average_before_after']}")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -168,8 +215,13 @@ def main() -> None:
     if not args.reuse:
         path.unlink(missing_ok=True)
         build(url, args.messages, args.seed)
+    load_before = os.getloadavg()
     results = measure(url, args.queries, args.seed)
+    results["load_average_before_after"] = [round(load_before[0], 2),
+                                            round(os.getloadavg()[0], 2)]
+    results["sqlite"] = sqlite3.sqlite_version
     print(json.dumps(results, indent=2))
+    print(table(results), file=sys.stderr)
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
 

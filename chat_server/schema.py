@@ -29,7 +29,9 @@ logger = logging.getLogger(__name__)
 # that an older server refuses a newer database instead of misreading it.
 # 5 (revision `moderation`): docs/protocol.md §10.
 # 6 (revision `bots`): `users.bot`, docs/protocol.md §12.
-SCHEMA_VERSION = 6
+# 7 (revision `search_scope`): SQLite's full-text index also names each message's
+# conversation, so that search filters its scope inside the index (§9.4).
+SCHEMA_VERSION = 7
 BASELINE = "v3_baseline"  # the Alembic revision of schema 3
 # Message ids are 64-bit; SQLite's rowid alias must be spelled INTEGER.
 MessageId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")

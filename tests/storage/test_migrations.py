@@ -59,8 +59,8 @@ def check_upgraded(url):
     store.create_schema()
     with store.engine.begin() as conn:
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == \
-            "bots"
-        assert conn.execute(sa.select(schema.meta.c.value)).scalar() == "6"
+            "search_scope"
+        assert conn.execute(sa.select(schema.meta.c.value)).scalar() == "7"
         rows = conn.execute(sa.select(schema.messages.c.id, schema.messages.c.text,
                                       schema.messages.c.deleted, schema.messages.c.reply_to)
                             .order_by(schema.messages.c.id)).all()

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import socket
 import warnings
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
@@ -51,7 +52,8 @@ def call_later(seconds: float, fn: Callable[..., Any], *args: Any) -> None:
 T = TypeVar("T")
 Item = TypeVar("Item")
 Result = TypeVar("Result")
-Job = tuple[Callable[..., Any], tuple[Any, ...]]  # a blocking call: function, arguments
+# A blocking call waiting for the store's lane: function, arguments, and where its result goes.
+Job = tuple[Callable[..., Any], tuple[Any, ...], "eventlet.event.Event"]
 
 
 # The real modules, not the green ones monkey-patching made: `Workers` runs OS threads.
@@ -181,17 +183,39 @@ class Lane:
     locks that monkey-patching gave them are never contended from a foreign thread. A
     worker greenlet owns the turn, so a caller that gives up waiting (a timeout) cannot
     let the next call start while its own is still running.
+
+    Calls of the functions in `first` (the group commit of messages) go ahead of the
+    others waiting: a user's send does not queue behind the reads of a connect storm. The
+    group commit has at most one call waiting, so the others still get every other turn.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, first: Iterable[Callable[..., Any]] = ()) -> None:
         self._thread = Workers("store", threads=1)  # its own: never behind a password hash
-        self._worker: Batcher[Job, Any] = Batcher(self._execute, max_batch=1)
-
-    def _execute(self, jobs: list[Job]) -> list[Any]:
-        return [self._thread.run(fn, *args) for fn, args in jobs]
+        self._first = set(first)
+        self._ahead: deque[Job] = deque()
+        self._behind: deque[Job] = deque()
+        self._waiting = eventlet.semaphore.Semaphore(0)  # one count per queued call
+        self._worker: Any = None
 
     def run(self, fn: Callable[..., T], *args: Any) -> T:
-        return self._worker.submit((fn, args))
+        if self._worker is None:
+            self._worker = eventlet.spawn(self._run)
+        done = eventlet.event.Event()
+        (self._ahead if fn in self._first else self._behind).append((fn, args, done))
+        self._waiting.release()
+        ok, value = done.wait()
+        if ok:
+            return value
+        raise value
+
+    def _run(self) -> None:
+        while True:
+            self._waiting.acquire()
+            fn, args, done = (self._ahead or self._behind).popleft()
+            try:
+                done.send((True, self._thread.run(fn, *args)))
+            except Exception as error:  # raised again in the caller's greenlet
+                done.send((False, error))
 
 
 class Event:

@@ -68,7 +68,8 @@ OURS_ENV = {
 
 ALL_SERVERS = ["ours", "minimal", "node"]
 EXTRA_SERVERS = ["minimal-lifted"]  # eventlet's pool and backlog raised; not in the default set
-SCENARIOS = ["connections", "broadcast", "dm", "rooms", "durable"]
+SCENARIOS = ["connections", "broadcast", "dm", "rooms", "durable", "changes"]
+OURS_ONLY = {"changes"}  # editMessage, react, deleteMessage: docs/protocol.md §8
 
 log = logging.getLogger("bench")
 
@@ -84,6 +85,8 @@ SIZES = {
     "rooms": ({"n": 1000, "rooms": 10, "rate": 200, "secs": 10},
               {"n": 200, "rooms": 10, "rate": 50, "secs": 3}),
     "durable": ({"senders": 50, "secs": 10}, {"senders": 10, "secs": 3}),
+    "changes": ({"senders": 50, "secs": 10, "deleteSecs": 5},
+                {"senders": 10, "secs": 3, "deleteSecs": 2}),
 }
 
 
@@ -361,13 +364,14 @@ def pct(after, before, key, dt):
     return round(100.0 * (after[key] - before[key]) / dt, 1)
 
 
-def run_generator(server, scenario, params, probe, deadline, workdir, on_first_phase=None,
+def run_generator(server, scenario, params, probe, deadline, workdir, on_phase=None,
                   receivers=None):
     """Runs loadgen.js once; returns {phases: {name: {...}}, summaries: [...], traffic}.
 
-    `on_first_phase()` is called when the first measured window opens (to start a profiler
-    after the clients are connected). `receivers` (broadcast only): a second generator
-    process whose clients' deliveries are added to each window's."""
+    `on_phase(state, name)` is called when a measured window opens ("start") and closes
+    ("end"): to profile only what runs after the clients are connected, or one window.
+    `receivers` (broadcast only): a second generator process whose clients' deliveries
+    are added to each window's."""
     argv = ["node", LOADGEN / "loadgen.js", "--url", server.url, "--server",
             "ours" if server.kind == "ours" else server.kind, "--scenario", scenario,
             "--params", json.dumps(params), "--deadline", str(deadline)]
@@ -390,10 +394,9 @@ def run_generator(server, scenario, params, probe, deadline, workdir, on_first_p
                     break
                 continue
             kind = msg.get("type")
+            if kind == "phase" and on_phase is not None:
+                on_phase(msg["state"], msg["name"])
             if kind == "phase" and msg["state"] == "start":
-                if on_first_phase is not None:
-                    on_first_phase()
-                    on_first_phase = None
                 opened[msg["name"]] = snapshot(server, gen, probe, receivers)
                 if probe:
                     probe.send(f"start {msg['name']}")
@@ -521,18 +524,26 @@ def summarize_profile(path, seconds=None, top=25):
 
 def run_scenario(kind, scenario, sizes, opts):
     """All the generator runs of one scenario on one server, each on a fresh server."""
+    if scenario in OURS_ONLY and kind != "ours":
+        log.info("  %s: %s is ours only, skipped", kind, scenario)
+        return []
     server = Server(kind, opts.workdir, opts.dbdir)
     results = []
 
     def one(tag, params, deadline, gen_scenario):
         server.start(tag)
         probe = None
-        spy = []  # the profiler, once the first measured window opens
+        spy = []  # the profiler, once the first (or the chosen) measured window opens
         raw = Path(opts.profile or ".") / f"ours-{tag}.txt"
 
-        def start_profiler():
-            if opts.profile and kind == "ours":
+        def on_phase(state, name):
+            if not opts.profile or kind != "ours":
+                return
+            chosen = opts.profile_phase is None or name == opts.profile_phase
+            if state == "start" and chosen and not spy:
                 spy.append(Profiler(server.proc.pid, raw))
+            elif state == "end" and opts.profile_phase == name and spy:
+                spy[0].stop()
 
         receivers = None
         try:
@@ -543,7 +554,7 @@ def run_scenario(kind, scenario, sizes, opts):
             time.sleep(1.0)
             base_rss = rss_kb(server.proc.pid)
             out = run_generator(server, gen_scenario, params, probe, deadline, opts.workdir,
-                                on_first_phase=start_profiler, receivers=receivers)
+                                on_phase=on_phase, receivers=receivers)
             out["base_rss_kb"] = base_rss
             out["server_log"] = str(server.logpath)
             if spy:
@@ -580,7 +591,8 @@ def run_scenario(kind, scenario, sizes, opts):
                 skip_reason = f"{conn.get('connected', 0)}/{n} connected at the previous step"
     else:
         params = dict(sizes)
-        deadline = {"broadcast": 240, "dm": 150, "rooms": 200, "durable": 180}[scenario]
+        deadline = {"broadcast": 240, "dm": 150, "rooms": 200, "durable": 180,
+                    "changes": 240}[scenario]
         log.info("  %s: %s %s", kind, scenario, json.dumps(params))
         results.append(one(scenario, params, deadline, scenario))
     return results
@@ -797,6 +809,37 @@ def report(results, servers):
                          ["server", "event", "senders", "acked/s", "ack p50 ms", "ack p99 ms",
                           "failed", "deliveries/s", *common], rows))
 
+    rows = []
+    for s in servers:
+        for run in results.get(s, {}).get("changes", []):
+            for where, prefix in (("lobby (each to all)", "changes"),
+                                  ("DM to oneself", "changes-self")):
+                ph = run["phases"]
+                sends = [ph[f"{prefix}-{w}"]["acked_per_s"] for w in ("send", "send2")
+                         if f"{prefix}-{w}" in ph]
+                base = sum(sends) / len(sends) if sends else None
+                for w in ("send", "edit", "react", "send2", "delete"):
+                    p = ph.get(f"{prefix}-{w}")
+                    if not p:
+                        continue
+                    ratio = None if not base or w.startswith("send") \
+                        else f"{p['acked_per_s'] / base:.2f}"
+                    rows.append([s, where, p.get("event"), p.get("acked_per_s"), ratio,
+                                 p.get("ack_p50_ms"), p.get("ack_p99_ms"),
+                                 (p.get("refused") or 0) + (p.get("ack_timeouts") or 0),
+                                 f"{fmt(p.get('delivered'))}/{fmt(p.get('expected'))}",
+                                 p.get("deliveries_per_s"), *tail(p)])
+                    if w in ("edit", "react", "delete") and ratio is not None:
+                        key[s][f"{prefix}_{w}_ratio"] = float(ratio)
+                key[s][f"{prefix}_sends"] = base
+    if rows:
+        out.append(table("Changes against sends (the same clients on the same server, one "
+                         "request in flight each; ratio: acked/s over the mean of the two "
+                         "send windows)",
+                         ["server", "where", "event", "acked/s", "ratio", "ack p50 ms",
+                          "ack p99 ms", "failed", "delivered/expected", "deliveries/s",
+                          *common], rows))
+
     metrics = [
         ("largest N all connected", "max_clients", True),
         ("time to connect 1,000 (s)", "connect_s_1000", False),
@@ -885,6 +928,9 @@ def main(argv=None):
                         help="record our server with py-spy during each scenario; raw stacks "
                              "and a top-frames summary go to DIR (numbers taken while "
                              "profiling are perturbed: do not report them)")
+    parser.add_argument("--profile-phase", metavar="NAME",
+                        help="with --profile: record only the measured window NAME (for "
+                             "example changes-edit) instead of every window from the first")
     parser.add_argument("--keep-logs", action="store_true", help="keep the servers' logs")
     parser.add_argument("--server-cores", default="0", metavar="LIST",
                         help="taskset cores for the servers (default 0; e.g. 0,1 lets a "

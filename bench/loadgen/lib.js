@@ -118,6 +118,7 @@ function startsWith(buf, prefix) {
 
 const P_REPLY = Buffer.from('42["reply",');
 const P_WELCOME = Buffer.from('42["welcome",');
+const P_UPDATE = Buffer.from('42["update",');
 const P_ADDCHAT = Buffer.from('42["addChat",');
 
 // ---- a minimal websocket client on a raw TCP socket ---------------------------------
@@ -285,8 +286,8 @@ function openSocket(url, timeoutMs, h) {
 }
 
 // Counters shared by every client of this process.
-const traffic = { reads: 0, framesIn: 0, bytesIn: 0, framesOut: 0, replies: 0, addChat: 0,
-                  otherEvents: 0, unexpectedCloses: 0, stopping: false };
+const traffic = { reads: 0, framesIn: 0, bytesIn: 0, framesOut: 0, replies: 0, updates: 0,
+                  addChat: 0, otherEvents: 0, unexpectedCloses: 0, stopping: false };
 
 // One Socket.IO client on one websocket. `waitWelcome`: our server sends `welcome` right
 // after CONNECT; the client counts as connected only then.
@@ -352,6 +353,8 @@ class Client {
         if (startsWith(data, P_REPLY)) {
           traffic.replies++;
           if (this.onReply) this.onReply(this, data);
+        } else if (startsWith(data, P_UPDATE)) { // ours, docs/protocol.md §8.3
+          traffic.updates++;
         } else if (startsWith(data, P_ADDCHAT)) {
           traffic.addChat++;
         } else if (startsWith(data, P_WELCOME)) {

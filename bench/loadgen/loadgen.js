@@ -7,7 +7,7 @@
 // The orchestrator (bench/run.py) reads /proc for server and generator CPU at each marker.
 //
 //   node loadgen.js --url http://127.0.0.1:PORT --server ours|minimal|node \
-//        --scenario connections|broadcast|dm|rooms|durable --params '{"n":1000,...}'
+//        --scenario connections|broadcast|dm|rooms|durable|changes --params '{"n":1000,...}'
 //
 // Every scenario is bounded: by counts, by durations and by a deadline (--deadline s).
 "use strict";
@@ -556,12 +556,142 @@ async function scenarioDurable() {
   return clients;
 }
 
+// (6) Changes against sends (ours only, docs/protocol.md §8): the same clients, each with
+// one request in flight (it sends the next when the ack arrives), on the same server.
+// Windows in order: plain sends, editMessage of one's own messages, react (on and off in
+// turn, so every call changes something), plain sends again (the machine may have drifted),
+// deleteMessage of one's own messages (each once; shorter, so none runs out). Twice: in the
+// lobby (`message`: every send and every change is delivered to all the clients) and in
+// DMs to oneself (`sendMessage` to one's own sid: one delivery, the store path). Reported
+// per window: acked/s, ack p50/p99, and the `reply` or `update` frames delivered.
+const ID_IN_ACK = Buffer.from('"message":{"id":');
+const UPDATE_IN_ACK = Buffer.from('"update":');
+
+function messageIdOf(buf) {
+  let j = buf.indexOf(ID_IN_ACK);
+  if (j < 0) return null;
+  j += ID_IN_ACK.length;
+  let id = 0;
+  let c;
+  while ((c = buf[j]) >= 48 && c <= 57) { id = id * 10 + (c - 48); j++; }
+  return id;
+}
+
+async function scenarioChanges() {
+  const { clients } = await setup(P.senders || 50);
+  if (!clients.length) return clients;
+  const secs = P.secs || 10;
+  const n = clients.length;
+  const own = new Map(); // client -> ids of the messages it sent
+  const reacted = new Map(); // message id -> whether our reaction is on
+  const cursor = new Map(); // client -> position in its own ids, per window
+  // window name, event, seconds, payload for a client (null: it has nothing left to do),
+  // deliveries per changed item, the traffic counter that counts them
+  const windowFor = async (name, event, wsecs, payloadFor, fanout, counter) => {
+    const ackHist = new Hist();
+    let acked = 0;
+    let changed = 0;
+    let refused = 0;
+    let timeouts = 0;
+    let exhausted = 0;
+    let stopAt = 0;
+    const errors = {};
+    cursor.clear();
+    const loop = (c) => new Promise((resolve) => {
+      const once = () => {
+        if (Date.now() >= stopAt) { resolve(); return; }
+        const payload = payloadFor(c);
+        if (payload === null) { exhausted++; resolve(); return; }
+        const t = micros();
+        const timer = setTimeout(() => { timeouts++; resolve(); }, 10000);
+        c.emitAck(event, payload, (buf) => {
+          clearTimeout(timer);
+          ackHist.add((micros() - t) / 1000);
+          if (buf.indexOf('"ok":true') >= 0) {
+            acked++;
+            const id = messageIdOf(buf);
+            if (id !== null) { own.get(c).push(id); changed++; }
+            else if (buf.indexOf(UPDATE_IN_ACK) >= 0) changed++;
+          } else {
+            refused++;
+            const key = buf.toString("utf8", 0, 120);
+            errors[key] = (errors[key] || 0) + 1;
+          }
+          once();
+        });
+      };
+      once();
+    });
+    const frames0 = traffic[counter];
+    phaseStart(name);
+    const t0 = Date.now();
+    stopAt = t0 + wsecs * 1000;
+    await Promise.all(clients.map(loop));
+    const measured = (Date.now() - t0) / 1000;
+    const expected = changed * fanout;
+    const until = Math.min(Date.now() + (P.drainMs || 3000), DEADLINE);
+    while (traffic[counter] - frames0 < expected && Date.now() < until) await sleep(5);
+    const delivered = traffic[counter] - frames0;
+    const lat = ackHist.summary();
+    phaseEnd(name, {
+      senders: n, secs: wsecs, event, acked, changed, refused, errors, ack_timeouts: timeouts,
+      exhausted, acked_per_s: Math.round(acked / measured), ack_p50_ms: lat.p50,
+      ack_p99_ms: lat.p99, ack_max_ms: lat.max, expected, delivered,
+      lost: Math.max(0, expected - delivered),
+      deliveries_per_s: Math.round(delivered / measured),
+    });
+  };
+  const next = (c) => { // the client's next own message, round robin; null when none
+    const ids = own.get(c);
+    const k = cursor.get(c) || 0;
+    cursor.set(c, k + 1);
+    return ids.length ? ids[k % ids.length] : null;
+  };
+  let seq = 0;
+  for (const where of ["lobby", "self"]) {
+    clients.forEach((c) => own.set(c, []));
+    const fanout = where === "lobby" ? n : 1;
+    const send = where === "lobby"
+      ? () => messageJson(seq++)
+      : (c) => sendMessageJson(seq++, c.sid);
+    const sendEvent = where === "lobby" ? "message" : "sendMessage";
+    const p = where === "lobby" ? "changes" : "changes-self";
+    await windowFor(`${p}-send`, sendEvent, secs, send, fanout, "replies");
+    await sleep(500);
+    await windowFor(`${p}-edit`, "editMessage", secs, (c) => {
+      const id = next(c);
+      return id === null ? null : `{"messageId":${id},"text":"edited ${makeMarker(seq++)}"}`;
+    }, fanout, "updates");
+    await sleep(500);
+    await windowFor(`${p}-react`, "react", secs, (c) => {
+      const id = next(c);
+      if (id === null) return null;
+      const on = !reacted.get(id);
+      reacted.set(id, on);
+      return `{"messageId":${id},"emoji":"\ud83d\udc4d","on":${on}}`;
+    }, fanout, "updates");
+    await sleep(500);
+    await windowFor(`${p}-send2`, sendEvent, secs, send, fanout, "replies");
+    await sleep(500);
+    await windowFor(`${p}-delete`, "deleteMessage", P.deleteSecs || secs / 2, (c) => {
+      const ids = own.get(c);
+      const k = cursor.get(c) || 0;
+      if (k >= ids.length) return null;
+      cursor.set(c, k + 1);
+      return `{"messageId":${ids[k]}}`;
+    }, fanout, "updates");
+    await sleep(500);
+  }
+  return clients;
+}
+
 const SCENARIOS = {
   connections: scenarioConnections,
   broadcast: scenarioBroadcast,
   dm: scenarioDm,
   rooms: scenarioRooms,
   durable: scenarioDurable,
+  changes: scenarioChanges,
 };
 
 async function main() {

@@ -15,10 +15,10 @@ from . import payloads
 from .context import Context
 from .errors import Forbidden, NotFound
 from .identity import Identity
-from .models import Message, NewChange
+from .models import NewChange
 from .presence import Connection
 from .reading import Reading
-from .sending import Sending, Turn
+from .sending import MessageHead, Sending, Turn
 from .validation import fold
 
 if TYPE_CHECKING:
@@ -37,8 +37,8 @@ class Changes:
     def edit(self, sid: str, payload: object, turn: Turn | None = None) -> dict[str, Any]:
         conn = self.identity.conn(sid)
         request = payloads.parse_edit(payload, self.ctx.config.max_text_length)
-        message = self._readable(conn, request.message_id)
-        mentioned = self.sending.mentions(message.conv_key, request.text)
+        conv_key, _, _ = self._readable(conn, request.message_id)
+        mentioned = self.sending.mentions(conv_key, request.text)
         return self._submit(conn, turn, NewChange(
             request.message_id, "edit", conn.user.id, conn.user.name, sid, self.ctx.now_ms(),
             text=request.text, mentions=[user.name for user in mentioned],
@@ -50,10 +50,10 @@ class Changes:
         # A server admin removes any message, in rooms it is not in and in others'
         # direct conversations too (docs/protocol.md §10.4, §10.6).
         admin = self.moderation is not None and self.moderation.is_admin(conn.user)
-        message = self._readable(conn, request.message_id, anywhere=admin)
+        head = self._readable(conn, request.message_id, anywhere=admin)
         return self._submit(conn, turn, NewChange(
             request.message_id, "delete", conn.user.id, conn.user.name, sid,
-            self.ctx.now_ms(), may_delete_any=self._moderates(conn, message)))
+            self.ctx.now_ms(), may_delete_any=self._moderates(conn, head)))
 
     def react(self, sid: str, payload: object, turn: Turn | None = None) -> dict[str, Any]:
         conn = self.identity.conn(sid)
@@ -63,31 +63,36 @@ class Changes:
             request.message_id, "react" if request.on else "unreact", conn.user.id,
             conn.user.name, sid, self.ctx.now_ms(), emoji=request.emoji))
 
-    def _readable(self, conn: Connection, message_id: int, anywhere: bool = False) -> Message:
-        """The message, if this user may read its conversation (or `anywhere`: an admin
-        deleting); otherwise it is not found (whether it exists is not told to someone
-        who may not read it)."""
-        message = self.ctx.store_call(self.ctx.store.message_by_id, message_id)
-        if message is None:
+    def _readable(self, conn: Connection, message_id: int,
+                  anywhere: bool = False) -> MessageHead:
+        """The message's head, if this user may read its conversation (or `anywhere`: an
+        admin deleting); otherwise it is not found (whether it exists is not told to
+        someone who may not read it)."""
+        head = self.sending.message_head(message_id)
+        if head is None:
             raise NotFound("No such message.")
         if anywhere:
-            return message
+            return head
         try:
-            self.reading.readable(conn.user, message.conv_key)
+            self.reading.readable(conn.user, head[0])
         except (NotFound, Forbidden):
             raise NotFound("No such message.") from None
-        return message
+        return head
 
-    def _moderates(self, conn: Connection, message: Message) -> bool:
+    def _moderates(self, conn: Connection, head: MessageHead) -> bool:
         """Whether the user may delete someone else's message there: in a room its owner
-        and moderators, anywhere a server admin (`authorization`, §10)."""
+        and moderators, anywhere a server admin (`authorization`, §10). One's own message
+        needs no one's leave (nor a store call to find out)."""
+        conv_key, author_id, author_name = head
+        if author_id == conn.user.id:
+            return False
         room = None
-        if message.conv_key.startswith("#"):
-            room = self.ctx.store_call(self.ctx.store.room_by_key, message.conv_key)
+        if conv_key.startswith("#"):
+            room = self.ctx.store_call(self.ctx.store.room_by_key, conv_key)
         if self.moderation is None:
             return room is not None and room.owner is not None and \
                 fold(room.owner) == conn.user.key
-        author = self.ctx.store_call(self.ctx.store.user_by_key, fold(message.from_name))
+        author = self.ctx.store_call(self.ctx.store.user_by_key, fold(author_name))
         return self.moderation.may("deleteMessage", conn.user, author, room)
 
     def _submit(self, conn: Connection, turn: Turn | None, item: NewChange) -> dict[str, Any]:

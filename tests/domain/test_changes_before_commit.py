@@ -1,0 +1,79 @@
+"""What an edit, deletion or reaction asks the store before its group commit (docs/protocol.md
+§8): for a message committed here lately, nothing (its conversation and author are kept);
+for an older one, one lookup, in a batch with the others waiting. The checks hold either
+way: the conversation must still be readable, and the commit checks the message's state."""
+
+import pytest
+
+from chat_server.config import Config
+from chat_server.domain.chat import Chat
+from chat_server.domain.errors import Forbidden, NotFound
+from chat_server.domain.sending import Sending
+from chat_server.store import Store
+
+
+def join(chat, sid, auth=None):
+    conn = chat.identity.connect(sid, auth)
+    chat.live.go_live(sid)
+    return conn
+
+
+@pytest.fixture
+def counted(tmp_path):
+    """A Chat whose store calls are recorded by name in `chat.calls`."""
+    store = Store(f"sqlite:///{tmp_path}/calls.db")
+    calls = []
+
+    def store_call(fn, *args):
+        calls.append(fn.__name__)
+        return fn(*args)
+
+    chat = Chat(store, Config(), publish=lambda effects: None, store_call=store_call)
+    chat.calls = calls
+    chat.start()
+    yield chat
+    store.close()
+
+
+def test_a_change_to_a_recent_message_goes_straight_to_the_commit(counted):
+    chat = counted
+    join(chat, "s1", {"name": "alice"})
+    join(chat, "s2", {"name": "bob"})
+    chat.rooms.join_room("s1", {"room": "#team"})
+    chat.rooms.join_room("s2", {"room": "#team"})
+    lobby = chat.sending.send_lobby("s1", "hello")
+    room = chat.sending.send_message("s1", {"content": "hi team", "destId": "#team"})
+    reply = chat.sending.send_message("s2", {"content": "re", "destId": "#team",
+                                             "replyTo": room.id})
+    chat.calls.clear()
+    chat.changes.edit("s1", {"messageId": lobby.id, "text": "hello all"})
+    chat.changes.react("s2", {"messageId": room.id, "emoji": "👍", "on": True})
+    chat.changes.react("s1", {"messageId": reply.id, "emoji": "👍", "on": True})
+    chat.changes.delete("s1", {"messageId": lobby.id})
+    assert chat.calls == ["insert_messages"] * 4
+
+
+def test_an_older_message_is_looked_up_and_every_check_still_holds(counted, monkeypatch):
+    monkeypatch.setattr(Sending, "HEADS", 1)
+    chat = counted
+    join(chat, "s1", {"name": "alice"})
+    join(chat, "s2", {"name": "bob"})
+    chat.rooms.join_room("s1", {"room": "#team"})
+    chat.rooms.join_room("s2", {"room": "#team"})
+    old = chat.sending.send_message("s1", {"content": "first", "destId": "#team"})
+    recent = chat.sending.send_message("s1", {"content": "second", "destId": "#team"})
+    chat.calls.clear()
+    assert chat.changes.edit("s1", {"messageId": old.id, "text": "first!"})["update"][
+        "text"] == "first!"
+    assert chat.calls == ["message_heads", "insert_messages"]
+    with pytest.raises(Forbidden):  # the commit checks the author
+        chat.changes.edit("s2", {"messageId": recent.id, "text": "mine now"})
+    with pytest.raises(NotFound):  # a change's id is no message
+        chat.changes.react("s2", {"messageId": recent.id + 1, "emoji": "👍", "on": True})
+    chat.rooms.leave_room("s2", {"room": "#team"})
+    for message in (old, recent):  # known or looked up: the room is no longer readable
+        with pytest.raises(NotFound):
+            chat.changes.react("s2", {"messageId": message.id, "emoji": "👍", "on": True})
+    chat.changes.delete("s1", {"messageId": recent.id})
+    with pytest.raises(Forbidden):  # deleted since it was kept
+        chat.changes.react("s1", {"messageId": recent.id, "emoji": "👍", "on": True})

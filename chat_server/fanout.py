@@ -113,7 +113,7 @@ def send_ack(server: socketio.Server, eio_sid: str, namespace: str, ack_id: int,
     compat.send_packet(server, eio_sid, namespace, ack_id, args)
 
 
-class FanoutManager(socketio.Manager):
+class FanoutManager(compat.IndexedRooms):
     """python-socketio's client manager, with emits framed once and sent by the frames,
     and connections held while they go live (`hold`, `release`)."""
 

@@ -1,7 +1,7 @@
 """The one place that leans on library internals (python-socketio, python-engineio, eventlet).
 
 Everything else in the package uses only public APIs. It is one package of a few
-modules, one per library surface (`server`, `websockets`, `websocket_sessions`,
+modules, one per library surface (`server`, `rooms`, `websockets`, `websocket_sessions`,
 `wsgi_server`, `client`); each
 function names the
 upstream behaviour it relies on; `check()` looks for every such name and fails loudly when
@@ -17,6 +17,7 @@ the client-side helpers without loading eventlet.
 from __future__ import annotations
 
 from .client import handle_in_arrival_order
+from .rooms import IndexedRooms
 from .server import (
     EventGate,
     SocketServer,
@@ -57,7 +58,7 @@ def check() -> None:
 
 
 __all__ = [
-    "ConnectionGate", "EventGate", "IncompatibleLibrary", "SocketServer",
+    "ConnectionGate", "EventGate", "IncompatibleLibrary", "IndexedRooms", "SocketServer",
     "allow_many_packets_per_poll", "check", "close_session", "closed_session_is_bad_request",
     "eventlet_unmask",
     "guarded_http_protocol", "handle_in_arrival_order", "queued_packets",

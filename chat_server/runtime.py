@@ -184,10 +184,14 @@ class Lane:
     worker greenlet owns the turn, so a caller that gives up waiting (a timeout) cannot
     let the next call start while its own is still running.
 
-    Calls of the functions in `first` (the group commit of messages) go ahead of the
-    others waiting: a user's send does not queue behind the reads of a connect storm. The
-    group commit has at most one call waiting, so the others still get every other turn.
+    Calls of the functions in `first` (the send path: the group commit and the one-row
+    reads before it, such as a DM's block check) go ahead of the others waiting, so a
+    user's send does not queue behind the reads of a connect storm; after `AHEAD_RUN`
+    of them in a row, one of the others takes its turn, so a flood of sends cannot starve
+    them.
     """
+
+    AHEAD_RUN = 4
 
     def __init__(self, first: Iterable[Callable[..., Any]] = ()) -> None:
         self._thread = Workers("store", threads=1)  # its own: never behind a password hash
@@ -195,6 +199,7 @@ class Lane:
         self._ahead: deque[Job] = deque()
         self._behind: deque[Job] = deque()
         self._waiting = eventlet.semaphore.Semaphore(0)  # one count per queued call
+        self._run_ahead = 0  # calls of `first` taken in a row while others waited
         self._worker: Any = None
 
     def run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -211,7 +216,12 @@ class Lane:
     def _run(self) -> None:
         while True:
             self._waiting.acquire()
-            fn, args, done = (self._ahead or self._behind).popleft()
+            if self._ahead and not (self._behind and self._run_ahead >= self.AHEAD_RUN):
+                self._run_ahead += 1 if self._behind else 0
+                fn, args, done = self._ahead.popleft()
+            else:
+                self._run_ahead = 0
+                fn, args, done = self._behind.popleft()
             try:
                 done.send((True, self._thread.run(fn, *args)))
             except Exception as error:  # raised again in the caller's greenlet

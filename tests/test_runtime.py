@@ -36,6 +36,21 @@ def test_the_lane_runs_calls_one_at_a_time_and_commits_go_first():
     assert ticks >= 5
 
 
+def test_a_flood_of_commits_lets_the_others_in_every_few_turns():
+    lane = runtime.Lane(first=[commit])
+    log = []
+    busy = eventlet.spawn(lane.run, read, log, "busy", 0.2)
+    eventlet.sleep(0.05)
+    waiting = [eventlet.spawn(lane.run, read, log, "read")]
+    waiting += [eventlet.spawn(lane.run, commit, log, f"commit {n}") for n in range(10)]
+    busy.wait()
+    for g in waiting:
+        g.wait()
+    run = runtime.Lane.AHEAD_RUN
+    assert log == ["busy", *(f"commit {n}" for n in range(run)), "read",
+                   *(f"commit {n}" for n in range(run, 10))]
+
+
 def test_an_error_reaches_its_caller_and_the_lane_goes_on():
     lane = runtime.Lane()
 

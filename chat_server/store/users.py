@@ -19,11 +19,11 @@ from .base import TOKEN_USE_NOTED_EVERY_MS, RoomChange, inserted_id, now_ms, use
 from .rooms import RoomStore
 
 # Statements of the connect path, built once (see rooms.ROOMS_OF).
-KEY_TAKEN = sa.select(users.c.id).where(users.c.key == sa.bindparam("key"))
-LOOKS_TAKEN = (sa.select(users.c.id)
-               .where(users.c.skeleton == sa.bindparam("skeleton"),
-                      users.c.key != sa.bindparam("key")).limit(1))
-INSERT_USER = users.insert()
+TAKEN_KEYS = (sa.select(users.c.key)
+              .where(users.c.key.in_(sa.bindparam("keys", expanding=True))))
+TAKEN_LOOKS = (sa.select(users.c.skeleton, users.c.key)
+               .where(users.c.skeleton.in_(sa.bindparam("skeletons", expanding=True))))
+INSERT_USERS = users.insert().returning(users.c.id, sort_by_parameter_order=True)
 INSERT_SESSION = sessions.insert()
 
 
@@ -74,32 +74,48 @@ class UserStore(RoomStore):
         through a transaction of its own."""
         try:
             with self._tx() as conn:
-                return [self._register(conn, item, batch[:index])
-                        for index, item in enumerate(batch)]
+                return self._register(conn, batch)
         except exc.IntegrityError:
             if len(batch) == 1:
                 return [NameTaken()]
             return [self.create_users([item])[0] for item in batch]
 
     @staticmethod
-    def _register(conn: sa.Connection, item: NewUser,
-                  earlier: list[NewUser]) -> User | NameTaken:
-        if any(other.key == item.key for other in earlier) or conn.execute(
-                KEY_TAKEN, {"key": item.key}).first():
-            return NameTaken()
-        if item.skeleton is not None and (
-                any(other.skeleton == item.skeleton for other in earlier)
-                or conn.execute(LOOKS_TAKEN, {"skeleton": item.skeleton,
-                                              "key": item.key}).first()):
-            return NameTaken("That name looks like one already taken.")
-        user_id = inserted_id(conn.execute(INSERT_USER, {
-            "name": item.name, "key": item.key, "guest": item.guest, "gone": False,
-            "password_hash": item.password_hash, "created_at": item.now,
-            "skeleton": item.skeleton}))
-        conn.execute(INSERT_SESSION, {"token_hash": item.token_hash, "user_id": user_id,
-                                      "created_at": item.now, "used_at": item.now})
-        return User(id=user_id, name=item.name, key=item.key, guest=item.guest,
-                    password_hash=item.password_hash)
+    def _register(conn: sa.Connection, batch: list[NewUser]) -> list[User | NameTaken]:
+        """Two reads for the whole batch (keys taken, skeletons in use), then one insert
+        of the users and one of their sessions."""
+        taken = set(conn.execute(TAKEN_KEYS, {"keys": [item.key for item in batch]}).scalars())
+        looks: dict[str, set[str]] = {}  # skeleton -> the keys that have it
+        wanted = [item.skeleton for item in batch if item.skeleton is not None]
+        if wanted:
+            for skeleton, key in conn.execute(TAKEN_LOOKS, {"skeletons": wanted}):
+                looks.setdefault(skeleton, set()).add(key)
+        refused: list[NameTaken | None] = []
+        accepted = []
+        for item in batch:
+            if item.key in taken:
+                refused.append(NameTaken())
+            elif item.skeleton is not None and looks.get(item.skeleton, set()) - {item.key}:
+                refused.append(NameTaken("That name looks like one already taken."))
+            else:
+                refused.append(None)
+                accepted.append(item)
+                taken.add(item.key)
+                if item.skeleton is not None:
+                    looks.setdefault(item.skeleton, set()).add(item.key)
+        ids: list[int] = []
+        if accepted:
+            ids = list(conn.execute(INSERT_USERS, [
+                {"name": item.name, "key": item.key, "guest": item.guest, "gone": False,
+                 "password_hash": item.password_hash, "created_at": item.now,
+                 "skeleton": item.skeleton} for item in accepted]).scalars())
+            conn.execute(INSERT_SESSION, [
+                {"token_hash": item.token_hash, "user_id": user_id, "created_at": item.now,
+                 "used_at": item.now} for item, user_id in zip(accepted, ids, strict=True)])
+        made = iter(User(id=user_id, name=item.name, key=item.key, guest=item.guest,
+                         password_hash=item.password_hash)
+                    for item, user_id in zip(accepted, ids, strict=True))
+        return [error if error is not None else next(made) for error in refused]
 
     def add_session(self, user_id: int, token_hash: str, now: int | None = None) -> None:
         with self._tx() as conn:

@@ -73,8 +73,8 @@ def test_a_conflict_only_the_database_sees_falls_back_to_one_transaction_each(
     with store.engine.begin() as conn:  # what the other node wrote meanwhile
         conn.execute(schema.users.insert().values(
             name="gus", key="gus", guest=False, gone=False, created_at=1))
-    monkeypatch.setattr(users_store, "KEY_TAKEN", sa.select(schema.users.c.id).where(
-        schema.users.c.key == sa.bindparam("key"), sa.false()))
+    monkeypatch.setattr(users_store, "TAKEN_KEYS", sa.select(schema.users.c.key).where(
+        schema.users.c.key.in_(sa.bindparam("keys", expanding=True)), sa.false()))
     results = store.create_users([new("fay"), new("gus"), new("hal")])
     assert [type(r) for r in results] == [User, NameTaken, User]
     assert rows(store)[0] == ["gus", "fay", "hal"]

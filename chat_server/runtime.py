@@ -66,6 +66,15 @@ class Busy(Exception):
     """A `Workers` pool already has as many calls waiting as it may: this one was not made."""
 
 
+def _outcome(done: Any) -> Any:
+    """Wait for the `(ok, value)` a worker sends: the value, or its exception raised in
+    this greenlet."""
+    ok, value = done.wait()
+    if ok:
+        return value
+    raise value
+
+
 class Workers:
     """OS threads of their own for blocking calls (sqlite3, argon2): the hub keeps serving.
 
@@ -95,10 +104,7 @@ class Workers:
         done = eventlet.event.Event()
         self.outstanding += 1
         self._jobs.put((done, fn, args))
-        ok, value = done.wait()
-        if ok:
-            return value
-        raise value
+        return _outcome(done)
 
     def _start(self) -> None:
         hub_end, self._wake = _os_socket.socketpair()
@@ -152,10 +158,7 @@ class Batcher(Generic[Item, Result]):
         self._queue.put((item, done))
         if queued is not None:
             queued()
-        ok, value = done.wait()
-        if ok:
-            return value
-        raise value
+        return _outcome(done)
 
     def _run(self) -> None:
         while True:
@@ -208,10 +211,7 @@ class Lane:
         done = eventlet.event.Event()
         (self._ahead if fn in self._first else self._behind).append((fn, args, done))
         self._waiting.release()
-        ok, value = done.wait()
-        if ok:
-            return value
-        raise value
+        return _outcome(done)
 
     def _run(self) -> None:
         while True:

@@ -34,12 +34,9 @@ def new_store(url):
     return store
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def urls(request, tmp_path):
-    if request.param == "sqlite":
-        return [f"sqlite:///{tmp_path}/{name}.db" for name in ("batch", "single")]
-    _, postgres = request.getfixturevalue("backing_services")
-    return [postgres.create_database(), postgres.create_database()]
+@pytest.fixture
+def urls(new_url):
+    return [new_url(), new_url()]  # batched, and one at a time
 
 
 def message(rng, n):

@@ -13,14 +13,9 @@ from chat_server.store import Store
 from chat_server.store import users as users_store
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/users.db"
-    else:
-        _, postgres = request.getfixturevalue("backing_services")
-        url = postgres.create_database()
-    store = Store(url)
+@pytest.fixture
+def store(new_url):
+    store = Store(new_url())
     store.create_schema()
     yield store
     store.close()

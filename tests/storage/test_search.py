@@ -50,14 +50,9 @@ def change(message_id, kind, text=""):
                      by_sid="sid", ts=1, text=text)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/search.db"
-    else:
-        _, postgres = request.getfixturevalue("backing_services")
-        url = postgres.create_database()
-    store = new_store(url)
+@pytest.fixture
+def store(new_url):
+    store = new_store(new_url())
     yield store
     store.close()
 

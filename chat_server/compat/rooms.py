@@ -6,6 +6,10 @@ the whole table, then a membership test per room) on each disconnect and each
 O(users online) per disconnect and O(N^2) for a disconnect storm: 10,000 clients that
 drop at once took minutes. Here every enter and leave also updates `sid -> rooms`.
 
+The library's lists of connections half-way through connecting or disconnecting are
+looked up with `in` on every `is_connected` and emptied with `remove`: O(N) each, O(N^2)
+for a storm. Here they are insertion-ordered dicts with the two list methods it uses.
+
 A disconnecting connection also leaves its rooms at once (`pre_disconnect`): the library
 keeps it in them until its disconnect handler returns, and a handler that waits (for the
 store) would otherwise go on receiving, and queueing for a socket that is gone, every
@@ -21,14 +25,43 @@ import socketio
 from ._checks import has
 
 
+class _Sids(dict[str, None]):
+    """A pending list of the library's (`append`, `remove`, `in`, `len`, iteration), with
+    O(1) `in` and `remove`."""
+
+    def append(self, sid: str) -> None:
+        self[sid] = None
+
+    def remove(self, sid: str) -> None:
+        del self[sid]
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == list(other) if isinstance(other, (list, dict)) else False
+
+
+class _PendingByNamespace(dict[str, _Sids]):
+    """`pending_connect` / `pending_disconnect`: namespace -> `_Sids`; the library stores
+    a new `[]` per namespace, which becomes a `_Sids` here."""
+
+    def __setitem__(self, namespace: str, sids: Any) -> None:
+        super().__setitem__(namespace, sids if isinstance(sids, _Sids)
+                            else _Sids((sid, None) for sid in sids))
+
+
 class IndexedRooms(socketio.Manager):
     """Relies on `BaseManager.basic_enter_room(sid, namespace, room, eio_sid)`,
     `basic_leave_room(sid, namespace, room)`, `basic_disconnect(sid, namespace)`,
     `pre_disconnect(sid, namespace)`, `get_rooms(sid, namespace)` and on the attributes
     `callbacks`, `pending_connect` and `pending_disconnect` (what `basic_disconnect` tidies
-    besides the rooms). `None` is the library's room of connected sids."""
+    besides the rooms; namespace -> a list the library only appends to, removes from and
+    tests with `in`). `None` is the library's room of connected sids."""
 
     _index: dict[tuple[str, str], set[Any]] | None = None  # (namespace, sid) -> rooms
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pending_connect = _PendingByNamespace()
+        self.pending_disconnect = _PendingByNamespace()
 
     @property
     def room_index(self) -> dict[tuple[str, str], set[Any]]:

@@ -464,9 +464,11 @@ def run_generator(server, scenario, params, probe, deadline, workdir, on_phase=N
 
 class Profiler:
     """py-spy on our server for one generator run: only the thread holding the GIL is
-    sampled, so the stacks show where the event loop's CPU goes."""
+    sampled, so the stacks show where the event loop's CPU goes. `threads`: every thread
+    that is running instead (the store's thread too, and time in system calls and in
+    SQLite, which run without the GIL)."""
 
-    def __init__(self, pid, outfile):
+    def __init__(self, pid, outfile, threads=False):
         self.outfile = outfile
         spy = Path(sys.executable).with_name("py-spy")
         if not spy.exists():
@@ -474,7 +476,8 @@ class Profiler:
         if not spy:
             raise RuntimeError("py-spy is not installed: .venv/bin/pip install -r "
                                "bench/requirements.txt")
-        self.proc = Proc("py-spy", [spy, "record", "--pid", pid, "--gil", "--nonblocking",
+        which = ["--threads"] if threads else ["--gil"]
+        self.proc = Proc("py-spy", [spy, "record", "--pid", pid, *which, "--nonblocking",
                                     "--rate", "100", "--format", "raw", "--output", outfile],
                          core=GEN_CORE, stdout=subprocess.DEVNULL)
         self.started = time.monotonic()
@@ -541,7 +544,7 @@ def run_scenario(kind, scenario, sizes, opts):
                 return
             chosen = opts.profile_phase is None or name == opts.profile_phase
             if state == "start" and chosen and not spy:
-                spy.append(Profiler(server.proc.pid, raw))
+                spy.append(Profiler(server.proc.pid, raw, opts.profile_threads))
             elif state == "end" and opts.profile_phase == name and spy:
                 spy[0].stop()
 
@@ -818,25 +821,31 @@ def report(results, servers):
                 sends = [ph[f"{prefix}-{w}"]["acked_per_s"] for w in ("send", "send2")
                          if f"{prefix}-{w}" in ph]
                 base = sum(sends) / len(sends) if sends else None
-                for w in ("send", "edit", "react", "send2", "delete"):
+                for w in ("send", "edit", "react", "edit-old", "send2", "delete"):
                     p = ph.get(f"{prefix}-{w}")
                     if not p:
                         continue
                     ratio = None if not base or w.startswith("send") \
                         else f"{p['acked_per_s'] / base:.2f}"
-                    rows.append([s, where, p.get("event"), p.get("acked_per_s"), ratio,
+                    event = p.get("event") + (" (oldest first)" if w == "edit-old" else "")
+                    cpu = None  # the server's CPU time per acked request, all threads
+                    if p.get("srv_cpu") and p.get("acked_per_s"):
+                        cpu = round(p["srv_cpu"] * 1e4 / p["acked_per_s"])
+                    rows.append([s, where, event, p.get("acked_per_s"), ratio, cpu,
                                  p.get("ack_p50_ms"), p.get("ack_p99_ms"),
                                  (p.get("refused") or 0) + (p.get("ack_timeouts") or 0),
                                  f"{fmt(p.get('delivered'))}/{fmt(p.get('expected'))}",
                                  p.get("deliveries_per_s"), *tail(p)])
-                    if w in ("edit", "react", "delete") and ratio is not None:
+                    if not w.startswith("send") and ratio is not None:
                         key[s][f"{prefix}_{w}_ratio"] = float(ratio)
                 key[s][f"{prefix}_sends"] = base
     if rows:
         out.append(table("Changes against sends (the same clients on the same server, one "
                          "request in flight each; ratio: acked/s over the mean of the two "
-                         "send windows)",
-                         ["server", "where", "event", "acked/s", "ratio", "ack p50 ms",
+                         "send windows; srv CPU us/ack: the server's CPU time, all threads, "
+                         "per acked request, which other load on core 0 changes less)",
+                         ["server", "where", "event", "acked/s", "ratio", "srv CPU us/ack",
+                          "ack p50 ms",
                           "ack p99 ms", "failed", "delivered/expected", "deliveries/s",
                           *common], rows))
 
@@ -931,6 +940,9 @@ def main(argv=None):
     parser.add_argument("--profile-phase", metavar="NAME",
                         help="with --profile: record only the measured window NAME (for "
                              "example changes-edit) instead of every window from the first")
+    parser.add_argument("--profile-threads", action="store_true",
+                        help="with --profile: sample every running thread (store, system "
+                             "calls, SQLite) instead of only the one holding the GIL")
     parser.add_argument("--keep-logs", action="store_true", help="keep the servers' logs")
     parser.add_argument("--server-cores", default="0", metavar="LIST",
                         help="taskset cores for the servers (default 0; e.g. 0,1 lets a "

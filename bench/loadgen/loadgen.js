@@ -558,12 +558,13 @@ async function scenarioDurable() {
 
 // (6) Changes against sends (ours only, docs/protocol.md §8): the same clients, each with
 // one request in flight (it sends the next when the ack arrives), on the same server.
-// Windows in order: plain sends, editMessage of one's own messages, react (on and off in
-// turn, so every call changes something), plain sends again (the machine may have drifted),
-// deleteMessage of one's own messages (each once; shorter, so none runs out). Twice: in the
-// lobby (`message`: every send and every change is delivered to all the clients) and in
-// DMs to oneself (`sendMessage` to one's own sid: one delivery, the store path). Reported
-// per window: acked/s, ack p50/p99, and the `reply` or `update` frames delivered.
+// Windows in order: plain sends; editMessage and react (on and off in turn, so every call
+// changes something) of one's own recent messages; editMessage of one's own messages
+// oldest first; plain sends again (the machine may have drifted); deleteMessage of one's
+// own messages, newest first, each once (shorter, so none runs out). Twice: in the lobby
+// (`message`: every send and every change is delivered to all the clients) and in DMs to
+// oneself (`sendMessage` to one's own sid: one delivery, the store path). Reported per
+// window: acked/s, ack p50/p99, and the `reply` or `update` frames delivered.
 const ID_IN_ACK = Buffer.from('"message":{"id":');
 const UPDATE_IN_ACK = Buffer.from('"update":');
 
@@ -641,11 +642,22 @@ async function scenarioChanges() {
       deliveries_per_s: Math.round(delivered / measured),
     });
   };
-  const next = (c) => { // the client's next own message, round robin; null when none
+  // The client's next own message (null: none): `recent`, round robin over its newest
+  // RECENT (people edit, react to and delete what was just said); or oldest first, round
+  // robin over all (what this node no longer keeps in mind: the store is asked first).
+  const RECENT = P.recent || 50;
+  const next = (c, recent) => {
     const ids = own.get(c);
     const k = cursor.get(c) || 0;
     cursor.set(c, k + 1);
-    return ids.length ? ids[k % ids.length] : null;
+    if (!ids.length) return null;
+    if (!recent) return ids[k % ids.length];
+    const span = Math.min(RECENT, ids.length);
+    return ids[ids.length - 1 - (k % span)];
+  };
+  const edit = (recent) => (c) => {
+    const id = next(c, recent);
+    return id === null ? null : `{"messageId":${id},"text":"edited ${makeMarker(seq++)}"}`;
   };
   let seq = 0;
   for (const where of ["lobby", "self"]) {
@@ -658,27 +670,27 @@ async function scenarioChanges() {
     const p = where === "lobby" ? "changes" : "changes-self";
     await windowFor(`${p}-send`, sendEvent, secs, send, fanout, "replies");
     await sleep(500);
-    await windowFor(`${p}-edit`, "editMessage", secs, (c) => {
-      const id = next(c);
-      return id === null ? null : `{"messageId":${id},"text":"edited ${makeMarker(seq++)}"}`;
-    }, fanout, "updates");
+    await windowFor(`${p}-edit`, "editMessage", secs, edit(true), fanout, "updates");
     await sleep(500);
     await windowFor(`${p}-react`, "react", secs, (c) => {
-      const id = next(c);
+      const id = next(c, true);
       if (id === null) return null;
       const on = !reacted.get(id);
       reacted.set(id, on);
       return `{"messageId":${id},"emoji":"\ud83d\udc4d","on":${on}}`;
     }, fanout, "updates");
     await sleep(500);
+    await windowFor(`${p}-edit-old`, "editMessage", secs, edit(false), fanout, "updates");
+    await sleep(500);
     await windowFor(`${p}-send2`, sendEvent, secs, send, fanout, "replies");
     await sleep(500);
+    // newest first, each once (the last send window's messages: 5 s do not run out)
     await windowFor(`${p}-delete`, "deleteMessage", P.deleteSecs || secs / 2, (c) => {
       const ids = own.get(c);
       const k = cursor.get(c) || 0;
       if (k >= ids.length) return null;
       cursor.set(c, k + 1);
-      return `{"messageId":${ids[k]}}`;
+      return `{"messageId":${ids[ids.length - 1 - k]}}`;
     }, fanout, "updates");
     await sleep(500);
   }

@@ -34,3 +34,20 @@ def make_chat(tmp_path):
 def chat(make_chat):
     """A Chat with the default settings."""
     return make_chat()
+
+
+@pytest.fixture
+def counted(tmp_path):
+    """A Chat whose store calls are recorded by name in `chat.calls`."""
+    store = Store(f"sqlite:///{tmp_path}/calls.db")
+    calls = []
+
+    def store_call(fn, *args):
+        calls.append(fn.__name__)
+        return fn(*args)
+
+    chat = Chat(store, Config(), publish=lambda effects: None, store_call=store_call)
+    chat.calls = calls
+    chat.start()
+    yield chat
+    store.close()

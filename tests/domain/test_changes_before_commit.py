@@ -5,34 +5,14 @@ way: the conversation must still be readable, and the commit checks the message'
 
 import pytest
 
-from chat_server.config import Config
-from chat_server.domain.chat import Chat
 from chat_server.domain.errors import Forbidden, NotFound
 from chat_server.domain.sending import Sending
-from chat_server.store import Store
 
 
 def join(chat, sid, auth=None):
     conn = chat.identity.connect(sid, auth)
     chat.live.go_live(sid)
     return conn
-
-
-@pytest.fixture
-def counted(tmp_path):
-    """A Chat whose store calls are recorded by name in `chat.calls`."""
-    store = Store(f"sqlite:///{tmp_path}/calls.db")
-    calls = []
-
-    def store_call(fn, *args):
-        calls.append(fn.__name__)
-        return fn(*args)
-
-    chat = Chat(store, Config(), publish=lambda effects: None, store_call=store_call)
-    chat.calls = calls
-    chat.start()
-    yield chat
-    store.close()
 
 
 def test_a_change_to_a_recent_message_goes_straight_to_the_commit(counted):

@@ -281,19 +281,11 @@ def test_a_retry_gets_its_original_whatever_became_of_the_destination(chat):
     assert emits(chat, "reply") == []
 
 
-def test_a_fresh_send_pays_for_no_retry_lookup(tmp_path):
+def test_a_fresh_send_pays_for_no_retry_lookup(counted):
     """A new send, with a clientId or not, goes to the store once (the insert finds a
     retry itself); the extra lookup, through `store_call` (off the event loop in the
     server), happens only when a send fails before reaching the store."""
-    store = Store(f"sqlite:///{tmp_path}/calls.db")
-    calls = []
-
-    def store_call(fn, *args):
-        calls.append(fn.__name__)
-        return fn(*args)
-
-    chat = Chat(store, Config(), publish=lambda effects: None, store_call=store_call)
-    chat.start()
+    chat, calls = counted, counted.calls
     join(chat, "s1", {"name": "alice"})
     join(chat, "s2", {"name": "bob"})
     calls.clear()
@@ -306,7 +298,6 @@ def test_a_fresh_send_pays_for_no_retry_lookup(tmp_path):
     with pytest.raises(NotFound):
         chat.sending.send_message("s1", {"content": "x", "destId": "nobody", "clientId": "k2"})
     assert calls.count("message_by_client_id") == 1
-    store.close()
 
 
 def test_a_connection_closed_during_the_retry_lookup_leaves_no_bucket(tmp_path):

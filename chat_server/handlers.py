@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 NAMESPACE = "/"
+# Periodic scans over every session yield to the event loop after this many: at 10,000
+# sessions one pass is tens of milliseconds that every client would wait for.
+SCAN_SLICE = 500
 Route = Callable[..., "dict | None"]  # (sid, payload), and a Turn for sends
 # Events whose order a connection keeps: they take ids (docs/protocol.md §4, §8).
 SENDS = frozenset({"message", "sendMessage", "editMessage", "deleteMessage", "react"})
@@ -264,7 +267,9 @@ class SocketHandlers:
             for eio_sid in list(first_seen):
                 if eio_sid not in live:
                     del first_seen[eio_sid]
-            for eio_sid in live:
+            for count, eio_sid in enumerate(live, 1):
+                if count % SCAN_SLICE == 0:
+                    runtime.sleep(0)  # thousands of sessions: let others run between slices
                 if self.sio.manager.sid_from_eio_sid(eio_sid, NAMESPACE) is not None:
                     first_seen.pop(eio_sid, None)
                     continue
@@ -280,7 +285,9 @@ class SocketHandlers:
 
     def _close_stalled_readers(self) -> None:
         limit = self.config.max_queued_packets
-        for eio_sid, session in list(compat.sessions(self.sio).items()):
+        for count, (eio_sid, session) in enumerate(list(compat.sessions(self.sio).items()), 1):
+            if count % SCAN_SLICE == 0:
+                runtime.sleep(0)
             queued = compat.queued_packets(session)
             if queued > limit and not session.closed:
                 logger.info("closing %s: %d packets queued, the client is not reading",

@@ -78,6 +78,12 @@ export function linkify(text) {
   return frag;
 }
 
+/** `text` cut to its first `max` code points, with "…" when it was longer. */
+export function clip(text, max) {
+  const chars = [...String(text ?? '')];
+  return chars.length > max ? `${chars.slice(0, max).join('')}…` : chars.join('');
+}
+
 /** Length in Unicode code points, as the server counts it. */
 export function codePoints(text) {
   let n = 0;

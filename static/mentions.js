@@ -7,18 +7,13 @@ import { call } from './connection.js';
 import * as conversations from './conversations.js';
 import * as presence from './presence.js';
 import * as identity from './identity.js';
+import * as moderation from './moderation.js';
 import { lower } from './rules.js';
 
 const OFFER = 8;
-const membersAsked = new WeakSet();
 
 async function roomMembers(conv) {
-  if (!conv.members && !membersAsked.has(conv)) {
-    membersAsked.add(conv);
-    // §2.4: joining a room one is in succeeds and changes nothing; its ack lists members.
-    const res = await call('joinRoom', { room: conv.title });
-    if (res.ok && Array.isArray(res.members)) conversations.setMembers(conv, res.members);
-  }
+  await moderation.ensureMembers(conv); // asked once, shared with the member panel
   return conv.members || [];
 }
 

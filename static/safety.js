@@ -12,11 +12,13 @@ import * as header from './view/header.js';
 import * as composer from './view/composer.js';
 import * as status from './view/status.js';
 
-/** Draw what moderation touches in the open conversation (chat.refreshHeader calls it). */
+/**
+ * Draw what moderation touches in the open conversation besides the header (whose Block and
+ * Ban buttons header.render draws): chat.refreshHeader calls it after that.
+ */
 export function refresh() {
   const conv = conversations.active();
   members.render(conv);
-  header.renderSafety(conv);
   const until = conv.type === 'room' ? moderation.myMuteUntil(conv.key) : null;
   if (until) {
     const by = moderation.mutedBy(conv.key, identity.current().name);

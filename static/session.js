@@ -69,8 +69,6 @@ function showBanned() {
   header.showError(bannedText());
 }
 
-export const isBanned = () => banned !== null;
-
 /** `banned {by}`: a server admin banned this user; the server closes the connection next. */
 export function onBanned(ev) {
   banned = { by: ev && typeof ev.by === 'string' ? ev.by : null };

@@ -5,7 +5,7 @@
 // typing `@` offers the conversation's members to mention. A member muted in a room (§10.2)
 // sees until when instead of a box to write in.
 
-import { byId, h, clear, setText, codePoints } from '../dom.js';
+import { byId, h, clear, setText, codePoints, clip } from '../dom.js';
 import { TEXT_LIMIT } from '../rules.js';
 
 const COUNTER_FROM = 1800;   // show the character counter from here on
@@ -77,17 +77,10 @@ export function sent(key) {
 
 // -- editing and replying (docs/protocol.md §8.2) --------------------------------------
 
-export const currentMode = () => mode;
-
 function showContext(text) {
   setText(contextText, text);
   contextBar.hidden = false;
   contextBar.dataset.mode = mode ? mode.type : '';
-}
-
-function snippet(text) {
-  const chars = [...String(text ?? '')];
-  return chars.length > QUOTE_CHARS ? `${chars.slice(0, QUOTE_CHARS).join('')}…` : chars.join('');
 }
 
 /** Put message `msg` (mine) in the box to edit it; Enter saves, Escape cancels. */
@@ -109,7 +102,7 @@ export function startReply(msg) {
     stashed = '';
   }
   mode = { type: 'reply', id: msg.id };
-  showContext(`Replying to ${msg.from ?? '?'}: ${snippet(msg.text)}`);
+  showContext(`Replying to ${msg.from ?? '?'}: ${clip(msg.text, QUOTE_CHARS)}`);
   update();
   input.focus();
 }
@@ -131,10 +124,6 @@ export function cancelMode() {
 /** The message being edited or answered is gone (deleted): stop. */
 export function forgetMessage(id) {
   if (mode && mode.id === id) cancelMode();
-}
-
-export function showError(text) {
-  setText(errorLine, text || '');
 }
 
 /** text: why this user cannot write here now (muted until when, §10.2), or null. */

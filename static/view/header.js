@@ -67,7 +67,7 @@ export function render(conv) {
 }
 
 /** Block / Unblock and "Ban from server" in a DM with someone else (§10.4, §10.5). */
-export function renderSafety(conv) {
+function renderSafety(conv) {
   const other = conv.type === 'dm' && !identity.isMe(conv.peer);
   blockButton.hidden = !other;
   if (other) {

@@ -34,8 +34,6 @@ let armed = null;          // {action, name}: a ban asks for a second click
 let armTimer = null;
 let busy = false;
 
-export const isOpen = () => !panel.hidden;
-
 function disarm() {
   clearTimeout(armTimer);
   armed = null;

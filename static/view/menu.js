@@ -55,10 +55,6 @@ function setMenu(id) {
   for (const which of [before, id]) if (which !== null) handlers.redraw(which);
 }
 
-export function closeMenu() {
-  if (openFor !== null) setMenu(null);
-}
-
 /** Another conversation is drawn, or none: no menu is open in it. */
 export function forget() {
   openFor = null;

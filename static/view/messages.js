@@ -29,6 +29,7 @@ let nodeOf = new WeakMap(); // entry -> its <li>, to insert a newer entry before
 let handlers = null;
 let shownConv = null;       // the conversation drawn
 let dividerNode = null;
+let seenNode = null;        // "Seen" under my newest DM message the peer read
 
 function isNearBottom() {
   return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < NEAR_BOTTOM_PX;
@@ -94,13 +95,17 @@ function placeDivider(conv) {
 /** "Seen" under my newest DM message that the peer has read (docs/protocol.md §9.1). */
 export function showSeen(conv) {
   if (conv !== shownConv) return;
-  for (const old of messageList.querySelectorAll('.msg-seen')) old.remove();
+  if (seenNode) seenNode.remove();
+  seenNode = null;
   if (conv.type !== 'dm' || !conv.peerRead || identity.isMe(conv.peer)) return;
   for (let i = conv.entries.length - 1; i >= 0; i -= 1) {
     const e = conv.entries[i];
     if (!e.msg || e.msg.id > conv.peerRead || !identity.isMe(e.msg.from)) continue;
     const node = nodeOf.get(e);
-    if (node) node.appendChild(h('p', { class: 'msg-seen', 'data-testid': 'seen' }, 'Seen'));
+    if (node) {
+      seenNode = h('p', { class: 'msg-seen', 'data-testid': 'seen' }, 'Seen');
+      node.appendChild(seenNode);
+    }
     return;
   }
 }

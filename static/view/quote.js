@@ -2,7 +2,7 @@
 // it answers and the start of its text, or that it was deleted. A click on it shows that
 // message (view/messages.js reports it).
 
-import { h } from '../dom.js';
+import { h, clip } from '../dom.js';
 import * as conversations from '../conversations.js';
 
 const QUOTE_CHARS = 140;
@@ -14,8 +14,7 @@ export function quoteNode(conv, m) {
   let what = 'an earlier message';
   if (target) {
     who = target.from ?? '?';
-    what = target.deleted ? 'This message was deleted.' : String(target.text ?? '');
-    if ([...what].length > QUOTE_CHARS) what = `${[...what].slice(0, QUOTE_CHARS).join('')}…`;
+    what = target.deleted ? 'This message was deleted.' : clip(target.text, QUOTE_CHARS);
   }
   return h('button', {
     type: 'button',

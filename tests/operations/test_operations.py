@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 import socketio
@@ -67,7 +68,13 @@ def test_metrics_follow_clients_and_messages(ops_server, client_factory):
     assert ("chat_event_loop_lag_seconds", ()) in after
     bob.disconnect()
     alice.disconnect()
+    # The client returns before the server has handled the close: give it a moment.
+    deadline = time.monotonic() + 5
     gone = scrape(ops_server)
+    while value(gone, "chat_connections", transport="websocket") and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)
+        gone = scrape(ops_server)
     assert value(gone, "chat_connections", transport="websocket") == 0
     assert value(gone, "chat_users_online") == 0
 

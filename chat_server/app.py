@@ -86,11 +86,12 @@ def create_app(config: Config) -> App:
     metrics = Metrics()
     store = Store(config.database_url)
     # The send path goes ahead of other calls waiting for the lane (`runtime.Lane`): its
-    # group commit and the short reads before it (the recipient, a DM's block, the room
-    # and a mute, the message replied to, who an @name is).
+    # group commit (which also checks blocks and mutes) and the short reads a send may
+    # need before it (the recipient by name, the room, the message replied to, who an
+    # @name is).
     send_path: list[Callable[..., Any]] = [
-        store.insert_messages, store.user_by_key, store.blocks, store.room_for,
-        store.muted_until, store.message_heads, store.mention_candidates]
+        store.insert_messages, store.user_by_key, store.room_for, store.message_heads,
+        store.mention_candidates]
     store_call = metrics.timed(runtime.Lane(first=send_path).run
                                if store.is_sqlite else _green_call)
     cluster = _cluster(config)

@@ -34,6 +34,18 @@ class Forbidden(ChatError):
     default_message = "You are not allowed to do that."
 
 
+class Blocked(Forbidden):
+    """A DM (or DM typing) to someone who blocks the sender (docs/protocol.md §10.5)."""
+
+    default_message = "This user does not take your direct messages."
+
+
+class Muted(Forbidden):
+    """Sending or typing in a room where one is muted (docs/protocol.md §10.2)."""
+
+    default_message = "You are muted in this room for now."
+
+
 class BadPassword(ChatError):
     code = "bad_password"
     default_message = "Wrong or missing password."

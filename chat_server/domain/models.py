@@ -62,6 +62,10 @@ class NewMessage:
     reply_to: int | None = None
     mentions: list[str] = field(default_factory=list)  # names, as the users spell them
     mention_ids: list[int] = field(default_factory=list)  # their user ids
+    # Refused in the commit's transaction (`Blocked`, `Muted`): a mute of the sender in
+    # this room, a block of the sender by the DM's recipient (docs/protocol.md §10).
+    mute_room_id: int | None = None
+    check_blocks: bool = False
 
 
 @dataclass(frozen=True)

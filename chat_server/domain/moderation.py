@@ -16,7 +16,7 @@ from . import authorization as authz
 from . import payloads
 from .context import Context
 from .effects import Close, Disconnect, Effect, Emit, Exit, room_target, user_target
-from .errors import Forbidden, NotFound
+from .errors import Blocked, Forbidden, Muted, NotFound
 from .identity import Identity
 from .models import Room, User
 from .ports import Memberships
@@ -120,7 +120,7 @@ class Moderation:
         """Sending or typing in a room: `forbidden` while muted there (§10.2)."""
         until = self.ctx.store_call(self.ctx.store.muted_until, room.id, user.id)
         if until is not None and until > self.ctx.now_ms():
-            raise Forbidden("You are muted in this room for now.")
+            raise Muted()
 
     # -- the server: banUser; blocks --------------------------------------------------------
 
@@ -171,7 +171,7 @@ class Moderation:
         """A DM or DM typing to someone who blocks the sender: `forbidden` (§10.5)."""
         if recipient.id != sender.id and self.ctx.store_call(
                 self.ctx.store.blocks, recipient.id, sender.id):
-            raise Forbidden("This user does not take your direct messages.")
+            raise Blocked()
 
     # -- shared ----------------------------------------------------------------------------
 

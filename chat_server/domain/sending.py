@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from . import validation
 from .context import Context
@@ -24,7 +24,19 @@ if TYPE_CHECKING:
 # Per item of a batch: the stored message or change (None: a change that changed nothing)
 # and whether it was a retry's original; or the ChatError that refused a change.
 Committed = tuple["Message | None", bool] | ChatError
-Destination = tuple[str, str, str, "str | None", "int | None"]  # key, name, kind, to, to id
+
+
+class Destination(NamedTuple):
+    conv_key: str
+    conversation: str
+    kind: str  # broadcast | room | direct
+    to: str | None
+    to_user_id: int | None = None
+    # Moderation's checks, made by the store in the commit's own transaction, so a send
+    # costs no store call before it (docs/protocol.md §10.2, §10.5): the room whose mutes
+    # apply, and whether the recipient's blocks do.
+    mute_room_id: int | None = None
+    check_blocks: bool = False
 
 
 Item = NewMessage | NewChange
@@ -149,20 +161,20 @@ class Sending:
         """Send as `conn`, which may also be a bot's HTTP identity (`bots.py`): to the
         lobby (no `dest`), a room, or a user (by an online sid too, unless not `sids`)."""
 
+        moderated = self.moderation is not None
+
         def destination() -> Destination:
             if send.dest is None:
-                return "lobby", "lobby", "broadcast", None, None
+                return Destination("lobby", "lobby", "broadcast", None)
             if send.dest.startswith("#"):
                 room = self.rooms.member_room(conn.user, send.dest)
-                if self.moderation is not None:
-                    self.moderation.check_not_muted(conn.user, room)
-                return room.key, room.name, "room", room.name, None
+                return Destination(room.key, room.name, "room", room.name,
+                                   mute_room_id=room.id if moderated else None)
             peer = (self.identity.peer(send.dest) if sids
                     else self.identity.peer_by_name(send.dest))
-            if self.moderation is not None:
-                self.moderation.check_not_blocked(conn.user, peer)
             conv = validation.dm_key(conn.user.name, peer.name)
-            return conv, conv, "direct", peer.name, peer.id
+            return Destination(conv, conv, "direct", peer.name, peer.id,
+                               check_blocks=moderated and peer.id != conn.user.id)
 
         return self._send(conn, send, destination, turn)
 
@@ -198,19 +210,21 @@ class Sending:
             if not isinstance(error, RateLimited):
                 self._refund(conn)
             return original
-        conv_key, conversation, kind, to, to_user_id = where
+        conv_key = where.conv_key
         if send.reply_to is not None:
             answered = self.message_head(send.reply_to)
             if answered is None or answered[0] != conv_key:
                 raise NotFound("The message replied to is not in this conversation.")
         mentioned = self.mentions(conv_key, send.text)
         item = NewMessage(
-            conv_key=conv_key, conversation=conversation, kind=kind, from_user_id=conn.user.id,
-            from_name=conn.user.name, from_sid=conn.sid, to=to, to_user_id=to_user_id,
-            text=send.text, ts=self.ctx.now_ms(), client_id=send.client_id,
-            reply_to=send.reply_to, mentions=[user.name for user in mentioned],
+            conv_key=conv_key, conversation=where.conversation, kind=where.kind,
+            from_user_id=conn.user.id, from_name=conn.user.name, from_sid=conn.sid,
+            to=where.to, to_user_id=where.to_user_id, text=send.text, ts=self.ctx.now_ms(),
+            client_id=send.client_id, reply_to=send.reply_to,
+            mentions=[user.name for user in mentioned],
             # The rows counting unread mentions (§9.2): never of one's own message.
-            mention_ids=[user.id for user in mentioned if user.id != conn.user.id])
+            mention_ids=[user.id for user in mentioned if user.id != conn.user.id],
+            mute_room_id=where.mute_room_id, check_blocks=where.check_blocks)
         message, duplicate = self.submit(item, turn)
         if duplicate:
             self._refund(conn)

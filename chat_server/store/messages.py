@@ -9,7 +9,7 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 
-from ..domain.errors import ChatError, Forbidden, NotFound, TooLarge
+from ..domain.errors import Blocked, ChatError, Forbidden, Muted, NotFound, TooLarge
 from ..domain.models import Message, NewChange, NewMessage
 from ..schema import (
     MESSAGE_LOCK,
@@ -53,6 +53,15 @@ for name in ("targets", "counts"):
     CHANGE[name] = CHANGE[name].bindparams(sa.bindparam("ids", expanding=True))
 CHANGE["mine"] = CHANGE["mine"].bindparams(sa.bindparam("ids", expanding=True),
                                            sa.bindparam("users", expanding=True))
+# Moderation's refusals of new messages (`_refusals`): per pair of ids, narrowed in Python.
+REFUSALS = {
+    "blocks": sa.text("SELECT user_id, blocked_id FROM blocks "
+                      "WHERE user_id IN :users AND blocked_id IN :senders").bindparams(
+        sa.bindparam("users", expanding=True), sa.bindparam("senders", expanding=True)),
+    "mutes": sa.text("SELECT room_id, user_id, until FROM room_mutes "
+                     "WHERE room_id IN :rooms AND user_id IN :senders").bindparams(
+        sa.bindparam("rooms", expanding=True), sa.bindparam("senders", expanding=True)),
+}
 
 
 class _Target:
@@ -125,13 +134,18 @@ class MessageStore(RoomStore):
 
     def _insert_run(self, conn: sa.Connection, run: list[NewMessage],
                     originals: dict[ClientKey, Message | None]) -> list[Result]:
-        # plan: an index into `fresh`, or the key of an original
+        # plan: an index into `fresh`, the key of an original, or what refused the item
         fresh: list[NewMessage] = []
-        plan: list[int | ClientKey] = []
+        plan: list[int | ClientKey | ChatError] = []
+        refused = self._refusals(conn, run)
         for item in run:
             key = (item.from_user_id, item.client_id)
             if item.client_id is not None and key in originals:
                 plan.append(key)
+                continue
+            refusal = refused.get(id(item))
+            if refusal is not None:
+                plan.append(refusal)
                 continue
             if item.client_id is not None:
                 originals[key] = None  # a repeat later in this batch gets this one
@@ -154,8 +168,39 @@ class MessageStore(RoomStore):
             if mentioned:
                 conn.execute(mentions.insert(), mentioned)
         # Every original is a Message by now: a None above was replaced once inserted.
-        return [(stored[step], False) if isinstance(step, int)
+        return [step if isinstance(step, ChatError)
+                else (stored[step], False) if isinstance(step, int)
                 else (cast(Message, originals[step]), True) for step in plan]
+
+    @staticmethod
+    def _refusals(conn: sa.Connection, run: list[NewMessage]) -> dict[int, ChatError]:
+        """Per `id()` of a new message refused by moderation as this transaction sees
+        it: its recipient blocks its sender (`Blocked`), or its sender is muted in its
+        room until after it was sent (`Muted`). A retry of an accepted clientId is not
+        refused (its original stands). One statement per kind of check, none when no
+        message of the run asks for one: the lobby's messages cost nothing here."""
+        refused: dict[int, ChatError] = {}
+        dms = [item for item in run if item.check_blocks and item.to_user_id is not None]
+        if dms:
+            pairs = {(user, sender) for user, sender in conn.execute(REFUSALS["blocks"], {
+                "users": sorted({item.to_user_id for item in dms
+                                 if item.to_user_id is not None}),
+                "senders": sorted({item.from_user_id for item in dms})})}
+            for item in dms:
+                if (item.to_user_id, item.from_user_id) in pairs:
+                    refused[id(item)] = Blocked()
+        in_rooms = [item for item in run if item.mute_room_id is not None]
+        if in_rooms:
+            until = {(room_id, user_id): at for room_id, user_id, at in conn.execute(
+                REFUSALS["mutes"], {"rooms": sorted({item.mute_room_id for item in in_rooms
+                                                     if item.mute_room_id is not None}),
+                                    "senders": sorted({item.from_user_id
+                                                       for item in in_rooms})})}
+            for item in in_rooms:
+                at = until.get((item.mute_room_id, item.from_user_id))
+                if at is not None and at > item.ts:
+                    refused[id(item)] = Muted()
+        return refused
 
     def _apply_changes(self, conn: sa.Connection, run: list[NewChange]) -> list[Result]:
         """Consecutive edits, deletions and reactions (docs/protocol.md §8.2): each checked

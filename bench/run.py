@@ -20,6 +20,7 @@ import re
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +30,8 @@ import urllib.request
 from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
+
+from flame import read_stacks, render_svg, top_frames
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -67,11 +70,17 @@ OURS_ENV = {
 }
 
 ALL_SERVERS = ["ours", "minimal", "node"]
-EXTRA_SERVERS = ["minimal-lifted"]  # eventlet's pool and backlog raised; not in the default set
+# Not in the default set: eventlet's pool and backlog raised; our server on PostgreSQL.
+EXTRA_SERVERS = ["minimal-lifted", "ours-pg"]
 SCENARIOS = ["connections", "broadcast", "dm", "rooms", "durable", "changes"]
 OURS_ONLY = {"changes"}  # editMessage, react, deleteMessage: docs/protocol.md §8
 
 log = logging.getLogger("bench")
+
+
+def is_ours(kind):
+    """Our server, whichever store it runs on: the same protocol, probe and heartbeat."""
+    return kind in ("ours", "ours-pg")
 
 # Sizes: (full, quick). Every scenario is bounded by these counts and durations.
 SIZES = {
@@ -194,18 +203,25 @@ def lines_of(stream, into):
 
 
 class Server:
-    def __init__(self, kind, workdir, dbdir=None):
+    """One of the servers under test. `ours_repo`: the checkout whose chat_server ours runs
+    (by default this one); `postgres`: the cluster `ours-pg` stores in, a fresh database
+    per start as `ours` gets a fresh SQLite file."""
+
+    def __init__(self, kind, workdir, dbdir=None, ours_repo=None, postgres=None):
         self.kind = kind
         self.workdir = workdir
         self.dbdir = dbdir or workdir
+        self.ours_repo = Path(ours_repo or REPO)
+        self.postgres = postgres
+        self.database_url = None
         self.proc = None
         self.url = None
         self.logpath = None
 
     def argv(self):
-        if self.kind == "ours":
+        if is_ours(self.kind):
             return [PYTHON, "-m", "chat_server", "--host", "127.0.0.1", "--port", "0",
-                    "--database-url", f"sqlite:///{self.dbdir}/chat.db"]
+                    "--database-url", self.database_url]
         if self.kind == "minimal":
             return [PYTHON, BENCH / "ref_minimal.py", "--host", "127.0.0.1", "--port", "0"]
         if self.kind == "minimal-lifted":
@@ -218,12 +234,19 @@ class Server:
     def start(self, tag):
         for leftover in self.dbdir.glob("chat.db*"):
             leftover.unlink()
+        if self.kind == "ours-pg":
+            self.database_url = self.postgres.create_database()
+        else:
+            self.database_url = f"sqlite:///{self.dbdir}/chat.db"
         self.logpath = self.workdir / f"{self.kind}-{tag}.log"
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        if self.kind == "ours":
+        cwd = REPO
+        if is_ours(self.kind):
             env.update(OURS_ENV)
+            env.update(ours_imports(self.ours_repo))
+            cwd = self.ours_repo
         with open(self.logpath, "wb") as logfile:
-            self.proc = Proc(f"server {self.kind}", self.argv(), core=SERVER_CORE, cwd=REPO,
+            self.proc = Proc(f"server {self.kind}", self.argv(), core=SERVER_CORE, cwd=cwd,
                              stdout=logfile, env=env)
         until = time.monotonic() + 30
         while time.monotonic() < until:
@@ -242,6 +265,131 @@ class Server:
         if self.proc is not None:
             self.proc.stop()
             self.proc = None
+
+
+def ours_imports(repo):
+    """The environment that makes `python -m chat_server` import `repo`'s package: `-m`
+    puts the working directory first on sys.path, PYTHONPATH says it again, ahead of the
+    venv's editable install (which points at the main checkout)."""
+    return {"PYTHONPATH": os.pathsep.join([str(repo), *filter(None, [
+        os.environ.get("PYTHONPATH")])])}
+
+
+def ours_code(repo):
+    """Which chat_server our server imports (asked of the same interpreter, working
+    directory and environment) and the commit of that checkout, for the report."""
+    env = dict(os.environ, **ours_imports(repo))
+    found = subprocess.run([PYTHON, "-c", "import chat_server; print(chat_server.__file__)"],
+                           cwd=repo, env=env, capture_output=True, text=True)
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--",
+                            "chat_server"], capture_output=True, text=True)
+    return {"chat_server": found.stdout.strip() or found.stderr.strip()[-300:],
+            "commit": head.stdout.strip() or None,
+            "chat_server_modified": bool(dirty.stdout.strip())}
+
+
+def postgres_bin(name):
+    """Debian installs PostgreSQL's programs under /usr/lib/postgresql/VERSION/bin."""
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    return str(found[-1]) if found else shutil.which(name)
+
+
+class Postgres:
+    """A throw-away PostgreSQL cluster on loopback for `ours-pg`, with the durability of
+    its defaults (fsync and synchronous_commit on): an ack then means the commit reached
+    the disk, as SQLite's synchronous=FULL does for `ours`. Pinned with the server (its
+    work is the store's, which SQLite does inside our process), so its CPU time is read
+    over every window too: `cpu_seconds` sums every process of the cluster."""
+
+    def __init__(self, core):
+        missing = [n for n in ("initdb", "postgres", "pg_ctl", "psql") if not postgres_bin(n)]
+        if missing:
+            raise RuntimeError(f"ours-pg needs PostgreSQL's {', '.join(missing)}")
+        self.dir = Path(tempfile.mkdtemp(prefix="chat-bench-pg-"))
+        self.data = self.dir / "data"
+        self.core = core
+        self.port = None
+        self.proc = None
+        self.count = 0
+        # initdb refuses to run as root: the cluster then runs as the `postgres` user.
+        self.user = "postgres" if os.geteuid() == 0 else None
+
+    def _as_owner(self, argv):
+        return ["runuser", "-u", self.user, "--", *argv] if self.user else argv
+
+    def start(self):
+        if self.user:
+            shutil.chown(self.dir, self.user, self.user)
+        subprocess.run(self._as_owner([postgres_bin("initdb"), "-D", self.data, "-A", "trust",
+                                       "-U", "chat", "-E", "UTF8"]),
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.proc = Proc("postgres", self._as_owner([
+            postgres_bin("postgres"), "-D", self.data, "-p", self.port, "-k", self.dir,
+            "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=100"]),
+            core=self.core, stdout=subprocess.DEVNULL)
+        until = time.monotonic() + 30
+        while self.psql("SELECT 1").returncode != 0:
+            if time.monotonic() > until or not self.proc.alive():
+                self.stop()
+                raise RuntimeError("postgres did not accept logins")
+            time.sleep(0.2)
+        settings = self.psql("SELECT name || '=' || setting FROM pg_settings WHERE name IN "
+                             "('fsync', 'synchronous_commit', 'wal_sync_method', "
+                             "'full_page_writes', 'shared_buffers', 'server_version')")
+        self.settings = " ".join(settings.stdout.split())
+        log.info("postgres on 127.0.0.1:%s (%s)", self.port, self.settings)
+        return self
+
+    def psql(self, sql):
+        return subprocess.run([postgres_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port),
+                               "-U", "chat", "-d", "postgres", "-At", "-v", "ON_ERROR_STOP=1",
+                               "-c", sql], capture_output=True, text=True)
+
+    def create_database(self):
+        self.count += 1
+        name = f"chat_bench_{self.count}"
+        done = self.psql(f"CREATE DATABASE {name}")
+        if done.returncode != 0:
+            raise RuntimeError(f"CREATE DATABASE failed: {done.stderr.strip()}")
+        return f"postgresql://chat@127.0.0.1:{self.port}/{name}"
+
+    def cpu_seconds(self):
+        """utime + stime of every process of the cluster (the postmaster, its background
+        workers, one backend per pooled connection). Found by parentage: each child of
+        the postmaster makes itself a process group leader (setsid), so the group of the
+        process we started does not hold them."""
+        parent, ticks = {}, {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                pid = int(stat.parent.name)
+            except (OSError, IndexError, ValueError):
+                continue
+            parent[pid] = int(fields[1])  # field 4 of stat(5), the parent's pid
+            ticks[pid] = int(fields[11]) + int(fields[12])
+        total = 0
+        for pid, spent in ticks.items():
+            up = pid
+            while up > 1 and up != self.proc.pid:
+                up = parent.get(up, 0)
+            if up == self.proc.pid:
+                total += spent
+        return total / CLK_TCK
+
+    def stop(self):
+        if self.proc is None:
+            return
+        subprocess.run(self._as_owner([postgres_bin("pg_ctl"), "stop", "-D", self.data,
+                                       "-m", "fast", "-w", "-t", "20"]),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc.stop()
+        self.proc = None
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Probe:
@@ -322,13 +470,14 @@ def snapshot(server, gen, probe, receivers=None):
             "gen": cpu_seconds(gen.pid),
             "probe": cpu_seconds(probe.proc.pid) if probe else 0.0,
             "receivers": cpu_seconds(receivers.proc.pid) if receivers else 0.0,
+            "store": server.postgres.cpu_seconds() if server.kind == "ours-pg" else None,
             "heartbeat": heartbeat(server)}
 
 
 def heartbeat(server):
     """Our server's heartbeat greenlet (it wakes every 50 ms): from /metrics, how many of
     its wake-ups so far were at most `le` seconds late, per bucket bound."""
-    if server.kind != "ours":
+    if not is_ours(server.kind):
         return None
     request = urllib.request.Request(server.url + "/metrics", headers={
         "Authorization": "Bearer " + OURS_ENV["METRICS_TOKEN"]})
@@ -364,6 +513,25 @@ def pct(after, before, key, dt):
     return round(100.0 * (after[key] - before[key]) / dt, 1)
 
 
+def spent(after, before, key):
+    """CPU seconds between two snapshots (None if either is missing)."""
+    if after.get(key) is None or before.get(key) is None:
+        return None
+    return round(after[key] - before[key], 3)
+
+
+def cpu_us_per(phase, count, key="srv_cpu_s"):
+    """CPU microseconds per unit of work in one measured window: the process's utime +
+    stime (all threads, /proc/PID/stat) over the window, divided by the work done in it.
+    Other load on the core changes this less than it changes the throughput."""
+    cpu = phase.get(key)
+    if cpu is None and key == "srv_cpu_s" and phase.get("srv_cpu") is not None:
+        cpu = phase["srv_cpu"] * (phase.get("wall_s") or 0) / 100  # runs before srv_cpu_s
+    if not cpu or not count:
+        return None
+    return round(cpu * 1e6 / count)
+
+
 def run_generator(server, scenario, params, probe, deadline, workdir, on_phase=None,
                   receivers=None):
     """Runs loadgen.js once; returns {phases: {name: {...}}, summaries: [...], traffic}.
@@ -373,7 +541,7 @@ def run_generator(server, scenario, params, probe, deadline, workdir, on_phase=N
     `receivers` (broadcast only): a second generator process whose clients' deliveries
     are added to each window's."""
     argv = ["node", LOADGEN / "loadgen.js", "--url", server.url, "--server",
-            "ours" if server.kind == "ours" else server.kind, "--scenario", scenario,
+            "ours" if is_ours(server.kind) else server.kind, "--scenario", scenario,
             "--params", json.dumps(params), "--deadline", str(deadline)]
     gen = Proc("loadgen", argv, core=GEN_CORE, stdout=subprocess.PIPE, text=True)
     q = queue.Queue()
@@ -394,9 +562,9 @@ def run_generator(server, scenario, params, probe, deadline, workdir, on_phase=N
                     break
                 continue
             kind = msg.get("type")
-            if kind == "phase" and on_phase is not None:
-                on_phase(msg["state"], msg["name"])
             if kind == "phase" and msg["state"] == "start":
+                if on_phase is not None:
+                    on_phase("start", msg["name"])
                 opened[msg["name"]] = snapshot(server, gen, probe, receivers)
                 if probe:
                     probe.send(f"start {msg['name']}")
@@ -405,6 +573,8 @@ def run_generator(server, scenario, params, probe, deadline, workdir, on_phase=N
             elif kind == "phase" and msg["state"] == "end":
                 name = msg["name"]
                 after = snapshot(server, gen, probe, receivers)
+                if on_phase is not None:  # after the snapshot: py-spy takes a while to stop
+                    on_phase("end", name)
                 before = opened.pop(name, after)
                 dt = after["t"] - before["t"]
                 gen_pct = pct(after, before, "gen", dt)
@@ -414,6 +584,9 @@ def run_generator(server, scenario, params, probe, deadline, workdir, on_phase=N
                 phase.update({
                     "wall_s": round(dt, 3),
                     "srv_cpu": pct(after, before, "srv", dt),
+                    "srv_cpu_s": spent(after, before, "srv"),
+                    "store_cpu": pct(after, before, "store", dt),
+                    "store_cpu_s": spent(after, before, "store"),
                     "srv_wait": pct(after, before, "srv_wait", dt),
                     "gen_cpu": None if gen_pct is None
                     else round(gen_pct + probe_pct + receivers_pct, 1),
@@ -484,8 +657,9 @@ class Profiler:
         self.seconds = None
 
     def stop(self):
-        if self.seconds is None:
-            self.seconds = time.monotonic() - self.started
+        if self.seconds is not None:
+            return
+        self.seconds = time.monotonic() - self.started
         try:
             os.killpg(self.proc.pid, signal.SIGINT)  # py-spy writes its file on Ctrl-C
             self.proc.popen.wait(15)
@@ -494,82 +668,70 @@ class Profiler:
         self.proc.stop(grace=1.0)
 
 
-def summarize_profile(path, seconds=None, top=25):
-    """Self and inclusive shares of the functions in py-spy's raw (collapsed) output."""
-    own, incl, total = {}, {}, 0
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError:
-        return "no profile written"
-    for line in lines:
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        n = int(count)
-        total += n
-        frames = [f.strip() for f in stack.split(";")]
-        frames = [re.sub(r" \(.*?/(site-packages|lib/python3\.\d+)/", " (", f) for f in frames]
-        own[frames[-1]] = own.get(frames[-1], 0) + n
-        for f in set(frames):
-            incl[f] = incl.get(f, 0) + n
-    if not total:
-        return "no samples"
-    span = f" over {seconds:.0f} s" if seconds else ""
-    out = [f"{total} samples of the GIL-holding thread (100 Hz){span}; shares of samples",
-           "self time:"]
-    out += [f"  {100 * v / total:5.1f}%  {k}" for k, v in
-            sorted(own.items(), key=lambda kv: -kv[1])[:top]]
-    out.append("inclusive time:")
-    out += [f"  {100 * v / total:5.1f}%  {k}" for k, v in
-            sorted(incl.items(), key=lambda kv: -kv[1])[:top + 15]]
-    return "\n".join(out)
+def write_profile(raw, seconds, threads, title):
+    """Beside py-spy's raw stacks RAW.txt: the flame graph RAW.svg and the top-frames
+    summary RAW-top.txt (bench/flame.py). Returns the summary."""
+    raw = Path(raw)
+    summary = top_frames(read_stacks(raw), seconds, threads)
+    raw.with_name(raw.stem + "-top.txt").write_text(summary + "\n")
+    stacks = read_stacks(raw, lines=False)
+    if stacks:
+        raw.with_suffix(".svg").write_text(render_svg(stacks, title))
+    return summary
 
 
 def run_scenario(kind, scenario, sizes, opts):
     """All the generator runs of one scenario on one server, each on a fresh server."""
-    if scenario in OURS_ONLY and kind != "ours":
+    if scenario in OURS_ONLY and not is_ours(kind):
         log.info("  %s: %s is ours only, skipped", kind, scenario)
         return []
-    server = Server(kind, opts.workdir, opts.dbdir)
+    server = Server(kind, opts.workdir, opts.dbdir, opts.ours_repo, opts.postgres)
     results = []
 
     def one(tag, params, deadline, gen_scenario):
         server.start(tag)
         probe = None
-        spy = []  # the profiler, once the first (or the chosen) measured window opens
-        raw = Path(opts.profile or ".") / f"ours-{tag}.txt"
+        spies = {}  # measured window -> its own py-spy, started and stopped with it
 
         def on_phase(state, name):
-            if not opts.profile or kind != "ours":
+            if not opts.profile or not is_ours(kind):
                 return
-            chosen = opts.profile_phase is None or name == opts.profile_phase
-            if state == "start" and chosen and not spy:
-                spy.append(Profiler(server.proc.pid, raw, opts.profile_threads))
-            elif state == "end" and opts.profile_phase == name and spy:
-                spy[0].stop()
+            if opts.profile_phase not in (None, name):
+                return
+            if state == "start":
+                stem = f"{kind}-{name}" if name.startswith(tag) else f"{kind}-{tag}-{name}"
+                spies[name] = Profiler(server.proc.pid, Path(opts.profile) / f"{stem}.txt",
+                                       opts.profile_threads)
+            elif name in spies:
+                spies[name].stop()
 
         receivers = None
         try:
-            if kind == "ours":
+            if is_ours(kind):
                 probe = Probe(server.url, opts.probe_event)
             if gen_scenario == "broadcast" and opts.extra_receivers:
-                receivers = Receivers(server.url, kind, opts.extra_receivers)
+                receivers = Receivers(server.url, "ours" if is_ours(kind) else kind,
+                                      opts.extra_receivers)
             time.sleep(1.0)
             base_rss = rss_kb(server.proc.pid)
             out = run_generator(server, gen_scenario, params, probe, deadline, opts.workdir,
                                 on_phase=on_phase, receivers=receivers)
             out["base_rss_kb"] = base_rss
             out["server_log"] = str(server.logpath)
-            if spy:
-                profiler = spy.pop()
+            out["profiles"] = {}
+            for name, profiler in spies.items():
                 profiler.stop()
-                summary = summarize_profile(raw, profiler.seconds)
-                (Path(opts.profile) / f"ours-{tag}-top.txt").write_text(summary + "\n")
-                out["profile"] = str(raw)
-                log.info("  profile of ours during %s (%s):\n%s", tag, raw, summary)
+                title = (f"{kind}, {gen_scenario} window '{name}': py-spy "
+                         f"{'every running thread' if opts.profile_threads else 'GIL holder'}"
+                         f", {profiler.seconds:.0f} s, {datetime.now():%Y-%m-%d %H:%M}")
+                summary = write_profile(profiler.outfile, profiler.seconds,
+                                        opts.profile_threads, title)
+                out["profiles"][name] = str(profiler.outfile)
+                log.info("  profile of %s during %s (%s, .svg, -top.txt):\n%s", kind, name,
+                         profiler.outfile, summary)
             return out
         finally:
-            for profiler in spy:
+            for profiler in spies.values():
                 profiler.stop()
             if probe:
                 probe.stop()
@@ -681,12 +843,17 @@ def report(results, servers):
         return [mb(p.get("rss_kb")), p.get("srv_cpu"), p.get("srv_wait"), p.get("gen_cpu"),
                 stall(p), flags(p)]
 
+    def fan_out_cpu(p):
+        """Server CPU us per delivery (the second generator's included) and per sent message."""
+        delivered = (p.get("received") or 0) + (p.get("extra_replies") or 0)
+        return [cpu_us_per(p, delivered), cpu_us_per(p, p.get("sent"))]
+
     rows = []
     for s in servers:
         for step in results.get(s, {}).get("connections", []):
             if step.get("skipped"):
                 rows.append([s, step["n"], "skipped", "", "", "", "", "", "", "", "", "", "",
-                             "", "", step["skipped"]])
+                             "", "", "", step["skipped"]])
                 continue
             c = step["phases"].get("connect", {})
             h = step["phases"].get("hold", {})
@@ -704,8 +871,8 @@ def report(results, servers):
                     f"{emfile} not opened: the generator's file limit (RLIMIT_NOFILE)"
             rows.append([s, step["n"], c.get("connected"), c.get("failed"), c.get("elapsed_s"),
                          c.get("connect_p50_ms"), c.get("connect_p99_ms"), mb(h.get("rss_kb")),
-                         per, c.get("srv_cpu"), c.get("srv_wait"), c.get("gen_cpu"), pair(c),
-                         stall(c), flags(c), note])
+                         per, c.get("srv_cpu"), cpu_us_per(c, c.get("connected")),
+                         c.get("srv_wait"), c.get("gen_cpu"), pair(c), stall(c), flags(c), note])
             if c.get("connected") == step["n"]:
                 key[s]["max_clients"] = step["n"]
                 key[s][f"connect_s_{step['n']}"] = c.get("elapsed_s")
@@ -714,9 +881,12 @@ def report(results, servers):
                 beat = c.get("heartbeat_max_ms")
                 key[s][f"hb_max_{step['n']}"] = None if beat == math.inf else beat
     if rows:
-        out.append(table("Connections (time to connect N clients; RSS after all connected)",
+        out.append(table("Connections (time to connect N clients; RSS after all connected; "
+                         "srv CPU us/conn: the server's CPU time, all threads, over the "
+                         "connect window per client connected)",
                          ["server", "N", "connected", "failed", "time s", "conn p50 ms",
-                          "conn p99 ms", "RSS MB", "KB/conn", "srv CPU%", "srv wait%",
+                          "conn p99 ms", "RSS MB", "KB/conn", "srv CPU%", "srv CPU us/conn",
+                          "srv wait%",
                           "gen CPU%", "DM pair RTT p50/p99/max ms", "stall p99/max ms, hb max",
                           "flags", "note"], rows))
 
@@ -730,7 +900,8 @@ def report(results, servers):
                 p = ph["fixed"]
                 rows.append([s, f"fixed {p.get('rate')} msg/s to {p.get('clients')}",
                              p.get("deliveries_per_s"), with_extra(p),
-                             p.get("p50_ms"), p.get("p99_ms"), p.get("lost"), *tail(p)])
+                             p.get("p50_ms"), p.get("p99_ms"), p.get("lost"), *fan_out_cpu(p),
+                             *tail(p)])
                 key[s]["bcast_p50_20"] = p.get("p50_ms")
                 key[s]["bcast_p99_20"] = p.get("p99_ms")
             steps = [n for n in run["order"] if n.startswith("rate-")]
@@ -740,8 +911,7 @@ def report(results, servers):
                 if best_name != "fixed":
                     rows.append([s, f"best: {p.get('rate')} msg/s to {p.get('clients')}",
                                  p.get("deliveries_per_s"), with_extra(p), p.get("p50_ms"),
-                                 p.get("p99_ms"),
-                                 p.get("lost"), *tail(p)])
+                                 p.get("p99_ms"), p.get("lost"), *fan_out_cpu(p), *tail(p)])
                 key[s]["bcast_deliveries"] = p.get("deliveries_per_s")
             else:
                 key[s]["bcast_deliveries"] = None
@@ -754,11 +924,15 @@ def report(results, servers):
             if p is not None:
                 rows.append([s, f"over: {p.get('rate')} msg/s to {p.get('clients')}",
                              p.get("deliveries_per_s"), with_extra(p),
-                             p.get("p50_ms"), p.get("p99_ms"), p.get("lost"), *tail(p)])
+                             p.get("p50_ms"), p.get("p99_ms"), p.get("lost"), *fan_out_cpu(p),
+                             *tail(p)])
     if rows:
-        out.append(table("Broadcast fan-out (deliveries/s; latency send -> each receiver)",
+        out.append(table("Broadcast fan-out (deliveries/s; latency send -> each receiver; "
+                         "srv CPU: the server's CPU time, all threads, over the window per "
+                         "delivery and per message sent)",
                          ["server", "step", "deliveries/s", "+ extra receivers = total/s",
-                          "p50 ms", "p99 ms", "lost", *common], rows))
+                          "p50 ms", "p99 ms", "lost", "srv CPU us/delivery", "srv CPU us/msg",
+                          *common], rows))
 
     rows = []
     for s in servers:
@@ -766,15 +940,21 @@ def report(results, servers):
             p = run["phases"].get("dm")
             if not p:
                 continue
+            # Each round trip is two sendMessage legs; legs delivered after the stop (the
+            # drain) are the window's work too, so count the legs rather than round_trips.
+            cpu = cpu_us_per(p, (p.get("received") or 0) / 2)
             rows.append([s, p.get("pairs"), p.get("round_trips_per_s"), p.get("rtt_p50_ms"),
-                         p.get("rtt_p99_ms"), p.get("p50_ms"), p.get("lost"), *tail(p)])
+                         p.get("rtt_p99_ms"), p.get("p50_ms"), p.get("lost"), cpu, *tail(p)])
             key[s]["dm_rts"] = p.get("round_trips_per_s")
+            key[s]["dm_cpu"] = cpu
             key[s]["dm_rtt_p50"] = p.get("rtt_p50_ms")
             key[s]["dm_rtt_p99"] = p.get("rtt_p99_ms")
     if rows:
-        out.append(table("Direct messages (pairs ping-ponging)",
+        out.append(table("Direct messages (pairs ping-ponging; srv CPU us/round trip: the "
+                         "server's CPU time, all threads, over the window per round trip, "
+                         "two sendMessage legs, counted as legs delivered / 2)",
                          ["server", "pairs", "round trips/s", "RTT p50 ms", "RTT p99 ms",
-                          "one-way p50 ms", "lost", *common], rows))
+                          "one-way p50 ms", "lost", "srv CPU us/round trip", *common], rows))
 
     rows = []
     for s in servers:
@@ -784,14 +964,15 @@ def report(results, servers):
                 continue
             rows.append([s, f"{p.get('clients')} in {p.get('rooms')}", p.get("rate"),
                          p.get("deliveries_per_s"), p.get("p50_ms"), p.get("p99_ms"),
-                         p.get("lost"), *tail(p)])
+                         p.get("lost"), *fan_out_cpu(p), *tail(p)])
             key[s]["rooms_p50"] = p.get("p50_ms")
             key[s]["rooms_p99"] = p.get("p99_ms")
             key[s]["rooms_lost"] = p.get("lost")
     if rows:
-        out.append(table("Rooms (fixed total send rate)",
+        out.append(table("Rooms (fixed total send rate; srv CPU: the server's CPU time, all "
+                         "threads, over the window per delivery and per message sent)",
                          ["server", "clients", "msg/s", "deliveries/s", "p50 ms", "p99 ms",
-                          "lost", *common], rows))
+                          "lost", "srv CPU us/delivery", "srv CPU us/msg", *common], rows))
 
     rows = []
     for s in servers:
@@ -801,16 +982,25 @@ def report(results, servers):
                 p = run["phases"].get(name)
                 if not p:
                     continue
+                cpu = cpu_us_per(p, p.get("acked"))
+                store = cpu_us_per(p, p.get("acked"), "store_cpu_s")
                 rows.append([s, what, p.get("senders"), p.get("acked_per_s"),
                              p.get("ack_p50_ms"), p.get("ack_p99_ms"),
                              (p.get("refused") or 0) + (p.get("ack_timeouts") or 0),
-                             p.get("deliveries_per_s"), *tail(p)])
+                             p.get("deliveries_per_s"), cpu,
+                             "-" if store is None else f"{store:,} ({fmt(p.get('store_cpu'))}%)",
+                             *tail(p)])
                 key[s][k] = p.get("acked_per_s")
+                key[s][k + "_cpu"] = cpu
     if rows:
         out.append(table("Acked sends (each sender waits for its ack; ours commits every "
-                         "message to SQLite first, the references store nothing)",
+                         "message to SQLite first, ours-pg to PostgreSQL, the references store "
+                         "nothing; srv CPU us/ack: the server's CPU time, all threads, over "
+                         "the window per acked send; PG CPU: PostgreSQL's processes' CPU time "
+                         "per acked send, and as a share of a core)",
                          ["server", "event", "senders", "acked/s", "ack p50 ms", "ack p99 ms",
-                          "failed", "deliveries/s", *common], rows))
+                          "failed", "deliveries/s", "srv CPU us/ack", "PG CPU us/ack (%)",
+                          *common], rows))
 
     rows = []
     for s in servers:
@@ -828,9 +1018,7 @@ def report(results, servers):
                     ratio = None if not base or w.startswith("send") \
                         else f"{p['acked_per_s'] / base:.2f}"
                     event = p.get("event") + (" (oldest first)" if w == "edit-old" else "")
-                    cpu = None  # the server's CPU time per acked request, all threads
-                    if p.get("srv_cpu") and p.get("acked_per_s"):
-                        cpu = round(p["srv_cpu"] * 1e4 / p["acked_per_s"])
+                    cpu = cpu_us_per(p, p.get("acked"))
                     rows.append([s, where, event, p.get("acked_per_s"), ratio, cpu,
                                  p.get("ack_p50_ms"), p.get("ack_p99_ms"),
                                  (p.get("refused") or 0) + (p.get("ack_timeouts") or 0),
@@ -843,7 +1031,8 @@ def report(results, servers):
         out.append(table("Changes against sends (the same clients on the same server, one "
                          "request in flight each; ratio: acked/s over the mean of the two "
                          "send windows; srv CPU us/ack: the server's CPU time, all threads, "
-                         "per acked request, which other load on core 0 changes less)",
+                         "over the window per acked request, which other load on core 0 "
+                         "changes less)",
                          ["server", "where", "event", "acked/s", "ratio", "srv CPU us/ack",
                           "ack p50 ms",
                           "ack p99 ms", "failed", "delivered/expected", "deliveries/s",
@@ -863,10 +1052,13 @@ def report(results, servers):
         ("broadcast p99 at 20 msg/s (ms)", "bcast_p99_20", False),
         ("DM round trips/s", "dm_rts", True),
         ("DM RTT p50 (ms)", "dm_rtt_p50", False),
+        ("DM: server CPU us per round trip", "dm_cpu", False),
         ("rooms p99 (ms)", "rooms_p99", False),
         ("rooms lost", "rooms_lost", False),
         ("acked sends/s, message (broadcast)", "durable_acked", True),
         ("acked sends/s, sendMessage to self", "durable_self", True),
+        ("acked sends: server CPU us per send, message", "durable_acked_cpu", False),
+        ("acked sends: server CPU us per send, to self", "durable_self_cpu", False),
     ]
     refs = [s for s in servers if s != "ours"]
     if "ours" in servers and refs:
@@ -934,15 +1126,23 @@ def main(argv=None):
     parser.add_argument("--db-dir", help="directory for our server's SQLite file (default: a "
                                          "temporary directory under $TMPDIR)")
     parser.add_argument("--profile", metavar="DIR",
-                        help="record our server with py-spy during each scenario; raw stacks "
-                             "and a top-frames summary go to DIR (numbers taken while "
+                        help="record our server with py-spy during each measured window; "
+                             "raw stacks (.txt), a flame graph (.svg) and a top-frames "
+                             "summary (-top.txt) per window go to DIR (numbers taken while "
                              "profiling are perturbed: do not report them)")
     parser.add_argument("--profile-phase", metavar="NAME",
                         help="with --profile: record only the measured window NAME (for "
-                             "example changes-edit) instead of every window from the first")
+                             "example changes-edit) instead of every window")
     parser.add_argument("--profile-threads", action="store_true",
                         help="with --profile: sample every running thread (store, system "
                              "calls, SQLite) instead of only the one holding the GIL")
+    parser.add_argument("--ours-repo", metavar="DIR", type=Path, default=REPO,
+                        help="run the chat_server of this checkout (a git worktree of another "
+                             "commit, say) instead of this one's; the bench itself and the "
+                             "venv stay this checkout's")
+    parser.add_argument("--pg-cores", metavar="LIST",
+                        help="taskset cores for PostgreSQL (ours-pg; default: the servers' "
+                             "cores, as SQLite works inside our server's process)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the servers' logs")
     parser.add_argument("--server-cores", default="0", metavar="LIST",
                         help="taskset cores for the servers (default 0; e.g. 0,1 lets a "
@@ -964,7 +1164,7 @@ def main(argv=None):
     for s in servers:
         if s not in ALL_SERVERS + EXTRA_SERVERS:
             parser.error(f"unknown server {s}")
-    if "ours" in servers and not PYTHON.exists():
+    if any(is_ours(s) for s in servers) and not PYTHON.exists():
         parser.error(f"{PYTHON} is missing: run `make run` or create the venv first")
     if (os.cpu_count() or 1) < 2 or not shutil.which("taskset"):
         log.warning("fewer than 2 cores or no taskset: server and generator are not pinned "
@@ -978,6 +1178,11 @@ def main(argv=None):
     info["nofile"] = nofile
     info["started"] = datetime.now().isoformat(timespec="seconds")
     log.info("machine: %s", info)
+    if any(is_ours(s) for s in servers):
+        info["ours_code"] = ours_code(args.ours_repo.resolve())
+        log.info("our server runs %s", info["ours_code"])
+        if not info["ours_code"]["chat_server"].startswith(str(args.ours_repo.resolve())):
+            parser.error(f"chat_server would not come from {args.ours_repo}: {info['ours_code']}")
 
     def on_signal(signum, _frame):
         raise KeyboardInterrupt(f"signal {signum}")
@@ -991,7 +1196,11 @@ def main(argv=None):
         Path(args.profile).mkdir(parents=True, exist_ok=True)
     results = {s: {} for s in servers}
     started = time.monotonic()
+    args.postgres = None
     try:
+        if "ours-pg" in servers:
+            args.postgres = Postgres(args.pg_cores or SERVER_CORE).start()
+            info["postgres"] = args.postgres.settings
         for scenario in scenarios:
             log.info("scenario %s", scenario)
             sizes = SIZES[scenario][1 if args.quick else 0]
@@ -1004,6 +1213,8 @@ def main(argv=None):
     except KeyboardInterrupt:
         log.warning("interrupted: stopping everything")
     finally:
+        if args.postgres:
+            args.postgres.stop()
         Proc.stop_all()
         info["finished"] = datetime.now().isoformat(timespec="seconds")
         info["uptime_after"] = subprocess.run(["uptime"], capture_output=True,
@@ -1022,6 +1233,11 @@ def main(argv=None):
     print("Server pinned to core 0, load generator (and stall probe) to core 1. "
           f"GENERATOR-BOUND: generator core above {GEN_BOUND_PCT:.0f}%. srv wait%: time the "
           "server's main thread was ready but waited for core 0 (other load on the machine).")
+    if info.get("ours_code"):
+        code = info["ours_code"]
+        print(f"Our server: {code['chat_server']} (commit {code['commit']}"
+              f"{', chat_server/ modified' if code['chat_server_modified'] else ''})"
+              + (f"; PostgreSQL: {info['postgres']}" if info.get("postgres") else ""))
     print(text)
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": info, "quick": args.quick,

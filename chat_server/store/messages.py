@@ -53,6 +53,11 @@ for name in ("targets", "counts"):
     CHANGE[name] = CHANGE[name].bindparams(sa.bindparam("ids", expanding=True))
 CHANGE["mine"] = CHANGE["mine"].bindparams(sa.bindparam("ids", expanding=True),
                                            sa.bindparam("users", expanding=True))
+# The next message id on SQLite: past the highest AUTOINCREMENT ever gave (sqlite_sequence
+# keeps it when the newest rows are deleted) and past every row.
+NEXT_SQLITE_ID = sa.text(
+    "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'messages'), 0), "
+    "coalesce((SELECT max(id) FROM messages), 0)) + 1")
 # Moderation's refusals of new messages (`_refusals`): per pair of ids, narrowed in Python.
 REFUSALS = {
     "blocks": sa.text("SELECT user_id, blocked_id FROM blocks "
@@ -153,9 +158,7 @@ class MessageStore(RoomStore):
             fresh.append(item)
         stored: list[Message] = []
         if fresh:
-            ids = conn.execute(
-                messages.insert().returning(messages.c.id, sort_by_parameter_order=True),
-                [row_values(item) for item in fresh]).scalars().all()
+            ids = self._insert_rows(conn, [row_values(item) for item in fresh])
             stored = [stored_message(item, new_id)
                       for item, new_id in zip(fresh, ids, strict=True)]
             for item, message in zip(fresh, stored, strict=True):
@@ -171,6 +174,26 @@ class MessageStore(RoomStore):
         return [step if isinstance(step, ChatError)
                 else (stored[step], False) if isinstance(step, int)
                 else (cast(Message, originals[step]), True) for step in plan]
+
+    def _insert_rows(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> list[int]:
+        """Insert rows of `messages`; their ids, in the order of `rows`.
+
+        SQLAlchemy cannot tie SQLite's RETURNING rows to the parameters that made them,
+        so with `sort_by_parameter_order` it inserts one row per statement: a statement
+        and a fetch per message, in the store's thread, holding the GIL the event loop
+        needs. SQLite has one writer (this transaction holds it), so the ids are given
+        here instead, after the highest ever given (AUTOINCREMENT's record, which
+        deleted rows do not lower), and the rows go in with one executemany.
+        PostgreSQL batches RETURNING in order, under the advisory lock."""
+        if not self.is_sqlite:
+            return list(conn.execute(
+                messages.insert().returning(messages.c.id, sort_by_parameter_order=True),
+                rows).scalars())
+        first = conn.execute(NEXT_SQLITE_ID).scalar_one()
+        ids = list(range(first, first + len(rows)))
+        conn.execute(messages.insert(), [{**row, "id": new_id}
+                                         for row, new_id in zip(rows, ids, strict=True)])
+        return ids
 
     @staticmethod
     def _refusals(conn: sa.Connection, run: list[NewMessage]) -> dict[int, ChatError]:
@@ -262,9 +285,7 @@ class MessageStore(RoomStore):
                                            for (m, u, e), ts in added.items()])
         ids: list[int] = []
         if updates:
-            ids = list(conn.execute(
-                messages.insert().returning(messages.c.id, sort_by_parameter_order=True),
-                updates).scalars())
+            ids = self._insert_rows(conn, updates)
         out: list[Result] = []
         for item, result in zip(run, results, strict=True):
             if not isinstance(result, int):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -45,6 +46,8 @@ class SocketServer(socketio.Server):
       (edge.SessionBudget counts the sessions in between): see `report_sessions`.
     - Events on `/` pass a gate (handlers.SocketHandlers) before a greenlet is spawned for
       them: see `admit_events_through` and `_handle_event`.
+    - The common packet, an EVENT on `/` without attachments, is decoded without the
+      library's packet objects (`fast_events`): see `_message` and `plain_event`.
 
     The hooks are registered like handlers (`on`), once the objects behind them exist:
     they depend on this server, so they cannot be given to its constructor.
@@ -57,6 +60,8 @@ class SocketServer(socketio.Server):
         self.on_session_connect: Callable[[str], None] | None = None
         self.gate: EventGate | None = None
         self._refused_since_yield = 0
+        # False: every packet takes the library's path (the equivalence tests compare).
+        self.fast_events = self.packet_class is sio_packet.Packet
 
     def report_sessions(self, opened: Callable[[str, dict], None],
                         connect_handled: Callable[[str], None]) -> None:
@@ -74,11 +79,28 @@ class SocketServer(socketio.Server):
             self.on_session_open(eio_sid, environ)
         session = self.eio.sockets.get(eio_sid)
         if session is not None:
-            session.receive = _closing_on_unknown_packets(session)
+            session.receive = _receiving(self, session)
             session.schedule_ping = _ping_by_timer(session)
+
+    def _message(self, eio_sid: str, data: Any) -> None:
+        """What `Socket.receive(pkt)` does with a MESSAGE, without its two calls around
+        it: it logs the packet (at INFO, which the server never shows), and
+        `engineio.Server._trigger_event('message', sid, data, run_async=False)` calls the
+        handler python-socketio registered, `_handle_eio_message`, logging whatever it
+        raises (a bare `except:`, kept here)."""
+        try:
+            self._handle_eio_message(eio_sid, data)
+        except BaseException:
+            logger.exception("%s: message handler error", eio_sid)
 
     def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> Any:
         try:
+            if self.fast_events and type(data) is str and eio_sid not in self._binary_packet:
+                event = plain_event(data, self.packet_class.json.loads)
+                if event is not None:
+                    # What the library calls for this packet (`pkt.namespace` is None).
+                    self._handle_event(eio_sid, None, event[0], event[1])
+                    return
             if isinstance(data, bytes) and eio_sid not in self._binary_packet:
                 raise ValueError("binary frame where none was expected")
             if isinstance(data, str) and data[:1] in ("5", "6"):
@@ -175,12 +197,39 @@ def wants_ack() -> bool:
     return getattr(_handling(), "wants_ack", False)
 
 
-def _closing_on_unknown_packets(session: Any) -> Callable[[Any], Any]:
-    """Engine.IO ignores unknown packet types over websocket; we close the connection.
-    Relies on `engineio.socket.Socket.receive(pkt)` raising `UnknownPacketError`."""
+# An EVENT (2) with no attachment count, no namespace and an ack id of at most 10 digits
+# (2**31 has 10), its JSON an array. Anything else is left to python-socketio's decoder.
+_PLAIN_EVENT = re.compile(r"2([0-9]{0,10})(?=\[)")
+
+
+def plain_event(text: str, loads: Callable[[str], Any]) -> tuple[int | None, list] | None:
+    """(ack id, [name, *args]) of `2[...]` or `2<id>[...]`, else None (then the library
+    decodes it). The same `loads` the library would run on the same text, so a JSON
+    error raises here what it raises there. Relies on `socketio.packet.Packet.decode`:
+    the attachment count ends in "-", a namespace starts with "/", and the ack id is
+    ASCII digits before the JSON."""
+    head = _PLAIN_EVENT.match(text)
+    if head is None:
+        return None
+    data = loads(text[head.end():])
+    digits = head.group(1)
+    return (int(digits) if digits else None), data
+
+
+def _receiving(server: SocketServer, session: Any) -> Callable[[Any], Any]:
+    """`session.receive`, for both transports (the websocket reader and the long-polling
+    POST call it per packet). A MESSAGE goes to `server._message`, as `Socket.receive`
+    would send it (python-socketio makes engineio run it in the reader:
+    `async_handlers=False`). Engine.IO ignores unknown packet types over websocket; we
+    close the connection. Relies on `engineio.socket.Socket.receive(pkt)` raising
+    `UnknownPacketError`."""
     receive = session.receive
+    message = server._message if not session.server.async_handlers else None
 
     def checked(pkt: Any) -> Any:
+        if message is not None and pkt.packet_type == eio_packet.MESSAGE and \
+                server.fast_events:
+            return message(session.sid, pkt.data)
         try:
             return receive(pkt)
         except engineio.exceptions.UnknownPacketError:
@@ -298,13 +347,46 @@ def problems() -> list[str | None]:
         found.append("engineio.socket.Socket.receive no longer schedules pings on PONG")
     if "self._handle_event_internal" not in inspect.getsource(server._handle_event):
         found.append("socketio.Server._handle_event no longer starts _handle_event_internal")
+    found.extend(_fast_path_problems())
     probe = server(async_mode="eventlet")  # eventlet's driver: what the server runs
-    for name in ("_binary_packet", "not_handled"):
+    for name in ("_binary_packet", "not_handled", "packet_class"):
         if not hasattr(probe, name):
             found.append(f"socketio.Server().{name} is missing")
+    if getattr(probe.eio, "async_handlers", True) is not False:
+        found.append("socketio.Server().eio.async_handlers is no longer False")
     session = engineio.socket.Socket(probe.eio, "probe")
     for name in ("queue", "upgrading", "upgraded", "connected", "closing", "closed",
                  "last_ping"):
         if not hasattr(session, name):
             found.append(f"engineio.socket.Socket.{name} is missing")
+    return found
+
+
+def _fast_path_problems() -> list[str]:
+    """What `_receiving`, `_message` and `plain_event` take from the libraries' source."""
+    from socketio import base_server
+
+    found: list[str] = []
+    relied_on = [
+        (engineio.socket.Socket.receive, "engineio.socket.Socket.receive",
+         ["elif pkt.packet_type == packet.MESSAGE:",
+          "self.server._trigger_event('message', self.sid, pkt.data,",
+          "run_async=self.server.async_handlers)"]),
+        (base_server.BaseServer.__init__, "socketio.base_server.BaseServer.__init__",
+         ["engineio_options['async_handlers'] = False",
+          "self.eio.on('message', self._handle_eio_message)"]),
+        (socketio.Server._handle_eio_message, "socketio.Server._handle_eio_message",
+         ["pkt = self.packet_class(encoded_packet=data)",
+          "self._handle_event(eio_sid, pkt.namespace, pkt.id, pkt.data)"]),
+        (sio_packet.Packet.decode, "socketio.packet.Packet.decode",
+         ["dash = ep.find('-')", "if ep and ep[0:1] == '/':",
+          "if ep and ep[0].isdigit():", "self.data = self.json.loads(ep)"]),
+    ]
+    for function, name, steps in relied_on:
+        source = inspect.getsource(function)
+        found.extend(f"{name} no longer does {step}" for step in steps if step not in source)
+    if (sio_packet.EVENT, eio_packet.MESSAGE) != (2, 4):
+        found.append("socketio.packet.EVENT is no longer 2 or engineio.packet.MESSAGE 4")
+    if not callable(getattr(getattr(sio_packet.Packet, "json", None), "loads", None)):
+        found.append("socketio.packet.Packet.json.loads is missing")
     return found

@@ -21,7 +21,8 @@ from html import escape
 from pathlib import Path
 
 # A frame as py-spy prints it: "function (path/to/file.py:LINE)".
-LIBRARY_PATH = re.compile(r" \(.*?/(?:site-packages|lib/python3\.\d+)/")
+LIBRARY_PATH = re.compile(
+    r" \(.*?/(?:lib/python3\.\d+/site-packages|site-packages|lib/python3\.\d+)/")
 LINE = re.compile(r":\d+\)$")
 OUR_CODE = "chat_server/"
 

@@ -86,6 +86,9 @@ class NewChange:
     may_delete_any: bool = False  # the room's owner, a moderator or an admin deletes
     mentions: list[str] = field(default_factory=list)  # edit: who the new text mentions
     mention_ids: list[int] = field(default_factory=list)
+    # The store checks that `by_user_id` may read the message's conversation (in the
+    # commit's transaction): the domain did not know its conversation (`Changes`).
+    check_readable: bool = False
 
 
 @dataclass(frozen=True)

@@ -116,12 +116,14 @@ class LocalDistribution:
 
 
 class Sending:
-    # What a change (or a reply) needs to know of its message before the group commit:
+    # What a change (or a reply) may need to know of its message before the group commit:
     # its conversation and author. A store call for it took a turn of the store's one
     # lane between two commits, so each change became a commit (and an fsync) of its own:
     # 8-10x fewer changes than sends per second. Now the heads of the messages committed
-    # here lately are kept (newest HEADS), and the others are looked up together: the
-    # lookups waiting meanwhile form one batch, one statement, like the commits.
+    # here lately are kept (newest HEADS); for the others, an edit without @names and a
+    # reaction leave the check to the commit (`Changes`), and what still needs the head
+    # first (a reply, an edit that mentions, a deletion) looks it up with the others
+    # waiting meanwhile: one batch, one statement, like the commits.
     HEADS = 10_000
 
     def __init__(self, ctx: Context, identity: Identity, rooms: Rooms, limiter: LimiterPort,
@@ -239,6 +241,10 @@ class Sending:
         if isinstance(result, ChatError):
             raise result
         return result
+
+    def known_head(self, message_id: int) -> MessageHead | None:
+        """The message's head if this node keeps it (no store call), else None."""
+        return self._heads.get(message_id)
 
     def message_head(self, message_id: int) -> MessageHead | None:
         """A message's conversation and author (None: no such message, or a change's id):

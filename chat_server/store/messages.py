@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from ..domain.errors import Blocked, ChatError, Forbidden, Muted, NotFound, TooLarge
 from ..domain.models import Message, NewChange, NewMessage
+from ..domain.validation import is_dm_key_of
 from ..schema import (
     MESSAGE_LOCK,
     dm_members,
@@ -48,9 +49,14 @@ CHANGE = {name: sa.text(sql) for name, sql in {
                "AND emoji = :emoji",
     "react": "INSERT INTO reactions (message_id, user_id, emoji, ts) "
              "VALUES (:id, :user, :emoji, :ts)",
+    "members": "SELECT rooms.key, memberships.user_id FROM memberships "
+               "JOIN rooms ON rooms.id = memberships.room_id "
+               "WHERE rooms.key IN :keys AND memberships.user_id IN :users",
 }.items()}
 for name in ("targets", "counts"):
     CHANGE[name] = CHANGE[name].bindparams(sa.bindparam("ids", expanding=True))
+CHANGE["members"] = CHANGE["members"].bindparams(sa.bindparam("keys", expanding=True),
+                                                 sa.bindparam("users", expanding=True))
 CHANGE["mine"] = CHANGE["mine"].bindparams(sa.bindparam("ids", expanding=True),
                                            sa.bindparam("users", expanding=True))
 # The next message id on SQLite: past the highest AUTOINCREMENT ever gave (sqlite_sequence
@@ -247,9 +253,10 @@ class MessageStore(RoomStore):
         added: dict[tuple[int, int, str], int] = {}  # reacted in the run: when
         results: list[Result | int] = []  # int: the index of its row in `updates`
         updates: list[dict[str, Any]] = []
+        unreadable = self._unreadable(conn, run, targets)
         for item in run:
             target = targets.get(item.message_id)
-            if target is None:
+            if target is None or id(item) in unreadable:
                 results.append(NotFound("No such message."))
                 continue
             refused = self._change(target, item, present, added, counts)
@@ -298,6 +305,35 @@ class MessageStore(RoomStore):
                 text=row["text"], ts=item.ts, target_id=item.message_id, change=item.change,
                 emoji=item.emoji, mentions=list(item.mentions)), False))
         return out
+
+    @staticmethod
+    def _unreadable(conn: sa.Connection, run: list[NewChange],
+                    targets: dict[int, _Target]) -> set[int]:
+        """`id()`s of the changes (those asking, `check_readable`) whose user may not read
+        their message's conversation: a room it is not a member of, someone else's DM.
+        Refused as not found, as the domain does (whether a message exists is not told to
+        someone who may not read it)."""
+        asked = [(item, targets[item.message_id]) for item in run
+                 if item.check_readable and item.message_id in targets]
+        in_rooms = {(target.conv_key, item.by_user_id) for item, target in asked
+                    if target.conv_key.startswith("#")}
+        members: set[tuple[str, int]] = set()
+        if in_rooms:
+            members = {(key, user) for key, user in conn.execute(CHANGE["members"], {
+                "keys": sorted({key for key, _ in in_rooms}),
+                "users": sorted({user for _, user in in_rooms})})}
+        refused: set[int] = set()
+        for item, target in asked:
+            key = target.conv_key
+            if key.startswith("#"):
+                readable = (key, item.by_user_id) in members
+            elif key.startswith("dm:"):
+                readable = is_dm_key_of(key, item.by_name)
+            else:
+                readable = True  # the lobby
+            if not readable:
+                refused.add(id(item))
+        return refused
 
     @staticmethod
     def _change(target: _Target, item: NewChange, present: set[tuple[int, int, str]],

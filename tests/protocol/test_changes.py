@@ -643,3 +643,32 @@ def test_reactions_current_state_in_history_replay_and_join_room(server, connect
     newcomer = connect(server.url, auth={"name": uname("new")})
     history = join(newcomer, room)["history"]
     assert next(m for m in history if m["id"] == msg["id"])["reactions"] == state
+
+
+def test_after_a_restart_the_commit_checks_who_may_change_what(server_factory, connect):
+    """A restarted node keeps no message of before: changes to them are checked by the
+    commit (docs/protocol.md §8.2: a conversation one cannot read is not found), with
+    the same answers as for the messages it keeps."""
+    srv = server_factory(env={"RATE_LIMIT": "off"})
+    alice = connect(srv.url, auth={"name": uname("alice")})
+    bob = connect(srv.url, auth={"name": uname("bob")})
+    carol = connect(srv.url, auth={"name": uname("carol")})
+    room = uroom("Before")
+    join(alice, room)
+    join(bob, room)
+    in_room = send_to(alice, room, "in the room " + uid())
+    direct = send_to(alice, bob.name, "psst " + uid())
+    srv.kill()
+    srv.start()
+    alice, bob, carol = (connect(srv.url, auth={"token": c.token}) for c in (alice, bob, carol))
+
+    err(carol.call("react", {"messageId": in_room["id"], "emoji": "👍", "on": True}),
+        "not_found")  # not a member
+    err(carol.call("editMessage", {"messageId": direct["id"], "text": "mine"}), "not_found")
+    err(bob.call("editMessage", {"messageId": in_room["id"], "text": "mine"}), "forbidden")
+    check_update(react(bob, in_room["id"], "👍")["update"], type="react", by=bob.name,
+                 conversation=in_room["conversation"])
+    seen = edit(alice, direct["id"], "psst!")
+    bob.wait_for("update", lambda u: u["id"] == seen["id"])
+    ok(bob.call("leaveRoom", {"room": room}))
+    err(bob.call("react", {"messageId": in_room["id"], "emoji": "🎉", "on": True}), "not_found")

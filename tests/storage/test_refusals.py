@@ -1,14 +1,16 @@
-"""Moderation's refusals of new messages, made by the group commit in its own transaction
-(docs/protocol.md §10.2, §10.5): a DM to someone who blocks the sender is `Blocked`, a
-room message from a member muted there is `Muted`, while the others of the same batch
-are stored; a retry of a clientId accepted before the block keeps its original. On both
-engines."""
+"""Refusals the group commit makes in its own transaction, so that a send or a change
+needs no store call before it. Moderation's (docs/protocol.md §10.2, §10.5): a DM to
+someone who blocks the sender is `Blocked`, a room message from a member muted there is
+`Muted`, while the others of the same batch are stored; a retry of a clientId accepted
+before the block keeps its original. Reading's (§8): a change asking the commit to check
+(`check_readable`) is not found when its user may not read the message's conversation.
+On both engines."""
 
 import pytest
 
 from chat_server import schema
-from chat_server.domain.errors import Blocked, Muted
-from chat_server.domain.models import Message, NewMessage
+from chat_server.domain.errors import Blocked, Muted, NotFound
+from chat_server.domain.models import Message, NewChange, NewMessage
 from chat_server.store import Store
 
 ALICE, BOB, CAROL = 1, 2, 3
@@ -99,3 +101,26 @@ def test_a_mute_in_one_room_does_not_reach_another(store):
     refused, (stored, _) = store.insert_messages([in_room(den, BOB), in_room(hall, BOB)])
     assert isinstance(refused, Muted)
     assert stored.conversation == "#Hall"
+
+
+def test_a_change_is_refused_where_its_user_may_not_read(store):
+    room = store.create_room("#Den", "#den", ALICE, None)
+    [(den, _), (direct, _), (lobby, _)] = store.insert_messages([
+        in_room(room, ALICE, "in the den"), dm(ALICE, BOB, "psst"),
+        NewMessage(conv_key="lobby", conversation="lobby", kind="broadcast",
+                   from_user_id=CAROL, from_name="carol", from_sid="s", to=None,
+                   to_user_id=None, text="hello", ts=NOW, client_id=None)])
+    assert den.conv_key == room.key
+
+    def react(user, name, message):
+        return NewChange(message.id, "react", user, name, "s", NOW, emoji="👍",
+                         check_readable=True)
+
+    results = store.insert_messages([
+        react(BOB, "bob", den), react(CAROL, "carol", direct),  # refused
+        react(ALICE, "alice", den), react(BOB, "bob", direct), react(BOB, "bob", lobby)])
+    assert [type(r) for r in results[:2]] == [NotFound, NotFound]
+    assert [r[0].conversation for r in results[2:]] == ["#Den", "dm:alice:bob", "lobby"]
+    unchecked = NewChange(den.id, "react", CAROL, "carol", "s", NOW, emoji="👍")
+    [(update, _)] = store.insert_messages([unchecked])  # the domain checked it already
+    assert update.target_id == den.id

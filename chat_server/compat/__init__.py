@@ -2,7 +2,7 @@
 
 Everything else in the package uses only public APIs. It is one package of a few
 modules, one per library surface (`server`, `rooms`, `websockets`, `websocket_sessions`,
-`wsgi_server`, `client`); each
+`frames`, `wsgi_server`, `client`); each
 function names the
 upstream behaviour it relies on; `check()` looks for every such name and fails loudly when
 an installed version lacks one (the server calls it at start, and a test calls it), so an
@@ -48,10 +48,10 @@ class IncompatibleLibrary(RuntimeError):
 def check() -> None:
     """Raise `IncompatibleLibrary` naming every internal that the installed libraries
     lack (each module lists its own in `problems()`)."""
-    from . import client, server, websocket_sessions, websockets, wsgi_server
+    from . import client, frames, server, websocket_sessions, websockets, wsgi_server
 
-    found = [problem for module in (server, websockets, websocket_sessions, wsgi_server,
-                                    client)
+    found = [problem for module in (server, websockets, websocket_sessions, frames,
+                                    wsgi_server, client)
              for problem in module.problems() if problem]
     if found:
         raise IncompatibleLibrary("installed library internals changed: " + "; ".join(found))

@@ -9,9 +9,11 @@ saved C stack and its Python frames: together most of what a connection cost
 
 - the WSGI request ends: its connection is adopted (wsgi_server's `adopt`), so eventlet
   neither closes the socket nor forgets it in the per-address budget;
-- reading is a hub listener: when the socket becomes readable a greenlet reads the
-  frames that are there, hands each to `Socket.receive`, and ends; a frame that arrives
-  in pieces is waited for as eventlet's websocket always did (with the socket timeout);
+- reading is a hub listener: when the socket becomes readable a greenlet takes what
+  arrived (one `recv`), hands each whole text frame to `Socket.receive` (frames.py), keeps
+  the part of a frame that is still to come for the next time, and ends; any other frame
+  goes to eventlet's websocket, which waits for it as it always did (with the socket
+  timeout);
 - writing is a greenlet started by the queue's `put` only while packets wait
   (`_OnDemandWriter`), and pings are hub timers (server.py's `_ping_by_timer`).
 
@@ -36,6 +38,7 @@ import socketio
 from engineio import packet as eio_packet
 
 from ._checks import has
+from .frames import FrameReader
 from .wsgi_server import ADOPT_CONNECTION, RELEASE_HTTP_BUFFERS
 
 logger = logging.getLogger(__name__)
@@ -115,6 +118,8 @@ class _Connection:
         self.runtime = runtime
         self.listener: Any = None
         self.ended = False
+        self.frames = (FrameReader(ws, session.server.max_http_buffer_size)
+                       if FrameReader.fits(ws) else None)
         self.writer = _OnDemandWriter(session.queue, ws, on_closed=self._closed_by_writer)
 
     # -- reading -------------------------------------------------------------------------
@@ -148,10 +153,14 @@ class _Connection:
         self.runtime.spawn(self.end)
 
     def _read_available(self) -> None:
-        while self._receive_one():
-            if not self._more_to_read():
-                self.listen()
-                return
+        if self.frames is None:  # a websocket of drafts 75/76: a frame at a time
+            while self._receive_one():
+                if not self._more_to_read():
+                    self.listen()
+                    return
+        elif not self.ended and self.frames.read(self._deliver, self._receive_one):
+            self.listen()
+            return
         self.end()
 
     def _more_to_read(self) -> bool:
@@ -174,6 +183,13 @@ class _Connection:
                 logger.info("%s: websocket error (%s), closing", session.sid, error)
             return False
         if data is None:  # closed by the client
+            return False
+        return self._deliver(data)
+
+    def _deliver(self, data: Any) -> bool:
+        """Hand one message to the session; False when the connection ends."""
+        session = self.session
+        if self.ended:
             return False
         try:
             session.receive(eio_packet.Packet(encoded_packet=data))

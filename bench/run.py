@@ -111,6 +111,18 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
 
 
+def machine_busy_seconds():
+    """CPU time all cores spent on anything but idle and I/O wait, from /proc/stat: with
+    the bench's own processes taken out, the other work on the machine in a window."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
 def runqueue_wait_seconds(pid):
     """Time the process's main thread (the event loop, for every server here) spent ready
     to run but waiting for a CPU, from /proc/PID/schedstat: other load on its core."""
@@ -471,6 +483,7 @@ def snapshot(server, gen, probe, receivers=None):
             "probe": cpu_seconds(probe.proc.pid) if probe else 0.0,
             "receivers": cpu_seconds(receivers.proc.pid) if receivers else 0.0,
             "store": server.postgres.cpu_seconds() if server.kind == "ours-pg" else None,
+            "machine": machine_busy_seconds(),
             "heartbeat": heartbeat(server)}
 
 
@@ -511,6 +524,18 @@ def pct(after, before, key, dt):
     if after.get(key) is None or before.get(key) is None or dt <= 0:
         return None
     return round(100.0 * (after[key] - before[key]) / dt, 1)
+
+
+def other_pct(after, before, dt):
+    """CPU% (100 = one core) of everything on the machine but the server, its database,
+    the generator, the probe and the extra receivers, over the window: other work that
+    competed for the two cores (a profiler, when --profile, counts here)."""
+    keys = ("machine", "srv", "gen", "probe", "receivers", "store")
+    if dt <= 0 or any(after.get(k) is None or before.get(k) is None
+                      for k in keys if k != "store"):
+        return None
+    ours = sum((after[k] or 0) - (before[k] or 0) for k in keys[1:])
+    return round(max(0.0, 100.0 * ((after["machine"] - before["machine"]) - ours) / dt), 1)
 
 
 def spent(after, before, key):
@@ -587,6 +612,7 @@ def run_generator(server, scenario, params, probe, deadline, workdir, on_phase=N
                     "srv_cpu_s": spent(after, before, "srv"),
                     "store_cpu": pct(after, before, "store", dt),
                     "store_cpu_s": spent(after, before, "store"),
+                    "other_cpu": other_pct(after, before, dt),
                     "srv_wait": pct(after, before, "srv_wait", dt),
                     "gen_cpu": None if gen_pct is None
                     else round(gen_pct + probe_pct + receivers_pct, 1),
@@ -837,11 +863,12 @@ def report(results, servers):
     """Builds the tables (markdown) and the numbers the ratio table compares."""
     out = []
     key = {s: {} for s in servers}  # key[server][metric] = value, for the ratio table
-    common = ["RSS MB", "srv CPU%", "srv wait%", "gen CPU%", "stall p99/max ms, hb max", "flags"]
+    common = ["RSS MB", "srv CPU%", "srv wait%", "gen CPU%", "other CPU%",
+              "stall p99/max ms, hb max", "flags"]
 
     def tail(p):
         return [mb(p.get("rss_kb")), p.get("srv_cpu"), p.get("srv_wait"), p.get("gen_cpu"),
-                stall(p), flags(p)]
+                p.get("other_cpu"), stall(p), flags(p)]
 
     def fan_out_cpu(p):
         """Server CPU us per delivery (the second generator's included) and per sent message."""
@@ -853,7 +880,7 @@ def report(results, servers):
         for step in results.get(s, {}).get("connections", []):
             if step.get("skipped"):
                 rows.append([s, step["n"], "skipped", "", "", "", "", "", "", "", "", "", "",
-                             "", "", "", step["skipped"]])
+                             "", "", "", "", step["skipped"]])
                 continue
             c = step["phases"].get("connect", {})
             h = step["phases"].get("hold", {})
@@ -872,7 +899,8 @@ def report(results, servers):
             rows.append([s, step["n"], c.get("connected"), c.get("failed"), c.get("elapsed_s"),
                          c.get("connect_p50_ms"), c.get("connect_p99_ms"), mb(h.get("rss_kb")),
                          per, c.get("srv_cpu"), cpu_us_per(c, c.get("connected")),
-                         c.get("srv_wait"), c.get("gen_cpu"), pair(c), stall(c), flags(c), note])
+                         c.get("srv_wait"), c.get("gen_cpu"), c.get("other_cpu"), pair(c),
+                         stall(c), flags(c), note])
             if c.get("connected") == step["n"]:
                 key[s]["max_clients"] = step["n"]
                 key[s][f"connect_s_{step['n']}"] = c.get("elapsed_s")
@@ -886,9 +914,8 @@ def report(results, servers):
                          "connect window per client connected)",
                          ["server", "N", "connected", "failed", "time s", "conn p50 ms",
                           "conn p99 ms", "RSS MB", "KB/conn", "srv CPU%", "srv CPU us/conn",
-                          "srv wait%",
-                          "gen CPU%", "DM pair RTT p50/p99/max ms", "stall p99/max ms, hb max",
-                          "flags", "note"], rows))
+                          "srv wait%", "gen CPU%", "other CPU%", "DM pair RTT p50/p99/max ms",
+                          "stall p99/max ms, hb max", "flags", "note"], rows))
 
     rows = []
     for s in servers:

@@ -128,16 +128,18 @@ def tree(stacks: Counter[tuple[str, ...]]) -> Node:
 
 
 def color(name: str) -> str:
-    """Blue for our code, warm for the libraries, grey for the standard library; the hue
+    """Blue for our code, warm for the installed libraries, olive for the standard
+    library, grey for what is not a function (the root, py-spy's thread frames); the hue
     varies a little by name so that neighbours stay apart."""
     jitter = int(hashlib.md5(name.encode()).hexdigest()[:4], 16) / 0xFFFF
-    if OUR_CODE in name or "bench/" in name:
-        return f"hsl({205 + 25 * jitter:.0f},70%,{62 + 10 * jitter:.0f}%)"
-    if "/" not in name or name.startswith(("thread ", "process ")):
+    if not re.search(r"\(.+\.py", name):
         return "hsl(0,0%,80%)"
-    if re.search(r"\((eventlet|socketio|engineio|greenlet|sqlalchemy|psycopg2|prometheus)", name):
+    where = origin(name)
+    if where == "ours":
+        return f"hsl({205 + 25 * jitter:.0f},70%,{62 + 10 * jitter:.0f}%)"
+    if where == "library":
         return f"hsl({15 + 35 * jitter:.0f},80%,{58 + 10 * jitter:.0f}%)"
-    return f"hsl({60 + 30 * jitter:.0f},35%,{62 + 10 * jitter:.0f}%)"  # standard library
+    return f"hsl({60 + 30 * jitter:.0f},35%,{62 + 10 * jitter:.0f}%)"
 
 
 def render_svg(stacks: Counter[tuple[str, ...]], title: str, width: int = 1200) -> str:
@@ -167,8 +169,8 @@ def render_svg(stacks: Counter[tuple[str, ...]], title: str, width: int = 1200) 
            f'<rect width="{width}" height="{height}" fill="#fafafa"/>',
            f'<text x="{pad}" y="18" font-size="14">{escape(title)}</text>',
            f'<text x="{pad}" y="36" fill="#555">{root.samples} samples; width = share of '
-           'samples; blue: chat_server, orange: eventlet, Socket.IO, Engine.IO, SQLAlchemy, '
-           'drivers; olive: the standard library. Hover a box for its numbers.</text>']
+           'samples; blue: chat_server, orange: installed libraries (eventlet, Socket.IO, '
+           'SQLAlchemy...), olive: the standard library. Hover a box for its numbers.</text>']
     for d, x, w, node in boxes:
         y = height - pad - (d + 1) * row
         share = 100.0 * node.samples / total

@@ -372,8 +372,10 @@ class Postgres:
 
     def cpu_seconds(self):
         """utime + stime of every process of the cluster (the postmaster, its background
-        workers, one backend per pooled connection). Found by parentage: each child of
-        the postmaster makes itself a process group leader (setsid), so the group of the
+        workers, one backend per pooled connection), and cutime + cstime: the time of
+        the backends that ended (a pool's overflow connections come and go), which the
+        postmaster collects when it reaps them. Found by parentage: each child of the
+        postmaster makes itself a process group leader (setsid), so the group of the
         process we started does not hold them."""
         parent, ticks = {}, {}
         for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -383,7 +385,7 @@ class Postgres:
             except (OSError, IndexError, ValueError):
                 continue
             parent[pid] = int(fields[1])  # field 4 of stat(5), the parent's pid
-            ticks[pid] = int(fields[11]) + int(fields[12])
+            ticks[pid] = sum(int(x) for x in fields[11:15])  # fields 14-17 of stat(5)
         total = 0
         for pid, spent in ticks.items():
             up = pid

@@ -101,13 +101,17 @@ SIZES = {
 
 # ---- processes ------------------------------------------------------------------------
 
-def cpu_seconds(pid):
-    """utime + stime of a process (all its threads), from /proc/PID/stat; None if gone."""
+def cpu_seconds(pid, system_only=False):
+    """utime + stime of a process (all its threads), from /proc/PID/stat; None if gone.
+    `system_only`: stime alone, the kernel's share (on loopback a send() also pays for
+    much of the receiver's TCP processing)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
+    if system_only:
+        return int(fields[12]) / CLK_TCK
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of stat(5)
 
 
@@ -480,6 +484,7 @@ def snapshot(server, gen, probe, receivers=None):
     # RSS first: the heartbeat's /metrics request below is served by the server too.
     return {"rss_kb": rss_kb(server.proc.pid),
             "t": time.monotonic(), "srv": cpu_seconds(server.proc.pid),
+            "srv_sys": cpu_seconds(server.proc.pid, system_only=True),
             "srv_wait": runqueue_wait_seconds(server.proc.pid),
             "gen": cpu_seconds(gen.pid),
             "probe": cpu_seconds(probe.proc.pid) if probe else 0.0,
@@ -612,6 +617,7 @@ def run_generator(server, scenario, params, probe, deadline, workdir, on_phase=N
                     "wall_s": round(dt, 3),
                     "srv_cpu": pct(after, before, "srv", dt),
                     "srv_cpu_s": spent(after, before, "srv"),
+                    "srv_sys_s": spent(after, before, "srv_sys"),
                     "store_cpu": pct(after, before, "store", dt),
                     "store_cpu_s": spent(after, before, "store"),
                     "other_cpu": other_pct(after, before, dt),

@@ -101,12 +101,14 @@ SIZES = {
 
 # ---- processes ------------------------------------------------------------------------
 
-def cpu_seconds(pid, system_only=False):
+def cpu_seconds(pid, system_only=False, main_thread=False):
     """utime + stime of a process (all its threads), from /proc/PID/stat; None if gone.
     `system_only`: stime alone, the kernel's share (on loopback a send() also pays for
-    much of the receiver's TCP processing)."""
+    much of the receiver's TCP processing). `main_thread`: the main thread's alone (every
+    server's event loop; ours' store and hashing threads are the others)."""
+    path = f"/proc/{pid}/task/{pid}/stat" if main_thread else f"/proc/{pid}/stat"
     try:
-        with open(f"/proc/{pid}/stat") as f:
+        with open(path) as f:
             fields = f.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
@@ -485,6 +487,7 @@ def snapshot(server, gen, probe, receivers=None):
     return {"rss_kb": rss_kb(server.proc.pid),
             "t": time.monotonic(), "srv": cpu_seconds(server.proc.pid),
             "srv_sys": cpu_seconds(server.proc.pid, system_only=True),
+            "srv_main": cpu_seconds(server.proc.pid, main_thread=True),
             "srv_wait": runqueue_wait_seconds(server.proc.pid),
             "gen": cpu_seconds(gen.pid),
             "probe": cpu_seconds(probe.proc.pid) if probe else 0.0,
@@ -618,6 +621,7 @@ def run_generator(server, scenario, params, probe, deadline, workdir, on_phase=N
                     "srv_cpu": pct(after, before, "srv", dt),
                     "srv_cpu_s": spent(after, before, "srv"),
                     "srv_sys_s": spent(after, before, "srv_sys"),
+                    "srv_main_s": spent(after, before, "srv_main"),
                     "store_cpu": pct(after, before, "store", dt),
                     "store_cpu_s": spent(after, before, "store"),
                     "other_cpu": other_pct(after, before, dt),

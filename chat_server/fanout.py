@@ -63,7 +63,7 @@ class FrameBatcher:
             if session is None or not compat.writable(session):
                 return False
             if not self.pending:
-                runtime.spawn(self.flush)
+                runtime.spawn_n(self.flush)
             frames = self.pending[eio_sid] = []
         frames.append((frame, text))
         return True

@@ -146,7 +146,7 @@ class _Connection:
     def _readable(self, _fileno: int) -> None:
         """On the hub: stop listening and read what arrived, in a greenlet."""
         self._unlisten()
-        self.runtime.spawn(self._read_available)
+        self.runtime.spawn_n(self._read_available)
 
     def _listener_failed(self, *_args: Any) -> None:
         self.listener = None

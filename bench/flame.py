@@ -16,6 +16,7 @@ import argparse
 import hashlib
 import re
 import sys
+import textwrap
 from collections import Counter
 from html import escape
 from pathlib import Path
@@ -146,7 +147,9 @@ def render_svg(stacks: Counter[tuple[str, ...]], title: str, width: int = 1200) 
     """A flame graph (the root at the bottom, callees above their callers, width =
     samples), as one self-contained SVG."""
     root = tree(stacks)
-    row, pad, top = 16, 10, 44
+    row, pad = 16, 10
+    title_lines = textwrap.wrap(title, int((width - 2 * pad) / 7.3)) or [""]  # 12 px text
+    top = 16 * len(title_lines) + 24
     total = root.samples or 1
     scale = (width - 2 * pad) / total
     boxes: list[tuple[int, float, float, Node]] = []  # depth, x, width, node
@@ -167,10 +170,11 @@ def render_svg(stacks: Counter[tuple[str, ...]], title: str, width: int = 1200) 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'viewBox="0 0 {width} {height}" font-family="monospace" font-size="11">',
            f'<rect width="{width}" height="{height}" fill="#fafafa"/>',
-           f'<text x="{pad}" y="18" font-size="14">{escape(title)}</text>',
-           f'<text x="{pad}" y="36" fill="#555">{root.samples} samples; width = share of '
-           'samples; blue: chat_server, orange: installed libraries (eventlet, Socket.IO, '
-           'SQLAlchemy...), olive: the standard library. Hover a box for its numbers.</text>']
+           *(f'<text x="{pad}" y="{18 + 16 * i}" font-size="12">{escape(line)}</text>'
+             for i, line in enumerate(title_lines)),
+           f'<text x="{pad}" y="{top - 6}" fill="#555">{root.samples} samples; width: share '
+           'of samples. Blue: chat_server; orange: installed libraries; olive: the standard '
+           'library. Hover a box for its numbers.</text>']
     for d, x, w, node in boxes:
         y = height - pad - (d + 1) * row
         share = 100.0 * node.samples / total

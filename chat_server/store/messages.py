@@ -35,7 +35,10 @@ Result = tuple[Message | None, bool] | ChatError
 MAX_REACTIONS = 20  # distinct emoji on one message (docs/protocol.md §8.2)
 # The statements of a run of changes (`_apply_changes`).
 CHANGE = {name: sa.text(sql) for name, sql in {
-    "targets": "SELECT id, conv_key, conversation, from_user_id, deleted, edited_at "
+    # `mentioned`, `reacted`: whether the run must clear its mention and reaction rows
+    "targets": "SELECT id, conv_key, conversation, from_user_id, deleted, edited_at, "
+               "mentions IS NOT NULL AS mentioned, EXISTS (SELECT 1 FROM reactions "
+               "WHERE reactions.message_id = messages.id) AS reacted "
                "FROM messages WHERE id IN :ids AND kind <> 'update'",
     "mine": "SELECT message_id, user_id, emoji FROM reactions "
             "WHERE message_id IN :ids AND user_id IN :users",
@@ -79,9 +82,11 @@ class _Target:
     """A changed message's state within a run of changes."""
 
     def __init__(self, conv_key: str, conversation: str, author_id: int, deleted: bool,
-                 edited_at: int | None) -> None:
+                 edited_at: int | None, mentioned: bool, reacted: bool) -> None:
         self.conv_key, self.conversation, self.author_id = conv_key, conversation, author_id
         self.deleted, self.edited_at = deleted, edited_at
+        # before the run: whether it has mention rows, reaction rows (to clear if touched)
+        self.mentioned, self.reacted = mentioned, reacted
         self.touched = False  # its row is written at the end of the run
         self.text = ""
         self.mentions: str | None = None
@@ -239,7 +244,8 @@ class MessageStore(RoomStore):
         found = conn.execute(CHANGE["targets"], {
             "ids": sorted({item.message_id for item in run})}).all()
         targets = {row.id: _Target(row.conv_key, row.conversation, row.from_user_id,
-                                   bool(row.deleted), row.edited_at) for row in found}
+                                   bool(row.deleted), row.edited_at, bool(row.mentioned),
+                                   bool(row.reacted)) for row in found}
         reacting = sorted({item.message_id for item in run if item.message_id in targets
                            and item.change in ("react", "unreact")})
         had: set[tuple[int, int, str]] = set()  # (message, user, emoji) before the run
@@ -275,12 +281,15 @@ class MessageStore(RoomStore):
             conn.execute(CHANGE["state"], [
                 {"id": i, "text": t.text, "edited_at": t.edited_at, "mentions": t.mentions,
                  "deleted": t.deleted} for i, t in touched.items()])
-            conn.execute(CHANGE["unmention"], [{"id": i} for i in touched])
+            unmention = [{"id": i} for i, t in touched.items() if t.mentioned]
+            if unmention:
+                conn.execute(CHANGE["unmention"], unmention)
             mentioned = [{"message_id": i, "user_id": user_id, "conv_key": t.conv_key}
                          for i, t in touched.items() for user_id in t.mention_ids]
             if mentioned:
                 conn.execute(mentions.insert(), mentioned)
-        cleared = [{"id": i} for i, t in touched.items() if t.deleted]
+        # Reactions the run added to a message it then deleted were never written.
+        cleared = [{"id": i} for i, t in touched.items() if t.deleted and t.reacted]
         if cleared:
             conn.execute(CHANGE["unreact_all"], cleared)
         gone = [key for key in had if key not in present or key in added]

@@ -118,6 +118,7 @@ class _Connection:
         self.runtime = runtime
         self.listener: Any = None
         self.ended = False
+        self.delivered = 0  # messages handed to the session (`_deliver_in_turns`)
         self.frames = (FrameReader(ws, session.server.max_http_buffer_size)
                        if FrameReader.fits(ws) else None)
         self.writer = _OnDemandWriter(session.queue, ws, on_closed=self._closed_by_writer)
@@ -158,7 +159,7 @@ class _Connection:
                 if not self._more_to_read():
                     self.listen()
                     return
-        elif not self.ended and self.frames.read(self._deliver, self._receive_one):
+        elif not self.ended and self.frames.read(self._deliver_in_turns, self._receive_one):
             self.listen()
             return
         self.end()
@@ -184,6 +185,18 @@ class _Connection:
             return False
         if data is None:  # closed by the client
             return False
+        return self._deliver(data)
+
+    # Messages handed over between two turns of the event loop. One read takes up to
+    # 64 KiB, hundreds of small frames: without a turn in between, a client's burst kept
+    # the loop from everyone else, and from the handlers of its own first events, so its
+    # window of unanswered events (EVENT_WINDOW) filled and the rest were refused.
+    DELIVER_PER_TURN = 16
+
+    def _deliver_in_turns(self, data: Any) -> bool:
+        self.delivered += 1
+        if self.delivered % self.DELIVER_PER_TURN == 0:
+            self.runtime.sleep(0)
         return self._deliver(data)
 
     def _deliver(self, data: Any) -> bool:

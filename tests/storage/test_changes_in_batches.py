@@ -15,7 +15,7 @@ from chat_server import schema
 from chat_server.domain.errors import ChatError, Forbidden, NotFound, TooLarge
 from chat_server.domain.models import Message, NewChange, NewMessage
 from chat_server.store import Store
-from chat_server.store.messages import MAX_REACTIONS
+from chat_server.store.changes import MAX_REACTIONS
 
 M, R = schema.messages, schema.reactions
 

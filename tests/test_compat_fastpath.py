@@ -12,7 +12,6 @@ import json
 import math
 import random
 import re
-import time
 
 import pytest
 from engineio import packet as eio_packet
@@ -329,20 +328,6 @@ def test_events_acks_and_errors_over_the_fast_path(server, connect):
     assert ok(a.call("message", text + " again"))["message"]["text"] == text + " again"
 
 
-def ack_for(raw, ack_id, timeout=3.0):
-    prefix = f"43{ack_id}["
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        packets = raw.receive(timeout=1.0)
-        assert packets is not None, "the session was closed"
-        for p in packets:
-            if p == "2":
-                raw.send("3")
-            elif p.startswith(prefix):
-                return json.loads(p[len(prefix) - 1:])
-    raise AssertionError(f"no ack {ack_id}")
-
-
 @pytest.mark.parametrize("bad", ['4217["listRooms"', "42[" + "1" * 101 + "]", '42["a"]x'])
 def test_raw_plain_events_and_a_malformed_one(server, raw_factory, transport, bad):
     """Ack ids up to 2**31 and beyond the fast path's 10 digits are answered with their
@@ -351,7 +336,7 @@ def test_raw_plain_events_and_a_malformed_one(server, raw_factory, transport, ba
     raw.connect_socketio()
     for ack_id in (0, 2**31, 10**12):
         raw.send(f'42{ack_id}["listRooms"]')
-        (ack,) = ack_for(raw, ack_id)
+        (ack,) = raw.ack(ack_id)
         ok(ack)
     raw.send(bad)
     assert raw.closed(timeout=3.0), "the server kept the session open"

@@ -117,7 +117,8 @@ class Moderation:
         return {}
 
     def check_not_muted(self, user: User, room: Room) -> None:
-        """Sending or typing in a room: `forbidden` while muted there (§10.2)."""
+        """Typing in a room: `forbidden` while muted there (§10.2). A send is checked by
+        the group commit instead (`NewMessage.mute_room_id`)."""
         until = self.ctx.store_call(self.ctx.store.muted_until, room.id, user.id)
         if until is not None and until > self.ctx.now_ms():
             raise Muted()
@@ -168,7 +169,8 @@ class Moderation:
         return {"blocked": self.ctx.store_call(self.ctx.store.blocked_names, conn.user.id)}
 
     def check_not_blocked(self, sender: User, recipient: User) -> None:
-        """A DM or DM typing to someone who blocks the sender: `forbidden` (§10.5)."""
+        """DM typing to someone who blocks the sender: `forbidden` (§10.5). A DM itself is
+        checked by the group commit instead (`NewMessage.check_blocks`)."""
         if recipient.id != sender.id and self.ctx.store_call(
                 self.ctx.store.blocks, recipient.id, sender.id):
             raise Blocked()

@@ -62,17 +62,7 @@ def raw_call(raw, ack_id, event, data=None, timeout=3.0):
     """Send an event with an ack id over a raw session and return the ack's arguments."""
     args = [event] if data is None else [event, data]
     raw.send(f"42{ack_id}" + json.dumps(args))
-    prefix = f"43{ack_id}"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        packets = raw.receive(timeout=1.0)
-        assert packets is not None, "the session was closed"
-        for p in packets:
-            if p == "2":
-                raw.send("3")
-            elif p.startswith(prefix + "["):
-                return json.loads(p[len(prefix):])
-    raise AssertionError(f"no ack {ack_id} for {event}")
+    return raw.ack(ack_id, timeout)
 
 
 def test_raw_session_works(server, raw_factory, transport):

@@ -118,6 +118,20 @@ class RawEngineIO:
                 return got
         raise AssertionError(f"no welcome after raw CONNECT; got {got!r}")
 
+    def ack(self, ack_id, timeout=3.0):
+        """The arguments of the ack (`43<id>[...]`) for `ack_id`, answering pings meanwhile."""
+        prefix = f"43{ack_id}["
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            packets = self.receive(timeout=1.0)
+            assert packets is not None, "the session was closed"
+            for p in packets:
+                if p == "2":
+                    self.send("3")
+                elif p.startswith(prefix):
+                    return json.loads(p[len(prefix) - 1:])
+        raise AssertionError(f"no ack {ack_id}")
+
     def closed(self, timeout=3.0):
         """True if the server closes the session within `timeout` seconds."""
         deadline = time.monotonic() + timeout

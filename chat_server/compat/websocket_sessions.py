@@ -118,7 +118,7 @@ class _Connection:
         self.runtime = runtime
         self.listener: Any = None
         self.ended = False
-        self.delivered = 0  # messages handed to the session (`_deliver_in_turns`)
+        self.delivered = 0  # messages of this read handed over (`_deliver_in_turns`)
         self.frames = (FrameReader(ws, session.server.max_http_buffer_size)
                        if FrameReader.fits(ws) else None)
         self.writer = _OnDemandWriter(session.queue, ws, on_closed=self._closed_by_writer)
@@ -159,9 +159,11 @@ class _Connection:
                 if not self._more_to_read():
                     self.listen()
                     return
-        elif not self.ended and self.frames.read(self._deliver_in_turns, self._receive_one):
-            self.listen()
-            return
+        elif not self.ended:
+            self.delivered = 0
+            if self.frames.read(self._deliver_in_turns, self._receive_one):
+                self.listen()
+                return
         self.end()
 
     def _more_to_read(self) -> bool:

@@ -1191,6 +1191,10 @@ def main(argv=None):
                         help="broadcast: M more clients in a second generator process "
                              "(receivers.js); each window then reports the total deliveries/s "
                              "of both processes, to show whether one generator limits it")
+    parser.add_argument("--set", action="append", default=[], metavar="SCENARIO.KEY=JSON",
+                        help="override one size of a scenario, e.g. broadcast.n=10000 "
+                             "broadcast.fixedRate=5 'broadcast.rates=[]' (a broadcast to "
+                             "10,000 at 5 msg/s, issue 13); repeatable")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s",
                         datefmt="%H:%M:%S")
@@ -1209,6 +1213,17 @@ def main(argv=None):
         log.warning("fewer than 2 cores or no taskset: server and generator are not pinned "
                     "apart, numbers mean less")
 
+    overrides: dict[str, dict] = {}
+    for item in args.set:
+        path, sep, value = item.partition("=")
+        scenario, dot, key = path.partition(".")
+        if not sep or not dot or scenario not in SCENARIOS:
+            parser.error(f"--set {item}: want SCENARIO.KEY=JSON")
+        try:
+            overrides.setdefault(scenario, {})[key] = json.loads(value)
+        except ValueError:
+            parser.error(f"--set {item}: {value!r} is not JSON")
+
     global SERVER_CORE
     SERVER_CORE = args.server_cores
     nofile = raise_fd_limit()
@@ -1216,6 +1231,8 @@ def main(argv=None):
     info = machine()
     info["nofile"] = nofile
     info["started"] = datetime.now().isoformat(timespec="seconds")
+    if overrides:
+        info["sizes_set"] = overrides
     log.info("machine: %s", info)
     if any(is_ours(s) for s in servers):
         info["ours_code"] = ours_code(args.ours_repo.resolve())
@@ -1242,7 +1259,7 @@ def main(argv=None):
             info["postgres"] = args.postgres.settings
         for scenario in scenarios:
             log.info("scenario %s", scenario)
-            sizes = SIZES[scenario][1 if args.quick else 0]
+            sizes = {**SIZES[scenario][1 if args.quick else 0], **overrides.get(scenario, {})}
             for kind in servers:
                 try:
                     results[kind][scenario] = run_scenario(kind, scenario, sizes, args)

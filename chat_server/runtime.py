@@ -279,6 +279,30 @@ def listen(host: str, port: int) -> Any:
     return listener
 
 
+class PacedListener:
+    """The listening socket, taking at most `per_turn` connections between two turns of
+    the event loop.
+
+    eventlet's WSGI server accepts until the backlog is empty before the loop runs
+    again, so in a connect storm every pending connection's HTTP upgrade and handshakes
+    ran in one iteration of the loop while the established connections waited (issue
+    13). Paced, the rest wait in the kernel's backlog and the loop polls in between."""
+
+    def __init__(self, sock: Any, per_turn: int = 8) -> None:
+        self._sock, self._per_turn, self._taken = sock, per_turn, 0
+
+    def accept(self) -> Any:
+        if self._taken >= self._per_turn:
+            self._taken = 0
+            eventlet.sleep(0)
+        accepted = self._sock.accept()
+        self._taken += 1
+        return accepted
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
 def serve(listener: Any, wsgi_app: WSGIApplication, max_connections: int,
           protocol: type | None = None) -> None:
     """eventlet's WSGI server; its pool must outsize the connection cap (default 1,024).
@@ -289,6 +313,6 @@ def serve(listener: Any, wsgi_app: WSGIApplication, max_connections: int,
     request heads. `debug=False`: eventlet's own 500s carry no traceback (edge.harden
     answers the app's exceptions before eventlet sees them).
     """
-    eventlet.wsgi.server(listener, wsgi_app, max_size=max_connections + 100,
+    eventlet.wsgi.server(PacedListener(listener), wsgi_app, max_size=max_connections + 100,
                          protocol=protocol or eventlet.wsgi.HttpProtocol, debug=False,
                          log_output=False, keepalive=True, socket_timeout=90)

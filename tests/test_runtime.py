@@ -1,5 +1,6 @@
 """chat_server/runtime.py: the store's lane runs one call at a time, off the event loop,
-and lets the group commit of messages go ahead of the reads waiting behind it."""
+and lets the group commit of messages go ahead of the reads waiting behind it; the
+listener takes a few connections per turn of the loop."""
 
 import time
 
@@ -64,3 +65,25 @@ def test_an_error_reaches_its_caller_and_the_lane_goes_on():
     else:
         raise AssertionError("the error was lost")
     assert lane.run(read, [], "after") == "after"
+
+
+def test_the_listener_lets_the_loop_run_between_a_few_accepts():
+    """eventlet's own accept returns at once while connections wait in the backlog, so a
+    connect storm's whole backlog was taken before anything else ran (issue 13)."""
+    listener = runtime.listen("127.0.0.1", 0)
+    paced = runtime.PacedListener(listener, per_turn=4)
+    address = listener.getsockname()
+    clients = [eventlet.connect(address) for _ in range(10)]
+    eventlet.sleep(0.05)  # all ten are in the backlog
+    order = []
+    eventlet.spawn_n(order.append, "loop")
+    for number in range(10):
+        conn, _ = paced.accept()
+        order.append(number)
+        conn.close()
+    eventlet.sleep(0)
+    for client in clients:
+        client.close()
+    listener.close()
+    assert order[:5] == [0, 1, 2, 3, "loop"]
+    assert order[5:] == [4, 5, 6, 7, 8, 9]

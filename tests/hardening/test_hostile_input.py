@@ -579,23 +579,6 @@ def raw_connected(raw_factory, url, transport_name):
     return raw
 
 
-def wait_acks(raw, wanted, timeout=3.0):
-    """Collect ACK packets (`43<id>[...]`) for the ids in `wanted`; None if closed."""
-    got = {}
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and set(got) != set(wanted):
-        packets = raw.receive(timeout=min(2.0, max(0.1, deadline - time.monotonic())))
-        if packets is None:
-            return None
-        for pkt in packets:
-            if pkt == "2":
-                raw.send("3")
-            m = re.match(r"^43(\d+)(\[.*)$", pkt, re.DOTALL)
-            if m and int(m.group(1)) in wanted:
-                got[int(m.group(1))] = json.loads(m.group(2))
-    return got
-
-
 @pytest.mark.parametrize("shape", ["array", "object"])
 def test_too_deeply_nested_event_is_answered_or_closed(hostile_server, raw_factory, transport,
                                                        shape):
@@ -607,7 +590,7 @@ def test_too_deeply_nested_event_is_answered_or_closed(hostile_server, raw_facto
         ('{"a":' * 3000 + "1" + "}" * 3000)
     raw.send('421["message",' + deep + "]")
     raw.send('422["listUsers"]')
-    acks = wait_acks(raw, {1, 2})
+    acks = raw.acks({1, 2})
     if acks is not None and 1 not in acks:
         # Either the server closes the session a moment later, or it must have answered.
         assert raw.closed(timeout=2.0), \
@@ -689,7 +672,7 @@ def test_raw_packet_oddities(hostile_server, raw_factory, transport, packets, ex
             if raw.send(pkt) == -1:
                 break
         raw.send('4277["listUsers"]')
-        acks = wait_acks(raw, {77}, timeout=4.0 if expect == "open" else 2.0)
+        acks = raw.acks({77}, timeout=4.0 if expect == "open" else 2.0)
         if expect == "open":
             assert acks is not None and 77 in acks, "the session stopped answering"
         if acks is not None and 77 in acks:

@@ -118,19 +118,32 @@ class RawEngineIO:
                 return got
         raise AssertionError(f"no welcome after raw CONNECT; got {got!r}")
 
-    def ack(self, ack_id, timeout=3.0):
-        """The arguments of the ack (`43<id>[...]`) for `ack_id`, answering pings meanwhile."""
-        prefix = f"43{ack_id}["
+    def acks(self, wanted, timeout=3.0):
+        """The arguments of the acks (`43<id>[...]`) for the ids in `wanted` that arrive
+        within `timeout` seconds, by id, answering pings meanwhile; None if the session
+        closes first."""
+        got = {}
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            packets = self.receive(timeout=1.0)
-            assert packets is not None, "the session was closed"
+        while time.monotonic() < deadline and set(got) != set(wanted):
+            packets = self.receive(timeout=min(1.0, max(0.1, deadline - time.monotonic())))
+            if packets is None:
+                return None
             for p in packets:
                 if p == "2":
                     self.send("3")
-                elif p.startswith(prefix):
-                    return json.loads(p[len(prefix) - 1:])
-        raise AssertionError(f"no ack {ack_id}")
+                    continue
+                head, bracket, rest = p.partition("[")
+                if bracket and head[:2] == "43" and head[2:].isdigit() \
+                        and int(head[2:]) in wanted:
+                    got[int(head[2:])] = json.loads(bracket + rest)
+        return got
+
+    def ack(self, ack_id, timeout=3.0):
+        """The arguments of the ack for `ack_id` (see `acks`); fails if it does not come."""
+        got = self.acks({ack_id}, timeout)
+        assert got is not None, "the session was closed"
+        assert ack_id in got, f"no ack {ack_id}"
+        return got[ack_id]
 
     def closed(self, timeout=3.0):
         """True if the server closes the session within `timeout` seconds."""

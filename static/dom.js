@@ -41,6 +41,69 @@ export function setText(node, text) {
   node.textContent = text == null ? '' : String(text);
 }
 
+/**
+ * Make `parent`'s children what `wanted` (an array of nodes, as built with h()) describes,
+ * reusing the nodes already there rather than replacing them: an element with the same tag
+ * and data-testid, or else one of the same tag in the same place (text nodes likewise), is
+ * brought up to date in place (attributes, then its own children), and only what is new,
+ * gone or out of order is inserted, removed or moved.
+ *
+ * Why not clear and rebuild: a browser fires `click` only if the element the button went
+ * down on is still in the document when it comes up (Blink forgets the pressed node when it
+ * is removed). A list redrawn by replacing its nodes, on some unrelated news arriving between
+ * press and release, would swallow that click without a trace.
+ */
+export function patchChildren(parent, wanted) {
+  const keyed = new Map();
+  for (const child of parent.childNodes) {
+    const key = patchKey(child);
+    if (key !== null && !keyed.has(key)) keyed.set(key, child);
+  }
+  let next = parent.firstChild; // every child before this one has been matched
+  for (const want of wanted) {
+    const key = patchKey(want);
+    let have = null;
+    if (key !== null) {
+      have = keyed.get(key) || null;
+      keyed.delete(key);
+    } else if (next && patchKey(next) === null && next.nodeName === want.nodeName) {
+      have = next;
+    }
+    if (!have) {
+      parent.insertBefore(want, next);
+    } else {
+      if (have === next) next = next.nextSibling;
+      else parent.insertBefore(have, next); // moved: only when the order changed
+      patchNode(have, want);
+    }
+  }
+  while (next) {
+    const after = next.nextSibling;
+    parent.removeChild(next);
+    next = after;
+  }
+}
+
+function patchKey(node) {
+  if (node.nodeType !== Node.ELEMENT_NODE) return null;
+  const id = node.getAttribute('data-testid');
+  return id === null ? null : `${node.nodeName}:${id}`;
+}
+
+function patchNode(have, want) {
+  if (have.nodeType !== Node.ELEMENT_NODE) {
+    if (have.nodeValue !== want.nodeValue) have.nodeValue = want.nodeValue;
+    return;
+  }
+  for (const attr of [...have.attributes]) {
+    if (!want.hasAttribute(attr.name)) have.removeAttribute(attr.name);
+  }
+  for (const attr of want.attributes) {
+    if (have.getAttribute(attr.name) !== attr.value) have.setAttribute(attr.name, attr.value);
+  }
+  patchChildren(have, [...want.childNodes]);
+}
+
 // A URL candidate: http(s):// followed by anything up to whitespace or an angle bracket.
 const URL_CANDIDATE = /\bhttps?:\/\/[^\s<>"']+/gi;
 // Punctuation that usually ends a sentence rather than a link.

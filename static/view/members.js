@@ -6,7 +6,7 @@
 // (the server says no to anyone else, and that is shown). Bans seen here can be lifted,
 // and anyone can be unbanned by name. Names reach the page as text only (dom.js).
 
-import { byId, h, clear, setText } from '../dom.js';
+import { byId, h, patchChildren, setText } from '../dom.js';
 import * as conversations from '../conversations.js';
 import * as moderation from '../moderation.js';
 import * as presence from '../presence.js';
@@ -174,27 +174,30 @@ export function render(conv) {
   setText(toggle, `Members (${count})`);
   toggle.setAttribute('aria-expanded', panel.hidden ? 'false' : 'true');
   if (panel.hidden) return;
-  const focusedTestId = panel.contains(document.activeElement) ? document.activeElement.dataset.testid : null;
-  const focusedMember = focusedTestId ? document.activeElement.closest('[data-name]') : null;
+  const focused = panel.contains(document.activeElement) ? document.activeElement : null;
+  const focusedTestId = focused ? focused.dataset.testid : null;
+  const focusedMember = focusedTestId ? focused.closest('[data-name]') : null;
   const focusedName = focusedMember ? lower(focusedMember.dataset.name) : null;
 
   setText(heading, `Members of ${conv.title}`);
-  clear(list);
-  if (!conv.members) list.appendChild(h('li', { class: 'empty' }, 'Loading…'));
-  for (const name of names) list.appendChild(memberNode(conv, name));
+  // Updated in place, never rebuilt: this redraws on every presence change and room event,
+  // and a member's row replaced between press and release would lose the click (dom.js).
+  const rows = conv.members ? [] : [h('li', { class: 'empty' }, 'Loading…')];
+  for (const name of names) rows.push(memberNode(conv, name));
+  patchChildren(list, rows);
 
   const banned = moderation.bannedIn(conv.key);
   const canUnban = mayUnban(conv);
   bannedBox.hidden = !canUnban && !(moderation.mayBeAdmin() && adminOpen);
-  clear(bannedList);
-  for (const name of banned) {
-    bannedList.appendChild(h('li', { class: 'banned-member', 'data-testid': `banned-${lower(name)}`, 'data-name': name },
-      h('span', { class: 'member-name' }, name), ' ',
-      h('button', {
-        type: 'button', class: 'menu-item', 'data-action': 'unban', 'data-testid': 'member-action-unban', disabled: busy,
-      }, 'Unban')));
-  }
-  if (focusedTestId) {
+  patchChildren(bannedList, banned.map((name) => h('li', {
+    class: 'banned-member', 'data-testid': `banned-${lower(name)}`, 'data-name': name,
+  },
+  h('span', { class: 'member-name' }, name), ' ',
+  h('button', {
+    type: 'button', class: 'menu-item', 'data-action': 'unban', 'data-testid': 'member-action-unban', disabled: busy,
+  }, 'Unban'))));
+  // The focused control is normally still there; one that was moved or redrawn gets it back.
+  if (focusedTestId && !panel.contains(document.activeElement)) {
     const scope = focusedName ? list.querySelector(`[data-testid="member-${CSS.escape(focusedName)}"]`) : panel;
     const again = scope && scope.querySelector(`[data-testid="${CSS.escape(focusedTestId)}"]`);
     if (again) again.focus();
@@ -222,9 +225,11 @@ function open(value) {
 
 async function run(action, name, arg) {
   busy = true;
+  panel.setAttribute('aria-busy', 'true'); // until the answer (then the menu closes, or says why not)
   redraw();
   const text = await handlers.onAction(action, name, arg);
   busy = false;
+  panel.removeAttribute('aria-busy');
   showError(text);
   if (!text && action !== 'message') closeMenu();
   redraw();

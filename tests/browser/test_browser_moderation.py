@@ -39,9 +39,22 @@ def member(chat, name):
     return chat.tid("member-list").get_by_test_id(f"member-{name.lower()}")
 
 
+def see_everyone(chat, *names):
+    """Open the member panel on `chat` and wait until it lists exactly `names`: every join
+    has reached this page and been drawn. A row drawn late, above the one being clicked,
+    would move the button away from under the pointer between press and release."""
+    open_members(chat)
+    for name in names:
+        expect(member(chat, name)).to_have_count(1)
+    expect(chat.tid("member-list").locator("li[data-name]")).to_have_count(len(names))
+
+
 def member_menu(chat, name):
     """Open the menu on `name` in the member panel; returns its actions."""
     open_members(chat)
+    # An earlier action still waiting for its ack closes the menu when the ack comes: wait
+    # for it first, so that the menu seen open now stays open.
+    expect(chat.tid("member-panel")).not_to_have_attribute("aria-busy", "true")
     row = member(chat, name)
     actions = row.get_by_test_id("member-actions")
     if actions.count() == 0:
@@ -62,7 +75,7 @@ def test_owner_makes_a_member_moderator_and_both_pages_show_it(server, open_chat
     room = shared_room(a, b)
 
     for chat in (a, b):
-        open_members(chat)
+        see_everyone(chat, own, mem)
         expect(member(chat, own)).to_have_attribute("data-role", "owner")
         expect(member(chat, own).get_by_test_id("member-role")).to_have_text("owner")
         expect(member(chat, mem)).to_have_attribute("data-role", "member")
@@ -108,9 +121,9 @@ def test_moderator_mutes_a_member_who_sees_until_when_then_unmutes(server, open_
     b = open_chat(server.url).sign_in(mod)
     c = open_chat(server.url).sign_in(mem)
     room = shared_room(a, b, c)
-    open_members(a)
+    see_everyone(a, own, mod, mem)
     make_moderator(a, mod)
-    open_members(b)
+    see_everyone(b, own, mod, mem)
     expect(member(b, mod)).to_have_attribute("data-role", "moderator")
 
     # A moderator may not act on the owner, nor set roles (§10.2).
@@ -157,6 +170,7 @@ def test_moderator_mutes_a_member_who_sees_until_when_then_unmutes(server, open_
     member_menu(b, mem).get_by_test_id("member-action-mute-86400").click()
     expect(muted).to_contain_text("until")
     expect(c.tid("composer-input")).to_be_disabled()
+    expect(member(a, mem).get_by_test_id("member-muted")).to_contain_text("muted until")
     member_menu(a, mem).get_by_test_id("member-action-mute-0").click()
     expect(c.tid("composer-input")).to_be_enabled()
 
@@ -166,6 +180,7 @@ def test_kick_and_ban_from_the_menu(server, open_chat):
     a = open_chat(server.url).sign_in(own)
     b = open_chat(server.url).sign_in(mem)
     room = shared_room(a, b)
+    see_everyone(a, own, mem)
 
     # Kick: the member's page leaves the room and says why; they may join again.
     member_menu(a, mem).get_by_test_id("member-action-kick").click()
@@ -201,6 +216,34 @@ def test_kick_and_ban_from_the_menu(server, open_chat):
     expect(member(a, mem)).to_have_attribute("data-role", "member")
 
 
+def test_a_press_on_the_menu_survives_the_panel_redrawing_before_the_release(
+        server, open_chat):
+    """The member panel redraws on every presence change and room event. Chromium fires no
+    click when the element pressed has left the document by the release, so a panel that
+    rebuilt its rows would swallow a click straddling a redraw: it must update them in place."""
+    # "zed…" sorts after "mem…": the late member's row comes below the held button.
+    own, mem, late = unique("own"), unique("mem"), unique("zed")
+    a = open_chat(server.url).sign_in(own)
+    b = open_chat(server.url).sign_in(mem)
+    room = shared_room(a, b)
+    see_everyone(a, own, mem)
+
+    kick = member_menu(a, mem).get_by_test_id("member-action-kick")
+    kick.scroll_into_view_if_needed()
+    box = kick.bounding_box()
+    a.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    a.page.mouse.down()
+    # While the button is held, someone comes online and joins: the panel redraws.
+    c = open_chat(server.url).sign_in(late)
+    c.join_room(room)
+    expect(member(a, late)).to_have_count(1)
+    a.page.mouse.up()
+
+    expect(b.conv_button(room.lower())).to_have_count(0)
+    expect(b.tid("conv-error")).to_contain_text(f"You were removed from {room} by {own}")
+    expect(member(a, mem)).to_have_count(0)
+
+
 def _handshakes(chat):
     """Count the Engine.IO handshakes (new sessions) the page makes from now on."""
     seen = []
@@ -220,6 +263,8 @@ def test_admin_bans_a_user_from_the_server(server_factory, open_chat):
     a = open_chat(srv.url).sign_in(boss, password="correct horse battery")
     t = open_chat(srv.url).sign_in(target, password="target's own password")
     shared_room(t, a)  # the target owns the room; the admin is a plain member there
+    see_everyone(t, target, boss)
+    see_everyone(a, target, boss)
 
     # Not an admin: the target's try is refused, and the panel says so.
     actions = member_menu(t, boss)

@@ -44,9 +44,11 @@ export function setText(node, text) {
 /**
  * Make `parent`'s children what `wanted` (an array of nodes, as built with h()) describes,
  * reusing the nodes already there rather than replacing them: an element with the same tag
- * and data-testid, or else one of the same tag in the same place (text nodes likewise), is
- * brought up to date in place (attributes, then its own children), and only what is new,
- * gone or out of order is inserted, removed or moved.
+ * and data-key (or, lacking one, data-testid), or else one of the same tag in the same place
+ * (text nodes likewise), is brought up to date in place (attributes, then its own children),
+ * and only what is new, gone or out of order is inserted, removed or moved. data-key is for
+ * rows that carry no test id of their own (a list's <li> around its button): keyed, a row
+ * follows its item when the order changes instead of having its button swapped out.
  *
  * Why not clear and rebuild: a browser fires `click` only if the element the button went
  * down on is still in the document when it comes up (Blink forgets the pressed node when it
@@ -90,6 +92,8 @@ export function patchChildren(parent, wanted) {
 
 function patchKey(node) {
   if (node.nodeType !== Node.ELEMENT_NODE) return null;
+  const key = node.getAttribute('data-key');
+  if (key !== null) return `${node.nodeName} key=${key}`; // never equal to a test id's form
   const id = node.getAttribute('data-testid');
   return id === null ? null : `${node.nodeName}:${id}`;
 }

@@ -2,7 +2,7 @@
 // online (drawn by people.js), the unread total (menu badge and tab title); on a phone,
 // the drawer holding it.
 
-import { byId, h, clear, setText } from '../dom.js';
+import { byId, h, patchChildren, setText } from '../dom.js';
 import * as conversations from '../conversations.js';
 import * as presence from '../presence.js';
 import * as identity from '../identity.js';
@@ -55,24 +55,25 @@ function convButton(conv) {
     const mentioned = conv.mentions > 0 ? `, ${conv.mentions} mentioning you` : '';
     button.appendChild(h('span', { class: 'visually-hidden' }, `, ${conv.unread} unread${mentioned}`));
   }
-  return h('li', {}, button);
+  return h('li', { 'data-key': conv.key }, button);
 }
 
+// Updated in place, never rebuilt: the sidebar redraws on every message, unread count and
+// presence change, and a button replaced between press and release would lose the click
+// (dom.js). Clicks come through the one listener bind() puts on the sidebar.
 function fill(list, nodes, emptyText) {
-  clear(list);
-  for (const node of nodes) list.appendChild(node);
-  if (!nodes.length) list.appendChild(h('li', { class: 'empty' }, emptyText));
+  patchChildren(list, nodes.length ? nodes : [h('li', { class: 'empty' }, emptyText)]);
 }
 
 export function render() {
   if (!identity.isSignedIn()) return; // the chat is hidden: nothing to show
-  // Drawing replaces the buttons: keep keyboard focus where it was.
+  // A button drawn again stays the same node and keeps focus; one that had to move (the
+  // order changed) loses it, and gets it back below.
   const focused = document.activeElement;
   const focusId = focused && sidebar.contains(focused) ? focused.getAttribute('data-testid') : null;
 
   const convs = conversations.all();
-  clear(lobbyList);
-  lobbyList.appendChild(convButton(conversations.get('lobby')));
+  patchChildren(lobbyList, [convButton(conversations.get('lobby'))]);
   const rooms = convs.filter((c) => c.type === 'room').sort((a, b) => lower(a.title).localeCompare(lower(b.title)));
   fill(roomList, rooms.map(convButton), 'No rooms yet.');
   const dms = convs.filter((c) => c.type === 'dm').sort((a, b) => b.maxId - a.maxId || lower(a.peer).localeCompare(lower(b.peer)));
@@ -87,7 +88,7 @@ export function render() {
 
   onRendered();
 
-  if (focusId) {
+  if (focusId && !sidebar.contains(document.activeElement)) {
     const again = sidebar.querySelector(`[data-testid="${CSS.escape(focusId)}"]`);
     if (again) again.focus();
   }

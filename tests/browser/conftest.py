@@ -124,6 +124,14 @@ class ChatPage:
         self.tid("room-password").fill(password or "")
         self.tid("room-submit").click()
 
+    def hold_mouse_on(self, locator):
+        """Press the mouse button on the middle of `locator` and keep it down: the release
+        (self.page.mouse.up()) is the test's to send, after whatever should come between."""
+        locator.scroll_into_view_if_needed()
+        box = locator.bounding_box()
+        self.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        self.page.mouse.down()
+
     def send(self, text):
         box = self.tid("composer-input")
         box.fill(text)

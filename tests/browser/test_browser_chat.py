@@ -260,3 +260,32 @@ def test_older_history_loads_when_scrolling_up(server, open_chat):
     expect(r.tid("history-status")).to_contain_text("beginning")
     ids = r.messages().evaluate_all("els => els.map(e => Number(e.dataset.id))")
     assert ids == sorted(ids) and len(set(ids)) == 130
+
+
+def test_a_press_on_a_room_survives_the_sidebar_redrawing_before_the_release(server, open_chat):
+    """The sidebar redraws on every message, unread count and presence change. Chromium
+    fires no click when the element pressed has left the document by the release, so a
+    sidebar that rebuilt its buttons would swallow a click straddling a redraw."""
+    a_name, b_name = unique("ann"), unique("bob")
+    a = open_chat(server.url).sign_in(a_name)
+    b = open_chat(server.url).sign_in(b_name)
+    room = unique("#held")
+    a.join_room(room)
+    expect(a.tid("conv-title")).to_have_text(room)
+    b.join_room(room)
+    expect(b.tid("conv-title")).to_have_text(room)
+    expect(a.tid("notice").filter(has_text=f"{b_name} joined")).to_have_count(1)
+    a.open_conv("lobby", title="Lobby")
+
+    a.hold_mouse_on(a.conv_button(room))
+    # While the button is held, a message arrives in that room: the sidebar redraws (the
+    # room's unread count).
+    said = f"while you pressed {uuid.uuid4().hex[:6]}"
+    b.send(said)
+    expect(a.tid(f"unread-{room.lower()}")).to_have_text("1")
+    a.page.mouse.up()
+
+    expect(a.conv_button(room)).to_have_attribute("aria-current", "true")
+    expect(a.tid("conv-title")).to_have_text(room)
+    a.expect_once(said)
+

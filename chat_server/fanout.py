@@ -92,6 +92,17 @@ def dumps(value: object) -> str:
 _encoder = json.JSONEncoder(separators=(",", ":"))
 
 
+def event_text(event: str, data: object) -> str:
+    """The Engine.IO message of a Socket.IO EVENT on the default namespace, as the library
+    would encode an emit of `data` (None: no argument)."""
+    return "42" + dumps([event] if data is None else [event, data])
+
+
+def ack_text(ack_id: int, args: list[object]) -> str:
+    """The Engine.IO message of a Socket.IO ACK on the default namespace."""
+    return f"43{ack_id}{dumps(args)}"
+
+
 def send_text(server: socketio.Server, eio_sid: str, text: str) -> None:
     """Send one Engine.IO text packet (`text` starts with its type, "4") to one client."""
     if not server.manager.frames.put(eio_sid, text_frame(text.encode()), text):
@@ -105,7 +116,7 @@ def send_ack(server: socketio.Server, eio_sid: str, namespace: str, ack_id: int,
     args = [] if result is None else [result]
     if namespace == "/":
         try:
-            text = f"43{ack_id}{dumps(args)}"
+            text = ack_text(ack_id, args)
         except TypeError:  # not JSON (bytes): the library knows how
             pass
         else:
@@ -141,7 +152,7 @@ class FanoutManager(compat.IndexedRooms):
             return
         kept = self.held.pop(eio_sid, [])
         for event, data in first:
-            send_text(self.server, eio_sid, "42" + dumps([event, data]))
+            send_text(self.server, eio_sid, event_text(event, data))
         for text in kept:
             if not _replayed(text, upto):
                 send_text(self.server, eio_sid, text)
@@ -160,7 +171,7 @@ class FanoutManager(compat.IndexedRooms):
         text = None
         if namespace == "/" and callback is None and not isinstance(data, tuple):
             try:
-                text = "42" + dumps([event] if data is None else [event, data])
+                text = event_text(event, data)
             except TypeError:  # binary attachments: the library sends them as frames
                 pass
         if text is None or namespace not in self.rooms:

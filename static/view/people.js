@@ -4,7 +4,7 @@
 // `listUsers` (directory.js), with a search box (a name prefix) and a "more" button; the
 // users listed are watched (watching.js), so their dots follow them going and coming.
 
-import { byId, h, clear, setText } from '../dom.js';
+import { byId, h, patchChildren, setText } from '../dom.js';
 import * as presence from '../presence.js';
 import * as directory from '../directory.js';
 import * as identity from '../identity.js';
@@ -20,7 +20,7 @@ const moreButton = byId('users-more');
 function userButton(name, online) {
   const self = identity.isMe(name);
   const state = online ? '' : ' (offline)';
-  return h('li', {},
+  return h('li', { 'data-key': lower(name) },
     h('button', {
       type: 'button',
       class: online ? 'user-btn' : 'user-btn offline',
@@ -57,9 +57,11 @@ export function render() {
   setText(onlineCount, `(${presence.count()})`);
   const truncated = presence.isTruncated();
   searchForm.hidden = !truncated;
-  clear(userList);
+  // Updated in place, never rebuilt: this redraws whenever anyone comes or goes, and a
+  // button replaced between press and release would lose the click (dom.js). Clicks come
+  // through the sidebar's one listener (sidebar.js).
   if (!truncated) {
-    for (const node of everyone()) userList.appendChild(node);
+    patchChildren(userList, everyone());
     setText(note, '');
     note.hidden = true;
     moreButton.hidden = true;
@@ -67,7 +69,7 @@ export function render() {
     return;
   }
   // §7: the pages asked so far, each user with what is known of them (watched: current).
-  for (const name of directory.shown()) userList.appendChild(userButton(name, presence.isOnline(name)));
+  patchChildren(userList, directory.shown().map((name) => userButton(name, presence.isOnline(name))));
   // A search forgotten (signed out, signed in as someone else) empties the box as well.
   if (document.activeElement !== searchBox && searchBox.value.trim() !== directory.query()) {
     searchBox.value = directory.query();

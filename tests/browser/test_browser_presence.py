@@ -3,6 +3,8 @@
 and "more", the users shown watched (`watchUsers`) so that their going and coming shows,
 the watch list sent again after a reconnect; and at or below the limit, the v1 list."""
 
+import uuid
+
 import pytest
 from playwright.sync_api import expect
 
@@ -155,3 +157,26 @@ def test_at_or_below_the_limit_the_list_is_everyone_until_it_grows_past_it(crowd
     dee.disconnect()
     expect_online(page, "dee", False)
     expect(page.tid("online-count")).to_have_text("(4)")
+
+
+def test_a_press_on_a_name_survives_the_list_redrawing_before_the_release(server_factory,
+                                                                          open_chat):
+    """The online list redraws whenever anyone comes or goes. Chromium fires no click when
+    the element pressed has left the document by the release, so a list that rebuilt its
+    buttons would swallow a click straddling someone signing in."""
+    srv = server_factory()  # no one else online: nothing but the arrival below moves
+    tag = uuid.uuid4().hex[:6]
+    # "zed…" sorts after "bob…": the late user's button comes below the held one.
+    me, other, late = f"ann{tag}", f"bob{tag}", f"zed{tag}"
+    a = open_chat(srv.url).sign_in(me)
+    open_chat(srv.url).sign_in(other)
+    expect(listed(a)).to_have_count(2)
+
+    a.hold_mouse_on(a.tid(f"user-{other}"))
+    # While the button is held, someone signs in: the list redraws.
+    open_chat(srv.url).sign_in(late)
+    expect(a.tid(f"user-{late}")).to_have_count(1)
+    a.page.mouse.up()
+
+    expect(a.tid("conv-title")).to_have_text(other)
+    expect(a.conv_button(f"@{other}")).to_have_attribute("aria-current", "true")

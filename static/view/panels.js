@@ -2,7 +2,7 @@
 // open a direct conversation by name. Names are checked as the server would
 // (docs/protocol.md §1, §2.4) before anything is sent.
 
-import { byId, h, clear, setText } from '../dom.js';
+import { byId, h, patchChildren, setText } from '../dom.js';
 import * as conversations from '../conversations.js';
 import { NAME_RE, ROOM_RE, lower } from '../rules.js';
 import { ackErrorText } from '../errors.js';
@@ -72,36 +72,38 @@ async function submitRoom(event) {
   handlers.onOpen(res.key);
 }
 
-function pickPublicRoom(r, joined) {
-  if (joined) {
-    handlers.onOpen(lower(r.room));
+/** A room of the list was picked: its button says which, and what the list showed of it. */
+function pickPublicRoom(button) {
+  const room = button.dataset.room;
+  if (button.dataset.joined === 'true') {
+    handlers.onOpen(lower(room));
     return;
   }
-  roomName.value = r.room;
-  if (r.private) roomPassword.focus();
+  roomName.value = room;
+  if (button.dataset.private === 'true') roomPassword.focus();
   else roomForm.requestSubmit();
 }
 
 /** rooms: the server's room infos (docs/protocol.md §2.2: listRooms). */
 export function showPublicRooms(rooms) {
-  clear(publicRoomList);
   const list = rooms.filter((r) => r && typeof r.room === 'string')
     .sort((a, b) => (b.members || 0) - (a.members || 0) || lower(a.room).localeCompare(lower(b.room)));
-  if (!list.length) {
-    publicRoomList.appendChild(h('li', { class: 'empty' }, 'No rooms yet: create one above.'));
-    return;
-  }
-  for (const r of list) {
+  // Updated in place, never rebuilt: the list is asked again after every room event in the
+  // user's rooms, and a button replaced between press and release would lose the click
+  // (dom.js). Clicks come through the one listener bind() puts on the list.
+  patchChildren(publicRoomList, list.length ? list.map((r) => {
     const joined = conversations.has(lower(r.room));
-    publicRoomList.appendChild(h('li', {},
+    return h('li', { 'data-key': lower(r.room) },
       h('button', {
         type: 'button',
         class: 'link-button',
         'data-testid': `public-room-${lower(r.room)}`,
-        on: { click: () => pickPublicRoom(r, joined) },
+        'data-room': r.room,
+        'data-private': r.private ? 'true' : 'false',
+        'data-joined': joined ? 'true' : 'false',
       }, r.room),
-      ` · ${r.members ?? 0} member${r.members === 1 ? '' : 's'}${r.private ? ' · private' : ''}${joined ? ' · joined' : ''}`));
-  }
+      ` · ${r.members ?? 0} member${r.members === 1 ? '' : 's'}${r.private ? ' · private' : ''}${joined ? ' · joined' : ''}`);
+  }) : [h('li', { class: 'empty' }, 'No rooms yet: create one above.')]);
 }
 
 export const publicRoomsShown = () => publicRoomList.childElementCount > 0;
@@ -131,5 +133,9 @@ export function bind(given) {
   handlers = given;
   roomForm.addEventListener('submit', submitRoom);
   browseButton.addEventListener('click', () => handlers.onBrowse());
+  publicRoomList.addEventListener('click', (event) => {
+    const button = event.target.closest('button[data-room]');
+    if (button && publicRoomList.contains(button)) pickPublicRoom(button);
+  });
   dmForm.addEventListener('submit', submitDm);
 }

@@ -289,3 +289,43 @@ def test_a_press_on_a_room_survives_the_sidebar_redrawing_before_the_release(ser
     expect(a.tid("conv-title")).to_have_text(room)
     a.expect_once(said)
 
+
+def test_a_press_on_a_public_room_survives_the_list_redrawing_before_the_release(
+        server, open_chat):
+    """The list of public rooms is asked again after every room event in the user's rooms
+    and drawn again: a press on a room in it must not be lost to that redraw."""
+    a_name, b_name, c_name = unique("ann"), unique("bob"), unique("cat")
+    a = open_chat(server.url).sign_in(a_name)
+    b = open_chat(server.url).sign_in(b_name)
+    c = open_chat(server.url).sign_in(c_name)
+    # ours (two members, soon three) sorts above theirs (one): the room whose count changes
+    # stays above the one pressed, and does not push it from under the pointer.
+    ours, theirs = unique("#ours"), unique("#theirs")
+    a.join_room(ours)
+    expect(a.tid("conv-title")).to_have_text(ours)
+    b.join_room(ours)
+    expect(b.tid("conv-title")).to_have_text(ours)
+    b.join_room(theirs)
+    expect(b.tid("conv-title")).to_have_text(theirs)
+    expect(a.tid("notice").filter(has_text=f"{b_name} joined")).to_have_count(1)
+
+    a.ensure_sidebar()
+    if a.page.locator("#room-panel").get_attribute("open") is None:
+        a.tid("room-panel-toggle").click()
+    a.tid("browse-rooms").click()
+    rows = a.tid("public-room-list").locator("li")
+    ours_row = rows.filter(has=a.tid(f"public-room-{ours.lower()}"))
+    expect(ours_row).to_contain_text("2 members")
+    pick = a.tid(f"public-room-{theirs.lower()}")
+    expect(pick).to_be_visible()
+
+    a.hold_mouse_on(pick)
+    # While the button is held, someone joins a room of the user's: the list is asked
+    # again and redrawn.
+    c.join_room(ours)
+    expect(c.tid("conv-title")).to_have_text(ours)
+    expect(ours_row).to_contain_text("3 members")
+    a.page.mouse.up()
+
+    expect(a.conv_button(theirs)).to_have_count(1)
+    expect(a.tid("conv-title")).to_have_text(theirs)

@@ -90,6 +90,15 @@ export function patchChildren(parent, wanted) {
   }
 }
 
+/**
+ * Bring element `have` (in the document) up to date with `want` (as built with h()) in
+ * place: its attributes, then its children as patchChildren does. For a single item redrawn
+ * on news, where replacing it would lose a click straddling the redraw.
+ */
+export function patchElement(have, want) {
+  patchNode(have, want);
+}
+
 function patchKey(node) {
   if (node.nodeType !== Node.ELEMENT_NODE) return null;
   const key = node.getAttribute('data-key');

@@ -30,7 +30,7 @@ export function menuNode(conv, m) {
   return h('div', { class: 'msg-menu', 'data-testid': 'message-actions', role: 'group', 'aria-label': 'Message actions' },
     h('div', { class: 'emoji-row' },
       QUICK_EMOJI.map((emoji) => h('button', {
-        type: 'button', class: 'emoji-pick', 'data-action': 'pick-emoji', 'data-emoji': emoji,
+        type: 'button', class: 'emoji-pick', 'data-action': 'pick-emoji', 'data-emoji': emoji, 'data-key': emoji,
         'data-testid': 'pick-emoji', title: `React with ${emoji}`,
       }, emoji)),
       h('form', { class: 'emoji-free', 'data-testid': 'emoji-form' },

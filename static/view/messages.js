@@ -9,7 +9,7 @@
 // divider sits before the first unread message, and "Seen" under my last DM message the
 // peer has read (§9.1).
 
-import { byId, h, clear, setText } from '../dom.js';
+import { byId, h, clear, setText, patchElement } from '../dom.js';
 import * as identity from '../identity.js';
 import * as conversations from '../conversations.js';
 import { messageNode } from './message.js';
@@ -110,17 +110,27 @@ export function showSeen(conv) {
   }
 }
 
+/**
+ * Bring the drawn `node` of `entry` up to date in place rather than replacing it: a message
+ * is drawn again whenever someone else reacts to it or edits it, and a button of it (a
+ * reaction, the menu) replaced between press and release would lose the click (dom.js).
+ */
+function redrawEntry(conv, entry, node) {
+  patchElement(node, entryNode(conv, entry));
+  nodeOf.set(entry, node);
+}
+
 /** Draw one message again: it changed in place (docs/protocol.md §8.3), or its menu did. */
 export function refresh({ conv, entry }) {
   if (conv !== shownConv) return;
-  const old = nodeOf.get(entry);
-  if (!old || !old.parentNode) return;
-  const focusedAction = old.contains(document.activeElement) ? document.activeElement.dataset.action : null;
-  const node = entryNode(conv, entry);
-  old.replaceWith(node);
+  const node = nodeOf.get(entry);
+  if (!node || !node.parentNode) return;
+  const focusedAction = node.contains(document.activeElement) ? document.activeElement.dataset.action : null;
+  redrawEntry(conv, entry, node);
   if (entry.msg) refreshQuotesOf(conv, entry.msg.id);
   if (conv.type === 'dm') showSeen(conv);
-  if (focusedAction) {
+  // The focused control normally stays; one that was redrawn gets its action's focus back.
+  if (focusedAction && !node.contains(document.activeElement)) {
     const again = node.querySelector(`[data-action="${CSS.escape(focusedAction)}"]`);
     if (again) again.focus();
   }
@@ -131,10 +141,7 @@ function refreshQuotesOf(conv, id) {
   for (const quote of messageList.querySelectorAll(`.reply-quote[data-reply-to="${id}"]`)) {
     const li = quote.closest('li.msg');
     const entry = li ? conversations.findEntry(conv, Number(li.dataset.id)) : null;
-    if (entry) {
-      const node = entryNode(conv, entry);
-      li.replaceWith(node);
-    }
+    if (entry) redrawEntry(conv, entry, li);
   }
 }
 

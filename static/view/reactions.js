@@ -28,6 +28,7 @@ export function reactionsNode(m) {
         type: 'button',
         class: mine ? 'reaction mine' : 'reaction',
         'data-testid': 'reaction',
+        'data-key': r.emoji, // each chip stays itself when the message is patched (dom.js)
         'data-emoji': r.emoji,
         'data-action': 'toggle-reaction',
         'aria-pressed': mine ? 'true' : 'false',

@@ -379,3 +379,39 @@ def test_search_opens_the_conversation_at_the_message(server, open_chat):
     expect(b.tid("search-status")).to_contain_text("No messages")
     b.tid("search-close").click()
     expect(b.tid("search-panel")).to_be_hidden()
+
+
+def test_a_press_on_a_reaction_survives_the_message_redrawing_before_the_release(
+        server, open_chat):
+    """A message is drawn again whenever someone reacts to it or edits it. Chromium fires
+    no click when the element pressed has left the document by the release, so a message
+    redrawn by replacing its node would swallow a click on its reaction straddling that."""
+    a_name, b_name, c_name = unique("rp"), unique("rx"), unique("rz")
+    a = open_chat(server.url).sign_in(a_name)
+    b = open_chat(server.url).sign_in(b_name)
+    c = open_chat(server.url).sign_in(c_name)
+    room = shared_room(a, b)
+    c.join_room(room)
+    expect(c.tid("conv-title")).to_have_text(room)
+    # Everything that adds a line to ann's page comes before the press: nothing scrolls.
+    expect(a.tid("notice").filter(has_text=f"{c_name} joined")).to_have_count(1)
+    text = f"react to this {uuid.uuid4().hex[:4]}"
+    b.send(text)
+    for chat in (a, c):
+        chat.expect_once(text)
+    menu(b, text).get_by_test_id("pick-emoji").first.click()
+    thumbs = "👍"
+    chip = a.messages(text).locator(f'[data-testid="reaction"][data-emoji="{thumbs}"]')
+    expect(chip.get_by_test_id("reaction-count")).to_have_text("1")
+    expect(c.messages(text).get_by_test_id("reaction-count")).to_have_text("1")
+
+    a.hold_mouse_on(chip)
+    # While the chip is held, a third user adds the same reaction: the message redraws.
+    menu(c, text).get_by_test_id("pick-emoji").first.click()
+    expect(chip.get_by_test_id("reaction-count")).to_have_text("2")
+    a.page.mouse.up()
+
+    expect(chip).to_have_attribute("aria-pressed", "true")
+    for chat in (a, b, c):
+        r = chat.messages(text).locator(f'[data-testid="reaction"][data-emoji="{thumbs}"]')
+        expect(r.get_by_test_id("reaction-count")).to_have_text("3")

@@ -65,9 +65,9 @@ class SocketServer(socketio.Server):
         self.fast_events = self.packet_class is sio_packet.Packet
         self._spawn_n: Callable[..., Any] = self.start_background_task
         if self.async_mode == "eventlet":
-            from ..runtime import eventlet
+            from .. import runtime
 
-            self._spawn_n = eventlet.spawn_n
+            self._spawn_n = runtime.spawn_n
 
     def report_sessions(self, opened: Callable[[str, dict], None],
                         connect_handled: Callable[[str], None]) -> None:
@@ -374,8 +374,8 @@ def problems() -> list[str | None]:
 
 
 def _fast_path_problems() -> list[str]:
-    """What `_receiving`, `_message`, `plain_event` and `_handle_event` take from the
-    libraries' source."""
+    """What `_receiving`, `_message` and `plain_event` take from the libraries' source
+    (`_handle_event`'s `runtime.spawn_n` is eventlet's, bound when runtime is imported)."""
     from socketio import base_server
 
     found: list[str] = []
@@ -401,8 +401,4 @@ def _fast_path_problems() -> list[str]:
         found.append("socketio.packet.EVENT is no longer 2 or engineio.packet.MESSAGE 4")
     if not callable(getattr(getattr(sio_packet.Packet, "json", None), "loads", None)):
         found.append("socketio.packet.Packet.json.loads is missing")
-    from ..runtime import eventlet
-
-    if not callable(getattr(eventlet, "spawn_n", None)):
-        found.append("eventlet.spawn_n is missing")
     return found

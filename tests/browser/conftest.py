@@ -124,6 +124,11 @@ class ChatPage:
         self.tid("room-password").fill(password or "")
         self.tid("room-submit").click()
 
+    def enter_room(self, room, password=None):
+        """Join (or create) `room` and wait until it is the open conversation."""
+        self.join_room(room, password)
+        expect(self.tid("conv-title")).to_have_text(room)
+
     def hold_mouse_on(self, locator):
         """Press the mouse button on the middle of `locator` and keep it down: the release
         (self.page.mouse.up()) is the test's to send, after whatever should come between."""

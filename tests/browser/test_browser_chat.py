@@ -33,8 +33,7 @@ def test_lobby_room_and_direct_chat_and_what_a_third_sees(server, open_chat):
 
     # A room: ann creates it, bob joins it; cat does not.
     room = unique("#talk")
-    a.join_room(room)
-    expect(a.tid("conv-title")).to_have_text(room)
+    a.enter_room(room)
     expect(a.tid("close-room")).to_be_visible()
     b.join_room(room.lstrip("#"))  # the # is optional in the form
     expect(b.tid("conv-title")).to_have_text(room)
@@ -131,10 +130,8 @@ def test_leave_room_and_dm_to_unknown_user_shows_error(server, open_chat):
     a = open_chat(server.url).sign_in(a_name)
     b = open_chat(server.url).sign_in(b_name)
     room = unique("#hall")
-    a.join_room(room)
-    expect(a.tid("conv-title")).to_have_text(room)
-    b.join_room(room)
-    expect(b.tid("conv-title")).to_have_text(room)
+    a.enter_room(room)
+    b.enter_room(room)
 
     b.tid("leave-room").click()
     expect(b.conv_button(room)).to_have_count(0)
@@ -242,8 +239,7 @@ def test_older_history_loads_when_scrolling_up(server, open_chat):
         seeder.disconnect()
 
     r = open_chat(server.url).sign_in(unique("rdr"))
-    r.join_room(room)
-    expect(r.tid("conv-title")).to_have_text(room)
+    r.enter_room(room)
     r.expect_once("line 130")
     assert r.messages().count() < 130  # only the newest page at first
     expect(r.messages("line 001")).to_have_count(0)
@@ -270,10 +266,8 @@ def test_a_press_on_a_room_survives_the_sidebar_redrawing_before_the_release(ser
     a = open_chat(server.url).sign_in(a_name)
     b = open_chat(server.url).sign_in(b_name)
     room = unique("#held")
-    a.join_room(room)
-    expect(a.tid("conv-title")).to_have_text(room)
-    b.join_room(room)
-    expect(b.tid("conv-title")).to_have_text(room)
+    a.enter_room(room)
+    b.enter_room(room)
     expect(a.tid("notice").filter(has_text=f"{b_name} joined")).to_have_count(1)
     a.open_conv("lobby", title="Lobby")
 
@@ -301,12 +295,9 @@ def test_a_press_on_a_public_room_survives_the_list_redrawing_before_the_release
     # ours (two members, soon three) sorts above theirs (one): the room whose count changes
     # stays above the one pressed, and does not push it from under the pointer.
     ours, theirs = unique("#ours"), unique("#theirs")
-    a.join_room(ours)
-    expect(a.tid("conv-title")).to_have_text(ours)
-    b.join_room(ours)
-    expect(b.tid("conv-title")).to_have_text(ours)
-    b.join_room(theirs)
-    expect(b.tid("conv-title")).to_have_text(theirs)
+    a.enter_room(ours)
+    b.enter_room(ours)
+    b.enter_room(theirs)
     expect(a.tid("notice").filter(has_text=f"{b_name} joined")).to_have_count(1)
 
     a.ensure_sidebar()
@@ -322,8 +313,7 @@ def test_a_press_on_a_public_room_survives_the_list_redrawing_before_the_release
     a.hold_mouse_on(pick)
     # While the button is held, someone joins a room of the user's: the list is asked
     # again and redrawn.
-    c.join_room(ours)
-    expect(c.tid("conv-title")).to_have_text(ours)
+    c.enter_room(ours)
     expect(ours_row).to_contain_text("3 members")
     a.page.mouse.up()
 

@@ -30,8 +30,7 @@ def test_reload_keeps_identity_rooms_and_history(server, open_chat, client_facto
     a.send(in_lobby)
     a.expect_once(in_lobby)
     room = unique("#den")
-    a.join_room(room)
-    expect(a.tid("conv-title")).to_have_text(room)
+    a.enter_room(room)
     in_room = f"room before reload {tag()}"
     a.send(in_room)
     a.expect_once(in_room)
@@ -134,12 +133,10 @@ def test_missed_messages_come_back_with_unread_counts(server, open_chat):
     a_name, b_name = unique("awy"), unique("chr")
     a = open_chat(server.url).sign_in(a_name)
     room = unique("#news")
-    a.join_room(room)
-    expect(a.tid("conv-title")).to_have_text(room)
+    a.enter_room(room)
     a.open_conv("lobby", title="Lobby")
     b = open_chat(server.url).sign_in(b_name)
-    b.join_room(room)
-    expect(b.tid("conv-title")).to_have_text(room)
+    b.enter_room(room)
 
     # ann closes her only tab: she is offline.
     context = a.page.context
@@ -289,8 +286,7 @@ def test_usable_at_phone_width(server, open_chat):
     expect(p.tid("sidebar")).to_be_hidden()
 
     room = unique("#pocket")
-    p.join_room(room)
-    expect(p.tid("conv-title")).to_have_text(room)
+    p.enter_room(room)
     expect(p.tid("sidebar")).to_be_hidden()
     in_room = f"a long message that has to wrap on a narrow screen {'x' * 80} {tag()}"
     p.send(in_room)
@@ -317,8 +313,7 @@ def test_more_missed_messages_than_one_replay_arrive_without_gaps(server, open_c
     a_name = unique("gap")
     a = open_chat(server.url).sign_in(a_name)
     room = unique("#flood")
-    a.join_room(room)
-    expect(a.tid("conv-title")).to_have_text(room)
+    a.enter_room(room)
     a.open_conv("lobby", title="Lobby")
     context = a.page.context
     a.page.close()
@@ -366,10 +361,8 @@ def test_network_drop_shows_banner_and_replays_what_this_tab_missed(server, open
     a = open_chat(server.url).sign_in(a_name)
     b = open_chat(server.url).sign_in(b_name)
     room = unique("#wifi")
-    a.join_room(room)
-    expect(a.tid("conv-title")).to_have_text(room)
-    b.join_room(room)
-    expect(b.tid("conv-title")).to_have_text(room)
+    a.enter_room(room)
+    b.enter_room(room)
     a.open_conv("lobby", title="Lobby")
 
     a.page.context.set_offline(True)
